@@ -1,0 +1,320 @@
+#include "core/tape.hpp"
+
+#include <atomic>
+#include <fmt/format.h>
+
+#include "ops/arith.hpp"
+#include "ops/shape.hpp"
+
+namespace tapegrad {
+
+namespace {
+std::atomic<std::uint64_t> next_generation{1};
+thread_local Tape default_tape;
+thread_local Tape* active_tape = nullptr;
+thread_local bool grad_mode = true;
+thread_local bool anomaly_mode = false;
+
+// The tape looks for unreferenced graphs when it reaches this many entries (then at twice
+// the size while something still refers to them).
+constexpr std::size_t first_sweep_check = 4096;
+
+std::string describe(const Variable& v) {
+    return fmt::format("{} {}", to_string(v.shape()), name(v.dtype()));
+}
+
+// a += g for gradients. In place when nothing else can see `a`; recorded when building a
+// graph of the backward pass.
+Variable accumulate(Variable a, const Variable& g, bool create_graph) {
+    if (!a.defined()) return g;
+    if (create_graph) return add(a, g);
+    if (a.impl_ptr().use_count() == 1) {
+        Tensor& value = a.impl()->value;
+        dispatch(value.dtype(), [&]<class T>() { value.mutable_xt<T>() += g.value().xt<T>(); });
+        return a;
+    }
+    NoGradGuard no_grad;
+    return add(a, g);
+}
+}  // namespace
+
+Tape::Tape() : generation_(next_generation++) {}
+Tape::~Tape() = default;
+
+Tape& current_tape() { return active_tape ? *active_tape : default_tape; }
+
+TapeScope::TapeScope(Tape& tape) : previous_(active_tape) { active_tape = &tape; }
+TapeScope::~TapeScope() { active_tape = previous_; }
+
+bool grad_enabled() { return grad_mode; }
+NoGradGuard::NoGradGuard() : previous_(grad_mode) { grad_mode = false; }
+NoGradGuard::~NoGradGuard() { grad_mode = previous_; }
+GradModeGuard::GradModeGuard(bool on) : previous_(grad_mode) { grad_mode = on; }
+GradModeGuard::~GradModeGuard() { grad_mode = previous_; }
+
+bool anomaly_enabled() { return anomaly_mode; }
+AnomalyGuard::AnomalyGuard(bool on) : previous_(anomaly_mode) { anomaly_mode = on; }
+AnomalyGuard::~AnomalyGuard() { anomaly_mode = previous_; }
+
+void Tape::reset() {
+    entries_.clear();
+    generation_ = next_generation++;
+}
+
+void Tape::clear() {
+    if (in_backward_) throw GraphError("Tape::clear: called from inside a backward pass");
+    reset();
+}
+
+std::size_t Tape::saved_bytes() const {
+    std::size_t bytes = 0;
+    for (const auto& e : entries_)
+        if (e.result.defined()) bytes += e.result.value().nbytes();
+    return bytes;
+}
+
+// True when a variable outside the tape (held by the user, or a leaf's create_graph
+// gradient) still refers to a live entry's result. Counts the references the tape itself
+// holds: one per entry for its result, one per use as an input.
+bool Tape::referenced_from_outside() const {
+    std::vector<long> internal(entries_.size(), 0);
+    for (std::size_t i = 0; i < entries_.size(); ++i) {
+        if (entries_[i].result.defined()) internal[i] += 1;
+        for (const auto& in : entries_[i].inputs) {
+            const auto* v = in.impl();
+            if (v && v->tape == this && v->generation == generation_) internal[v->index] += 1;
+        }
+    }
+    for (std::size_t i = 0; i < entries_.size(); ++i)
+        if (entries_[i].result.defined() && entries_[i].result.impl_ptr().use_count() > internal[i])
+            return true;
+    return false;
+}
+
+void Tape::check_owned(const detail::VarImpl& v, const char* what) const {
+    if (v.tape != this)
+        throw GraphError(fmt::format(
+            "{}: the variable was recorded on another tape (each thread, and each TapeScope, "
+            "records on its own tape; run backward where the forward ran)",
+            what));
+    if (v.generation != generation_)
+        throw GraphError(fmt::format(
+            "{}: the variable comes from a cleared tape: its graph was released by an earlier "
+            "backward() or Tape::clear(); recompute it, or pass retain_graph=true to the earlier "
+            "backward",
+            what));
+}
+
+Variable record(const char* op, Tensor result, std::initializer_list<Variable> inputs,
+                BackwardFn backward, const std::source_location& loc) {
+    if (anomaly_mode && !all_finite(result))
+        fail<AnomalyError>(op, fmt::format("produced NaN or Inf in its forward result {}",
+                                           to_string(result.shape())), loc);
+    auto impl = std::make_shared<detail::VarImpl>();
+    impl->value = std::move(result);
+    bool needs_grad = false;
+    if (grad_mode)
+        for (const auto& in : inputs) needs_grad = needs_grad || in.requires_grad();
+    if (!needs_grad) return Variable(std::move(impl));
+
+    Tape& tape = current_tape();
+    for (const auto& in : inputs) {
+        const auto* v = in.impl();
+        if (v && v->requires_grad && v->tape && v->tape != &tape)
+            fail<GraphError>(op, "an input was recorded on another tape (each thread and each "
+                                 "TapeScope records on its own; a TBB shard must not use another "
+                                 "shard's variables)", loc);
+    }
+    // A forward-only loop (no backward) would grow the tape forever; when a new graph starts
+    // (no input on this tape) on a large tape, release it if nothing outside refers to it.
+    if (tape.entries_.size() >= tape.next_sweep_check_ && !tape.in_backward_) {
+        bool starts_graph = true;
+        for (const auto& in : inputs) starts_graph = starts_graph && (!in.impl() || !in.impl()->tape);
+        if (starts_graph) {
+            if (!tape.referenced_from_outside()) {
+                tape.reset();
+                tape.next_sweep_check_ = first_sweep_check;
+            } else {
+                tape.next_sweep_check_ = 2 * tape.entries_.size();
+            }
+        }
+    }
+    impl->requires_grad = true;
+    impl->tape = &tape;
+    impl->generation = tape.generation_;
+    impl->index = static_cast<std::uint32_t>(tape.entries_.size());
+    Variable out(std::move(impl));
+    tape.entries_.push_back(Tape::Entry{op, loc, std::vector<Variable>(inputs), std::move(backward),
+                                        out, {}});
+    return out;
+}
+
+Variable Backward::result() const { return tape_.entries_[entry_].result; }
+
+void Backward::add(std::size_t i, const Variable& g_in) {
+    const Variable& in = (*inputs_)[i];
+    if (!in.requires_grad() || !g_in.defined()) return;
+    const char* op = tape_.entries_[entry_].op;
+    const std::source_location loc = tape_.entries_[entry_].loc;
+    Variable g = g_in;
+    if (g.dtype() != in.dtype())
+        fail<DTypeError>(op, fmt::format("backward produced a {} gradient for {} input {}",
+                                         name(g.dtype()), describe(in), i), loc);
+    if (g.shape() != in.shape()) g = sum_to(g, in.shape());
+    if (anomaly_mode && !all_finite(g.value()))
+        fail<AnomalyError>(op, fmt::format("backward produced NaN or Inf in the gradient of "
+                                           "input {} ({})", i, describe(in)), loc);
+    auto* v = in.impl();
+    if (v->tape == nullptr) {  // a leaf
+        auto [slot, fresh] = leaf_slots_->try_emplace(v, leaf_grads_->leaves.size());
+        if (fresh) {
+            leaf_grads_->leaves.push_back(in.impl_ptr());
+            leaf_grads_->grads.emplace_back();
+        }
+        auto& acc = leaf_grads_->grads[slot->second];
+        acc = accumulate(std::move(acc), g, create_graph_);
+        return;
+    }
+    tape_.check_owned(*v, op);
+    auto& acc = tape_.entries_[v->index].grad;
+    acc = accumulate(std::move(acc), g, create_graph_);
+}
+
+std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& seed,
+                                         std::span<const Variable> wanted,
+                                         BackwardOptions options, LeafGrads* leaf_grads) {
+    if (in_backward_)
+        throw GraphError("backward: called from inside a backward rule; nested backward passes "
+                         "are not supported");
+    check_owned(*root.impl(), "backward");
+    const std::size_t r = root.impl()->index;
+    if (!entries_[r].backward)
+        throw GraphError(fmt::format(
+            "backward: the graph of '{}'{} was already freed by an earlier backward(); pass "
+            "retain_graph=true to that call to run backward over it again",
+            entries_[r].op, where(entries_[r].loc).empty() ? "" : " at " + where(entries_[r].loc)));
+    const bool retain = options.retain_graph || options.create_graph;
+
+    std::unordered_map<const detail::VarImpl*, std::size_t> wanted_slot;
+    for (std::size_t k = 0; k < wanted.size(); ++k) {
+        if (!wanted[k].requires_grad())
+            throw GraphError(fmt::format("grad: input {} ({}) does not require grad", k,
+                                         describe(wanted[k])));
+        wanted_slot.emplace(wanted[k].impl(), k);
+    }
+    std::vector<Variable> out(wanted.size());
+
+    LeafGrads local;
+    LeafGrads& leaves = leaf_grads ? *leaf_grads : local;
+    std::unordered_map<detail::VarImpl*, std::size_t> leaf_slots;
+    for (std::size_t k = 0; k < leaves.leaves.size(); ++k) leaf_slots.emplace(leaves.leaves[k].get(), k);
+
+    struct Sweep {  // restores the flag however the sweep ends
+        bool& flag;
+        explicit Sweep(bool& f) : flag(f) { flag = true; }
+        ~Sweep() { flag = false; }
+    } sweep(in_backward_);
+    GradModeGuard mode(options.create_graph);
+
+    entries_[r].grad = seed;
+    for (std::size_t i = r + 1; i-- > 0;) {
+        Variable g = std::move(entries_[i].grad);
+        entries_[i].grad = Variable();
+        if (!g.defined()) continue;
+        if (auto it = wanted_slot.find(entries_[i].result.impl()); it != wanted_slot.end())
+            out[it->second] = g;
+        if (!entries_[i].backward)
+            throw GraphError(fmt::format(
+                "backward: the graph through '{}'{} was already freed by an earlier backward(); "
+                "pass retain_graph=true to that call",
+                entries_[i].op, where(entries_[i].loc).empty() ? "" : " at " + where(entries_[i].loc)));
+        // Move the rule and its inputs out: with create_graph the rule appends entries and
+        // the vector may reallocate under us.
+        BackwardFn fn = std::move(entries_[i].backward);
+        std::vector<Variable> inputs = std::move(entries_[i].inputs);
+        entries_[i].backward = nullptr;
+        Backward ctx(*this, i, g, options.create_graph);
+        ctx.inputs_ = &inputs;
+        ctx.leaf_slots_ = &leaf_slots;
+        ctx.leaf_grads_ = &leaves;
+        try {
+            fn(ctx);
+        } catch (...) {
+            entries_[i].backward = std::move(fn);
+            entries_[i].inputs = std::move(inputs);
+            throw;
+        }
+        if (retain) {
+            entries_[i].backward = std::move(fn);
+            entries_[i].inputs = std::move(inputs);
+        } else {
+            entries_[i].result = Variable();  // release the saved value as we go
+        }
+    }
+    for (std::size_t k = 0; k < leaves.leaves.size(); ++k)
+        if (auto it = wanted_slot.find(leaves.leaves[k].get()); it != wanted_slot.end())
+            out[it->second] = leaves.grads[k];
+    if (!retain && !referenced_from_outside()) reset();
+    return out;
+}
+
+namespace {
+Variable make_seed(const Variable& root, const Tensor& grad_out, const char* what) {
+    if (!root.defined()) throw GraphError(std::string(what) + ": the variable is undefined");
+    if (!root.requires_grad())
+        throw GraphError(fmt::format(
+            "{}: the variable ({}) does not require grad: no input of its graph requires grad, or "
+            "it was computed under NoGradGuard",
+            what, describe(root)));
+    if (!grad_out.defined()) {
+        if (root.numel() != 1)
+            throw GraphError(fmt::format(
+                "{}: the output {} is not a scalar; pass grad_out of that shape", what,
+                describe(root)));
+        return Variable(Tensor::ones(root.shape(), root.dtype()));
+    }
+    if (grad_out.shape() != root.shape() || grad_out.dtype() != root.dtype())
+        throw ShapeError(fmt::format("{}: grad_out {} {} does not match the output {}", what,
+                                     to_string(grad_out.shape()), name(grad_out.dtype()),
+                                     describe(root)));
+    return Variable(grad_out);
+}
+}  // namespace
+
+void Variable::backward(const Tensor& grad_out, BackwardOptions options) const {
+    Variable seed = make_seed(*this, grad_out, "backward");
+    if (is_leaf()) {
+        auto& g = impl_->grad;
+        Variable acc = g ? Variable(g) : Variable();
+        g.reset();
+        g = accumulate(std::move(acc), seed, false).impl_ptr();
+        return;
+    }
+    Tape::LeafGrads leaves;
+    current_tape().run_backward(*this, seed, {}, options, &leaves);
+    for (std::size_t k = 0; k < leaves.leaves.size(); ++k) {
+        auto& g = leaves.leaves[k]->grad;
+        Variable acc = g ? Variable(g) : Variable();
+        g.reset();
+        g = accumulate(std::move(acc), leaves.grads[k], options.create_graph).impl_ptr();
+    }
+}
+
+std::vector<Variable> grad(const Variable& root, std::span<const Variable> wanted,
+                           const Tensor& grad_out, BackwardOptions options) {
+    Variable seed = make_seed(root, grad_out, "grad");
+    if (root.is_leaf()) {
+        std::vector<Variable> out(wanted.size());
+        for (std::size_t k = 0; k < wanted.size(); ++k)
+            if (wanted[k].impl() == root.impl()) out[k] = seed;
+        return out;
+    }
+    return current_tape().run_backward(root, seed, wanted, options, nullptr);
+}
+
+std::vector<Variable> grad(const Variable& root, std::initializer_list<Variable> wanted,
+                           const Tensor& grad_out, BackwardOptions options) {
+    return grad(root, std::span<const Variable>(wanted.begin(), wanted.size()), grad_out, options);
+}
+
+}  // namespace tapegrad

@@ -1,0 +1,174 @@
+// The tape: an append-only record of the ops run while gradients are enabled, in creation
+// order. backward() walks it in reverse — no recursion, no topological sort — so a chain of
+// any length backpropagates on a flat loop.
+//
+// Each thread records on its current tape (a thread-local default, or the one a TapeScope
+// installs), so TBB shards of a batch each keep their own tape and never share entries.
+//
+// An op is written as one function holding its forward and its backward rule:
+//
+//   Variable tanh(const Variable& x) {
+//       Tensor r = ...forward...;
+//       return record("tanh", std::move(r), {x}, [](Backward& b) {
+//           // d tanh(x) = 1 - tanh(x)^2
+//           b.add(0, b.grad_out() * (1.0 - b.result() * b.result()));
+//       });
+//   }
+//
+// Backward rules are written with Variable ops, so with create_graph they are recorded too
+// and a gradient is itself differentiable.
+#pragma once
+
+#include <functional>
+#include <initializer_list>
+#include <source_location>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "core/variable.hpp"
+
+namespace tapegrad {
+
+class Backward;
+using BackwardFn = std::function<void(Backward&)>;
+
+class Tape {
+public:
+    Tape();
+    Tape(const Tape&) = delete;
+    Tape& operator=(const Tape&) = delete;
+    ~Tape();
+
+    std::size_t size() const { return entries_.size(); }  // entries recorded, live or freed
+    std::size_t saved_bytes() const;  // bytes of op results still held by live entries
+    // Drop every entry; variables recorded so far report "cleared tape" if used for backward.
+    void clear();
+
+    // Leaf gradients of the last sweep, in first-reached order (see run_backward).
+    struct LeafGrads {
+        std::vector<std::shared_ptr<detail::VarImpl>> leaves;
+        std::vector<Variable> grads;
+    };
+
+    // The reverse sweep from `root` seeded with `seed`. Returns the gradients that reached
+    // the variables in `wanted` (undefined where none did) and, when `leaf_grads` is given,
+    // every leaf gradient, without touching any leaf's `grad`.
+    std::vector<Variable> run_backward(const Variable& root, const Variable& seed,
+                                       std::span<const Variable> wanted, BackwardOptions options,
+                                       LeafGrads* leaf_grads);
+
+private:
+    friend class Backward;
+    friend Variable record(const char*, Tensor, std::initializer_list<Variable>, BackwardFn,
+                           const std::source_location&);
+    struct Entry {
+        const char* op;
+        std::source_location loc;
+        std::vector<Variable> inputs;
+        BackwardFn backward;                   // empty once freed by a backward
+        Variable result;                       // the op's output
+        Variable grad;                         // adjoint, only during a sweep
+    };
+    std::vector<Entry> entries_;
+    std::uint64_t generation_;
+    bool in_backward_ = false;
+    std::size_t next_sweep_check_ = 4096;
+
+    void check_owned(const detail::VarImpl& v, const char* what) const;
+    void reset();
+    bool referenced_from_outside() const;
+};
+
+// The tape this thread records on.
+Tape& current_tape();
+
+// Installs `tape` as this thread's tape for the guard's lifetime (nests).
+class TapeScope {
+public:
+    explicit TapeScope(Tape& tape);
+    ~TapeScope();
+    TapeScope(const TapeScope&) = delete;
+    TapeScope& operator=(const TapeScope&) = delete;
+
+private:
+    Tape* previous_;
+};
+
+// Gradient recording on this thread: on by default.
+bool grad_enabled();
+class NoGradGuard {
+public:
+    NoGradGuard();
+    ~NoGradGuard();
+    NoGradGuard(const NoGradGuard&) = delete;
+    NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+private:
+    bool previous_;
+};
+// Sets recording to `on` for its lifetime (used by create_graph).
+class GradModeGuard {
+public:
+    explicit GradModeGuard(bool on);
+    ~GradModeGuard();
+    GradModeGuard(const GradModeGuard&) = delete;
+    GradModeGuard& operator=(const GradModeGuard&) = delete;
+
+private:
+    bool previous_;
+};
+
+// What a backward rule sees.
+class Backward {
+public:
+    const Variable& grad_out() const { return grad_out_; }  // d loss / d result
+    Variable result() const;                                // the op's output
+    const Variable& input(std::size_t i) const { return (*inputs_)[i]; }
+    // Does input i want a gradient? Rules skip the work for inputs that do not.
+    bool needs(std::size_t i) const { return (*inputs_)[i].requires_grad(); }
+    // Accumulates g into input i's gradient; broadcasting is undone here (sum_to), so a rule
+    // may pass a gradient of the broadcast shape.
+    void add(std::size_t i, const Variable& g);
+
+private:
+    friend class Tape;
+    Backward(Tape& tape, std::size_t entry, const Variable& grad_out, bool create_graph)
+        : tape_(tape), entry_(entry), grad_out_(grad_out), create_graph_(create_graph) {}
+    Tape& tape_;
+    std::size_t entry_;
+    Variable grad_out_;
+    bool create_graph_;
+    const std::vector<Variable>* inputs_ = nullptr;
+    std::unordered_map<detail::VarImpl*, std::size_t>* leaf_slots_ = nullptr;
+    Tape::LeafGrads* leaf_grads_ = nullptr;
+};
+
+// Records an op's result. When gradients are disabled or no input requires grad, returns a
+// plain value and records nothing.
+Variable record(const char* op, Tensor result, std::initializer_list<Variable> inputs,
+                BackwardFn backward,
+                const std::source_location& loc = std::source_location::current());
+
+// d root / d wanted, as PyTorch's torch.autograd.grad: leaves' `grad` are not touched.
+// Inputs the root does not depend on get an undefined Variable.
+std::vector<Variable> grad(const Variable& root, std::span<const Variable> wanted,
+                           const Tensor& grad_out = {}, BackwardOptions options = {});
+std::vector<Variable> grad(const Variable& root, std::initializer_list<Variable> wanted,
+                           const Tensor& grad_out = {}, BackwardOptions options = {});
+
+// Anomaly mode: every op result in forward and every gradient in backward is checked for
+// NaN/Inf; the first op that produces one throws AnomalyError naming it and its call site.
+bool anomaly_enabled();
+class AnomalyGuard {
+public:
+    explicit AnomalyGuard(bool on = true);
+    ~AnomalyGuard();
+    AnomalyGuard(const AnomalyGuard&) = delete;
+    AnomalyGuard& operator=(const AnomalyGuard&) = delete;
+
+private:
+    bool previous_;
+};
+
+}  // namespace tapegrad

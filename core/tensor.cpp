@@ -1,0 +1,149 @@
+#include "core/tensor.hpp"
+
+#include <cmath>
+#include <fmt/format.h>
+#include <xtensor/xio.hpp>
+#include <xtensor/xmath.hpp>
+
+namespace tapegrad {
+
+std::string where(const std::source_location& loc) {
+    if (loc.line() == 0 || loc.file_name() == nullptr || *loc.file_name() == '\0') return {};
+    std::string_view file = loc.file_name();
+    if (auto slash = file.rfind('/'); slash != std::string_view::npos) file.remove_prefix(slash + 1);
+    return fmt::format("{}:{}", file, loc.line());
+}
+
+std::string to_string(const Shape& shape) {
+    return fmt::format("[{}]", fmt::join(shape.begin(), shape.end(), ","));
+}
+
+std::size_t numel(const Shape& shape) {
+    std::size_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+}
+
+void Tensor::require_defined(const char* what) const {
+    if (!storage_) throw ValueError(std::string("Tensor::") + what + ": the tensor is undefined");
+}
+
+DType Tensor::dtype() const {
+    require_defined("dtype");
+    return storage_->index() == 0 ? DType::float32 : DType::float64;
+}
+
+const Shape& Tensor::shape() const {
+    require_defined("shape");
+    return std::visit([](const auto& a) -> const Shape& { return a.shape(); }, *storage_);
+}
+
+std::size_t Tensor::numel() const {
+    require_defined("numel");
+    return std::visit([](const auto& a) { return a.size(); }, *storage_);
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype) {
+    return dispatch(dtype, [&]<class T>() { return Tensor(xt::xarray<T>::from_shape(shape)); });
+}
+
+Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
+    return dispatch(dtype, [&]<class T>() {
+        auto a = xt::xarray<T>::from_shape(shape);
+        a.fill(static_cast<T>(value));
+        return Tensor(std::move(a));
+    });
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype) { return full(shape, 0.0, dtype); }
+Tensor Tensor::ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
+Tensor Tensor::scalar(double value, DType dtype) { return full(Shape{}, value, dtype); }
+
+Tensor Tensor::from(std::span<const double> values, const Shape& shape, DType dtype) {
+    if (values.size() != tapegrad::numel(shape))
+        throw ShapeError(fmt::format("Tensor::from: {} values do not fill shape {} ({} elements)",
+                                     values.size(), to_string(shape), tapegrad::numel(shape)));
+    return dispatch(dtype, [&]<class T>() {
+        auto a = xt::xarray<T>::from_shape(shape);
+        std::copy(values.begin(), values.end(), a.begin());
+        return Tensor(std::move(a));
+    });
+}
+
+Tensor Tensor::from(std::initializer_list<double> values, const Shape& shape, DType dtype) {
+    return from(std::span<const double>(values.begin(), values.size()), shape, dtype);
+}
+
+double Tensor::flat(std::size_t i) const {
+    if (i >= numel())
+        throw ValueError(fmt::format("Tensor::flat: index {} out of range for shape {}", i,
+                                     to_string(shape())));
+    return std::visit([i](const auto& a) { return static_cast<double>(a.data()[i]); }, *storage_);
+}
+
+void Tensor::set_flat(std::size_t i, double value) {
+    if (i >= numel())
+        throw ValueError(fmt::format("Tensor::set_flat: index {} out of range for shape {}", i,
+                                     to_string(shape())));
+    dispatch(dtype(), [&]<class T>() { mutable_xt<T>().data()[i] = static_cast<T>(value); });
+}
+
+double Tensor::item() const {
+    if (numel() != 1)
+        throw ShapeError(fmt::format("Tensor::item: tensor {} has {} elements, not 1",
+                                     to_string(shape()), numel()));
+    return flat(0);
+}
+
+std::vector<double> Tensor::to_vector() const {
+    return std::visit([](const auto& a) { return std::vector<double>(a.begin(), a.end()); },
+                      *storage_);
+}
+
+Tensor Tensor::to(DType target) const {
+    if (dtype() == target) return *this;
+    return std::visit(
+        [&](const auto& a) {
+            return dispatch(target, [&]<class T>() { return Tensor(xt::xarray<T>(xt::cast<T>(a))); });
+        },
+        *storage_);
+}
+
+Tensor Tensor::clone() const {
+    require_defined("clone");
+    Tensor copy;
+    copy.storage_ = std::make_shared<Storage>(*storage_);
+    return copy;
+}
+
+std::string Tensor::str() const {
+    if (!defined()) return "tensor(undefined)";
+    std::string body = std::visit(
+        [](const auto& a) {
+            std::ostringstream os;
+            os << a;
+            return os.str();
+        },
+        *storage_);
+    return fmt::format("tensor({}, {}, {})", body, to_string(shape()), name(dtype()));
+}
+
+bool all_finite(const Tensor& t) {
+    return dispatch(t.dtype(), [&]<class T>() {
+        for (T v : t.xt<T>())
+            if (!std::isfinite(v)) return false;
+        return true;
+    });
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+    if (a.shape() != b.shape())
+        throw ShapeError("max_abs_diff: shapes " + to_string(a.shape()) + " and " +
+                         to_string(b.shape()) + " differ");
+    double worst = 0;
+    for (std::size_t i = 0, n = a.numel(); i < n; ++i)
+        worst = std::max(worst, std::abs(a.flat(i) - b.flat(i)));
+    return worst;
+}
+
+}  // namespace tapegrad

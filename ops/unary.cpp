@@ -1,0 +1,68 @@
+#include "ops/unary.hpp"
+
+#include <xtensor/xmath.hpp>
+#include <xtensor/xoperation.hpp>
+
+#include "core/tape.hpp"
+#include "ops/kernels.hpp"
+
+namespace tapegrad {
+
+using kernels::map;
+using kernels::require_defined;
+
+Variable exp(const Variable& x, const Loc& loc) {
+    require_defined("exp", x, loc);
+    Tensor out = map(x.value(), [](const auto& v) { return xt::exp(v); });
+    return record("exp", std::move(out), {x}, [](Backward& bw) {
+        // d exp(x) = exp(x)
+        bw.add(0, bw.grad_out() * bw.result());
+    }, loc);
+}
+
+Variable log(const Variable& x, const Loc& loc) {
+    require_defined("log", x, loc);
+    Tensor out = map(x.value(), [](const auto& v) { return xt::log(v); });
+    return record("log", std::move(out), {x}, [](Backward& bw) {
+        // d log(x) = 1 / x
+        bw.add(0, bw.grad_out() / bw.input(0));
+    }, loc);
+}
+
+Variable tanh(const Variable& x, const Loc& loc) {
+    require_defined("tanh", x, loc);
+    Tensor out = map(x.value(), [](const auto& v) { return xt::tanh(v); });
+    return record("tanh", std::move(out), {x}, [](Backward& bw) {
+        // d tanh(x) = 1 - tanh(x)^2
+        const Variable r = bw.result();
+        bw.add(0, bw.grad_out() * (1.0 - r * r));
+    }, loc);
+}
+
+Variable sigmoid(const Variable& x, const Loc& loc) {
+    require_defined("sigmoid", x, loc);
+    Tensor out = dispatch(x.dtype(), [&]<class T>() {
+        return Tensor(xt::xarray<T>(T(1) / (T(1) + xt::exp(-x.value().xt<T>()))));
+    });
+    return record("sigmoid", std::move(out), {x}, [](Backward& bw) {
+        // d sigmoid(x) = s (1 - s)
+        const Variable s = bw.result();
+        bw.add(0, bw.grad_out() * (s * (1.0 - s)));
+    }, loc);
+}
+
+Variable relu(const Variable& x, const Loc& loc) {
+    require_defined("relu", x, loc);
+    Tensor out = dispatch(x.dtype(), [&]<class T>() {
+        return Tensor(xt::xarray<T>(xt::maximum(x.value().xt<T>(), T(0))));
+    });
+    return record("relu", std::move(out), {x}, [](Backward& bw) {
+        // d relu(x) = [x > 0]  (0 at the kink)
+        Tensor mask = dispatch(bw.input(0).dtype(), [&]<class T>() {
+            return Tensor(xt::xarray<T>(xt::cast<T>(bw.input(0).value().xt<T>() > T(0))));
+        });
+        bw.add(0, bw.grad_out() * constant(mask));
+    }, loc);
+}
+
+}  // namespace tapegrad
