@@ -14,6 +14,9 @@ thread_local Tape default_tape;
 thread_local Tape* active_tape = nullptr;
 thread_local bool grad_mode = true;
 thread_local bool anomaly_mode = false;
+// The op whose backward rule is running on this thread, for anomaly messages.
+thread_local const char* backward_op = nullptr;
+thread_local std::source_location backward_loc;
 
 // The tape looks for unreferenced graphs when it reaches this many entries (then at twice
 // the size while something still refers to them).
@@ -107,9 +110,14 @@ void Tape::check_owned(const detail::VarImpl& v, const char* what) const {
 
 Variable record(const char* op, Tensor result, std::initializer_list<Variable> inputs,
                 BackwardFn backward, const std::source_location& loc) {
-    if (anomaly_mode && !all_finite(result))
+    if (anomaly_mode && !all_finite(result)) {
+        if (backward_op)
+            fail<AnomalyError>(backward_op, fmt::format("backward produced NaN or Inf (in its '{}' "
+                                                        "step, result {})", op,
+                                                        to_string(result.shape())), backward_loc);
         fail<AnomalyError>(op, fmt::format("produced NaN or Inf in its forward result {}",
                                            to_string(result.shape())), loc);
+    }
     auto impl = std::make_shared<detail::VarImpl>();
     impl->value = std::move(result);
     bool needs_grad = false;
@@ -237,13 +245,17 @@ std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& s
         ctx.inputs_ = &inputs;
         ctx.leaf_slots_ = &leaf_slots;
         ctx.leaf_grads_ = &leaves;
+        backward_op = entries_[i].op;
+        backward_loc = entries_[i].loc;
         try {
             fn(ctx);
         } catch (...) {
+            backward_op = nullptr;
             entries_[i].backward = std::move(fn);
             entries_[i].inputs = std::move(inputs);
             throw;
         }
+        backward_op = nullptr;
         if (retain) {
             entries_[i].backward = std::move(fn);
             entries_[i].inputs = std::move(inputs);
