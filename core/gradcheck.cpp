@@ -20,17 +20,6 @@ std::string index_string(const Shape& shape, std::size_t flat) {
     return to_string(idx);
 }
 
-// Evaluates f on copies of `x` with element (k, i) moved by `delta`, without recording.
-Tensor evaluate_shifted(const GradcheckFn& f, const std::vector<Variable>& x, std::size_t k,
-                        std::size_t i, double delta) {
-    std::vector<Variable> shifted = x;
-    Tensor moved = x[k].value().clone();
-    moved.set_flat(i, moved.flat(i) + delta);
-    shifted[k] = Variable(moved, x[k].requires_grad());
-    NoGradGuard no_grad;
-    return f(shifted).value();
-}
-
 struct Comparison {
     const GradcheckOptions& opt;
     GradcheckInput& row;
@@ -64,12 +53,12 @@ std::string GradcheckReport::str() const {
                                 options.rtol);
     for (const auto& in : inputs) {
         if (!in.checked) {
-            s += fmt::format("\n  input {} {}: not checked (does not require grad)", in.input,
+            s += fmt::format("\n  {} {}: not checked (does not require grad)", in.name,
                              to_string(in.shape));
             continue;
         }
-        s += fmt::format("\n  input {} {}: {} max abs error {:.3g}, max rel error {:.3g}",
-                         in.input, to_string(in.shape), in.ok ? "ok   " : "WRONG", in.max_abs_error,
+        s += fmt::format("\n  {} {}: {} max abs error {:.3g}, max rel error {:.3g}", in.name,
+                         to_string(in.shape), in.ok ? "ok   " : "WRONG", in.max_abs_error,
                          in.max_rel_error);
         if (!in.worst_index.empty())
             s += fmt::format("; worst at {}: analytic {:.10g}, numeric {:.10g}", in.worst_index,
@@ -78,30 +67,13 @@ std::string GradcheckReport::str() const {
     return s;
 }
 
-GradcheckReport gradcheck(const GradcheckFn& f, const std::vector<Variable>& inputs_in,
-                          const GradcheckOptions& opt) {
-    // Work on float64 copies, on a private tape, so the caller's tape is untouched.
-    Tape tape;
-    TapeScope scope(tape);
-    GradModeGuard recording(true);
-    std::vector<Variable> x;
-    std::vector<Variable> checked;
-    for (const auto& in : inputs_in) {
-        x.emplace_back(in.value().to(float64).clone(), in.requires_grad());
-        if (in.requires_grad()) checked.push_back(x.back());
-    }
-
-    GradcheckReport report;
-    report.options = opt;
-    for (std::size_t k = 0; k < x.size(); ++k) {
-        GradcheckInput row;
-        row.input = k;
-        row.shape = x[k].shape();
-        row.checked = x[k].requires_grad();
-        report.inputs.push_back(row);
-    }
-
-    const Variable y0 = f(x);
+namespace {
+// Checks d eval() / d leaf for every leaf: analytic through grad(), numeric by moving each
+// element of the leaf's value in place by +-eps. Leaves are float64 leaf variables.
+void check_leaves(const std::function<Variable()>& eval, const std::vector<Variable>& leaves,
+                  const std::vector<std::size_t>& rows, GradcheckReport& report) {
+    const GradcheckOptions& opt = report.options;
+    const Variable y0 = eval();
     if (!y0.defined() || y0.dtype() != float64)
         throw DTypeError("gradcheck: the function must return a defined float64 variable for "
                          "float64 inputs");
@@ -109,87 +81,120 @@ GradcheckReport gradcheck(const GradcheckFn& f, const std::vector<Variable>& inp
 
     // Output weightings to check: one-hot rows (Jacobian) or random projections.
     std::vector<Tensor> seeds;
-    std::vector<std::size_t> seed_row;  // the output element for one-hot seeds
     if (m == 1) {
         report.mode = "scalar output";
         seeds.push_back(Tensor::ones(y0.shape(), float64));
-        seed_row.push_back(0);
     } else if (m <= opt.full_jacobian_max_outputs) {
         report.mode = fmt::format("full Jacobian ({} outputs)", m);
         for (std::size_t j = 0; j < m; ++j) {
             Tensor e = Tensor::zeros(y0.shape(), float64);
             e.set_flat(j, 1.0);
             seeds.push_back(e);
-            seed_row.push_back(j);
         }
     } else {
         report.mode = fmt::format("{} random projections of {} outputs", opt.projections, m);
         Generator gen(opt.seed);
-        for (std::size_t p = 0; p < opt.projections; ++p) {
+        for (std::size_t p = 0; p < opt.projections; ++p)
             seeds.push_back(gen.normal(y0.shape(), 0.0, 1.0, float64));
-            seed_row.push_back(p);
-        }
     }
 
     // Analytic: one backward per seed, each over a fresh forward.
     std::vector<std::vector<Tensor>> analytic(seeds.size());
     for (std::size_t s = 0; s < seeds.size(); ++s) {
-        Variable y = s == 0 ? y0 : f(x);
-        std::vector<Variable> g;
-        if (!checked.empty()) {
-            if (!y.requires_grad())
-                g.assign(checked.size(), Variable());  // nothing depends on the inputs
-            else
-                g = grad(y, checked, seeds[s]);
-        }
-        std::size_t c = 0;
-        for (std::size_t k = 0; k < x.size(); ++k) {
-            if (!x[k].requires_grad()) {
-                analytic[s].emplace_back();
-                continue;
-            }
-            const Variable& gk = g[c++];
-            analytic[s].push_back(gk.defined() ? gk.value() : Tensor::zeros(x[k].shape(), float64));
-        }
+        Variable y = s == 0 ? y0 : eval();
+        std::vector<Variable> g(leaves.size());
+        if (!leaves.empty() && y.requires_grad()) g = grad(y, leaves, seeds[s]);
+        for (std::size_t k = 0; k < leaves.size(); ++k)
+            analytic[s].push_back(g[k].defined() ? g[k].value() : Tensor::zeros(leaves[k].shape(), float64));
     }
 
-    // Numeric: central differences, two forwards per input element shared by all seeds.
-    for (std::size_t k = 0; k < x.size(); ++k) {
-        if (!x[k].requires_grad()) continue;
-        Comparison compare{opt, report.inputs[k]};
-        for (std::size_t i = 0, n = x[k].numel(); i < n; ++i) {
-            const Tensor plus = evaluate_shifted(f, x, k, i, +opt.eps);
-            const Tensor minus = evaluate_shifted(f, x, k, i, -opt.eps);
+    // Numeric: central differences, two forwards per element shared by all seeds.
+    for (std::size_t k = 0; k < leaves.size(); ++k) {
+        Variable leaf = leaves[k];
+        Comparison compare{opt, report.inputs[rows[k]]};
+        for (std::size_t i = 0, n = leaf.numel(); i < n; ++i) {
+            const double original = leaf.value().flat(i);
+            auto shifted = [&](double delta) {
+                leaf.mutable_value().set_flat(i, original + delta);
+                NoGradGuard no_grad;
+                Tensor out = eval().value();
+                leaf.mutable_value().set_flat(i, original);
+                return out;
+            };
+            const Tensor plus = shifted(+opt.eps), minus = shifted(-opt.eps);
             for (std::size_t s = 0; s < seeds.size(); ++s) {
                 double dp = 0;
-                for (std::size_t j = 0; j < m; ++j)
-                    dp += seeds[s].flat(j) * (plus.flat(j) - minus.flat(j));
-                const double numeric = dp / (2 * opt.eps);
-                std::string where = index_string(x[k].shape(), i);
+                for (std::size_t j = 0; j < m; ++j) dp += seeds[s].flat(j) * (plus.flat(j) - minus.flat(j));
+                std::string at = index_string(leaf.shape(), i);
                 if (m > 1)
-                    where += fmt::format(" ({} {})",
-                                         m <= opt.full_jacobian_max_outputs ? "output" : "projection",
-                                         seed_row[s]);
-                compare(analytic[s][k].flat(i), numeric, where);
+                    at += fmt::format(" ({} {})", m <= opt.full_jacobian_max_outputs ? "output" : "projection", s);
+                compare(analytic[s][k].flat(i), dp / (2 * opt.eps), at);
             }
         }
     }
+}
+
+void require_float64_leaves(const std::vector<Variable>& params) {
+    for (const auto& p : params)
+        if (!p.is_leaf() || p.dtype() != float64 || !p.requires_grad())
+            throw DTypeError(fmt::format("gradcheck: parameter '{}' must be a float64 leaf that requires "
+                                         "grad (convert the module with to(float64))", p.name()));
+}
+}  // namespace
+
+GradcheckReport gradcheck(const GradcheckFn& f, const std::vector<Variable>& inputs_in,
+                          const GradcheckOptions& opt, const std::vector<Variable>& params) {
+    require_float64_leaves(params);
+    // Work on float64 copies, on a private tape, so the caller's tape is untouched.
+    Tape tape;
+    TapeScope scope(tape);
+    GradModeGuard recording(true);
+    GradcheckReport report;
+    report.options = opt;
+    std::vector<Variable> x, leaves;
+    std::vector<std::size_t> rows;
+    for (std::size_t k = 0; k < inputs_in.size(); ++k) {
+        const auto& in = inputs_in[k];
+        x.emplace_back(in.value().to(float64).clone(), in.requires_grad());
+        GradcheckInput row;
+        row.input = k;
+        row.name = fmt::format("input {}", k);
+        row.shape = in.shape();
+        row.checked = in.requires_grad();
+        report.inputs.push_back(row);
+        if (in.requires_grad()) {
+            leaves.push_back(x.back());
+            rows.push_back(k);
+        }
+    }
+    for (std::size_t k = 0; k < params.size(); ++k) {
+        GradcheckInput row;
+        row.input = inputs_in.size() + k;
+        row.name = params[k].name().empty() ? fmt::format("parameter {}", k) : params[k].name();
+        row.shape = params[k].shape();
+        row.checked = true;
+        report.inputs.push_back(row);
+        leaves.push_back(params[k]);
+        rows.push_back(inputs_in.size() + k);
+    }
+    check_leaves([&] { return f(x); }, leaves, rows, report);
     return report;
 }
 
 GradcheckReport gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
-                          const GradcheckOptions& options) {
+                          const GradcheckOptions& options, const std::vector<Variable>& params) {
     std::vector<Variable> vars;
     for (const auto& t : inputs) vars.emplace_back(t, true);
-    return gradcheck(f, vars, options);
+    return gradcheck(f, vars, options, params);
 }
 
 GradcheckReport gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
-                              const GradcheckOptions& options) {
+                              const GradcheckOptions& options, const std::vector<Variable>& params) {
     // Fixed random weightings, drawn once so every evaluation sees the same function.
     Generator gen(options.seed + 1);
     std::vector<Tensor> v;
     for (const auto& t : inputs) v.push_back(gen.normal(t.shape(), 0, 1, float64));
+    for (const auto& p : params) v.push_back(gen.normal(p.shape(), 0, 1, float64));
     Tensor u;
     auto s = [&](const std::vector<Variable>& x) -> Variable {
         // The inner gradient is needed for the finite differences too (which run without
@@ -201,13 +206,15 @@ GradcheckReport gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& i
         Variable yu = sum(y * Variable(u));
         Variable total = constant(0.0, float64);
         if (!yu.requires_grad()) return total;
-        const auto g = grad(yu, x, {}, {.retain_graph = false, .create_graph = outer});
+        std::vector<Variable> wrt = x;
+        wrt.insert(wrt.end(), params.begin(), params.end());
+        const auto g = grad(yu, wrt, {}, {.retain_graph = false, .create_graph = outer});
         GradModeGuard inner(outer);
-        for (std::size_t k = 0; k < x.size(); ++k)
+        for (std::size_t k = 0; k < wrt.size(); ++k)
             if (g[k].defined()) total = total + sum(g[k] * Variable(v[k]));
         return total;
     };
-    return gradcheck(s, inputs, options);
+    return gradcheck(s, inputs, options, params);
 }
 
 }  // namespace tapegrad

@@ -33,6 +33,7 @@ struct GradcheckOptions {
 
 struct GradcheckInput {
     std::size_t input = 0;
+    std::string name;              // "input 0", or a parameter's name
     Shape shape;
     bool checked = false;          // false for inputs that do not require grad
     double max_abs_error = 0;
@@ -51,18 +52,21 @@ struct GradcheckReport {
     std::string str() const;
 };
 
-// Checks every input.
+// Checks every input. `params` are extra float64 leaves f uses directly (a module's
+// parameters): they are checked too, moved in place for the finite differences and restored.
+// layers/module.hpp has gradcheck(module, f, inputs), which converts a module for you.
 GradcheckReport gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
-                          const GradcheckOptions& options = {});
+                          const GradcheckOptions& options = {}, const std::vector<Variable>& params = {});
 // Checks the inputs that require grad; the others are passed through as constants.
 GradcheckReport gradcheck(const GradcheckFn& f, const std::vector<Variable>& inputs,
-                          const GradcheckOptions& options = {});
+                          const GradcheckOptions& options = {}, const std::vector<Variable>& params = {});
 
 // Second derivatives: checks the gradient of  s(x) = Σ_i <v_i, ∂<u, f(x)>/∂x_i>  for random
 // u, v, where the inner gradient is taken with create_graph. Passes when every op on the path
 // has a differentiable backward rule.
 GradcheckReport gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
-                              const GradcheckOptions& options = {});
+                              const GradcheckOptions& options = {},
+                              const std::vector<Variable>& params = {});
 
 }  // namespace tapegrad
 

@@ -184,8 +184,10 @@ void Backward::add(std::size_t i, const Variable& g_in) {
         return;
     }
     tape_.check_owned(*v, op);
-    auto& acc = tape_.entries_[v->index].grad;
-    acc = accumulate(std::move(acc), g, create_graph_);
+    // No reference into entries_ across accumulate(): with create_graph it records, and the
+    // vector may reallocate.
+    Variable sum = accumulate(std::move(tape_.entries_[v->index].grad), g, create_graph_);
+    tape_.entries_[v->index].grad = std::move(sum);
 }
 
 std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& seed,

@@ -1,11 +1,44 @@
 #include "ops/linalg.hpp"
 
-#include <xtensor-blas/xblas.hpp>
+#include <cblas.h>
 
 #include "core/tape.hpp"
 #include "ops/kernels.hpp"
+#include "ops/shape.hpp"
 
 namespace tapegrad {
+
+namespace {
+
+// c[m,n] = op(a) op(b), row-major; lda and ldb are the stored row lengths of a and b.
+template <class T>
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a,
+          std::size_t lda, const T* b, std::size_t ldb, T* c) {
+    const auto opa = ta ? CblasTrans : CblasNoTrans, opb = tb ? CblasTrans : CblasNoTrans;
+    const auto i = [](std::size_t v) { return static_cast<blasint>(v); };
+    if constexpr (std::is_same_v<T, float>)
+        cblas_sgemm(CblasRowMajor, opa, opb, i(m), i(n), i(k), 1.0f, a, i(lda), b, i(ldb), 0.0f,
+                    c, i(n));
+    else
+        cblas_dgemm(CblasRowMajor, opa, opb, i(m), i(n), i(k), 1.0, a, i(lda), b, i(ldb), 0.0, c,
+                    i(n));
+}
+
+// Index (in matrices) of batch i of the broadcast batch shape `batch` inside an operand whose
+// own batch shape is `own` (aligned at the right; its axes of size 1 and missing axes repeat).
+std::size_t batch_index(std::size_t i, const Shape& batch, const Shape& own) {
+    const std::size_t lead = batch.size() - own.size();
+    std::size_t index = 0, stride = 1;
+    for (std::size_t d = batch.size(); d-- > lead;) {
+        const std::size_t coord = i % batch[d];
+        i /= batch[d];
+        if (own[d - lead] != 1) index += coord * stride;
+        stride *= own[d - lead];
+    }
+    return index;
+}
+
+}  // namespace
 
 Variable matmul(const Variable& a, const Variable& b, const Loc& loc) {
     return matmul(a, b, false, false, loc);
@@ -13,27 +46,65 @@ Variable matmul(const Variable& a, const Variable& b, const Loc& loc) {
 
 Variable matmul(const Variable& a, const Variable& b, bool ta, bool tb, const Loc& loc) {
     kernels::check_binary("matmul", a, b, loc);
-    if (a.dim() != 2 || b.dim() != 2)
-        fail<ShapeError>("matmul", fmt::format("{} x {}: both operands must be 2-D",
-                                               to_string(a.shape()), to_string(b.shape())), loc);
-    const std::size_t m = a.shape()[ta ? 1 : 0], k = a.shape()[ta ? 0 : 1];
-    const std::size_t k2 = b.shape()[tb ? 1 : 0], n = b.shape()[tb ? 0 : 1];
+    const Shape &as = a.shape(), &bs = b.shape();
+    if (a.dim() < 2 || b.dim() < 2)
+        fail<ShapeError>("matmul", fmt::format("{} x {}: both operands need rank >= 2",
+                                               to_string(as), to_string(bs)), loc);
+    const std::size_t ra = a.dim(), rb = b.dim();
+    const std::size_t m = as[ra - (ta ? 1 : 2)], k = as[ra - (ta ? 2 : 1)];
+    const std::size_t k2 = bs[rb - (tb ? 1 : 2)], n = bs[rb - (tb ? 2 : 1)];
     if (k != k2)
         fail<ShapeError>("matmul", fmt::format("{}{} x {}{}: inner dimensions {} and {} differ",
-                                               to_string(a.shape()), ta ? "ᵀ" : "",
-                                               to_string(b.shape()), tb ? "ᵀ" : "", k, k2), loc);
+                                               to_string(as), ta ? "ᵀ" : "", to_string(bs),
+                                               tb ? "ᵀ" : "", k, k2), loc);
+    const Shape a_batch(as.begin(), as.end() - 2), b_batch(bs.begin(), bs.end() - 2);
+    // the batch axes broadcast as NumPy's, aligned at the right
+    Shape batch(std::max(a_batch.size(), b_batch.size()));
+    auto size_at = [n = batch.size()](const Shape& s, std::size_t d) {
+        return d + s.size() < n ? 1 : s[d + s.size() - n];
+    };
+    for (std::size_t d = 0; d < batch.size(); ++d) {
+        const std::size_t da = size_at(a_batch, d), db = size_at(b_batch, d);
+        if (da != db && da != 1 && db != 1)
+            fail<ShapeError>("matmul", fmt::format("{} x {}: batch dimensions {} and {} cannot be "
+                                                   "broadcast", to_string(as), to_string(bs),
+                                                   to_string(a_batch), to_string(b_batch)), loc);
+        batch[d] = da == 1 ? db : da;
+    }
+    Shape out_shape = batch;
+    out_shape.push_back(m);
+    out_shape.push_back(n);
     Tensor out = dispatch(a.dtype(), [&]<class T>() {
-        auto c = xt::xarray<T>::from_shape({m, n});
+        auto c = xt::xarray<T>::from_shape(out_shape);
         if (k == 0) c.fill(T(0));
-        else if (m > 0 && n > 0) xt::blas::gemm(a.value().xt<T>(), b.value().xt<T>(), c, ta, tb);
+        if (m == 0 || n == 0 || k == 0) return Tensor(std::move(c));
+        const T* pa = a.value().xt<T>().data();
+        const T* pb = b.value().xt<T>().data();
+        const std::size_t batches = numel(batch);
+        if (numel(b_batch) == 1 && !ta) {  // a's batches stacked are one [batches*M, K] matrix
+            gemm(false, tb, batches * m, n, k, pa, as.back(), pb, bs.back(), c.data());
+        } else {
+            for (std::size_t i = 0; i < batches; ++i)
+                gemm(ta, tb, m, n, k, pa + batch_index(i, batch, a_batch) * m * k, as.back(),
+                     pb + batch_index(i, batch, b_batch) * k * n, bs.back(), c.data() + i * m * n);
+        }
         return Tensor(std::move(c));
     });
     return record("matmul", std::move(out), {a, b}, [ta, tb](Backward& bw) {
         const Variable& g = bw.grad_out();
         const Variable &A = bw.input(0), &B = bw.input(1);
-        // C = op(A) op(B):  d op(A) = G op(B)ᵀ,  d op(B) = op(A)ᵀ G
+        // C = op(A) op(B) per batch:  d op(A) = G op(B)ᵀ,  d op(B) = op(A)ᵀ G; bw.add sums the
+        // batches an operand was broadcast over
         if (bw.needs(0)) bw.add(0, ta ? matmul(B, g, tb, true) : matmul(g, B, false, !tb));
-        if (bw.needs(1)) bw.add(1, tb ? matmul(g, A, true, ta) : matmul(A, g, !ta, false));
+        if (!bw.needs(1)) return;
+        if (B.dim() > 2 || A.dim() == 2 || ta) {
+            bw.add(1, tb ? matmul(g, A, true, ta) : matmul(A, g, !ta, false));
+            return;
+        }
+        // A batched, B not: with the batches folded into rows, dB = Aᵀ G is one gemm
+        const Variable af = reshape(A, std::vector<long>{-1, static_cast<long>(A.shape().back())});
+        const Variable gf = reshape(g, std::vector<long>{-1, static_cast<long>(g.shape().back())});
+        bw.add(1, tb ? matmul(gf, af, true, false) : matmul(af, gf, true, false));
     }, loc);
 }
 

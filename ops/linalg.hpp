@@ -1,14 +1,16 @@
-// Matrix products through xtensor-blas (OpenBLAS gemm).
+// Matrix products through OpenBLAS gemm, batched over leading axes.
 #pragma once
 
 #include "ops/arith.hpp"
 
 namespace tapegrad {
 
-// [M,K] x [K,N] -> [M,N]
+// [..., M, K] x [..., K, N] -> [..., M, N]. Operands have rank >= 2; the leading (batch) axes
+// broadcast as NumPy's: [B,M,K] x [B,K,N], [M,K] x [B,K,N], [1,M,K] x [B,K,N], [B,M,K] x [K,N].
+// One gemm per batch; a batched a times an unbatched b is a single gemm over all rows.
 Variable matmul(const Variable& a, const Variable& b, const Loc& loc = Loc::current());
-// op(a) x op(b) where op transposes when the flag is set; no transposed copy is made.
-// matmul's backward is written with it: dA = G Bᵀ, dB = Aᵀ G.
+// op(a) x op(b) where op transposes the last two axes when the flag is set; no transposed copy
+// is made. matmul's backward is written with it: dA = G Bᵀ, dB = Aᵀ G.
 Variable matmul(const Variable& a, const Variable& b, bool transpose_a, bool transpose_b,
                 const Loc& loc = Loc::current());
 

@@ -1,12 +1,13 @@
 #include "ops/reduce.hpp"
 
 #include <algorithm>
-#include <xtensor/xreducer.hpp>
+#include <cmath>
 #include <xtensor/xmath.hpp>
 
 #include "core/tape.hpp"
 #include "ops/kernels.hpp"
 #include "ops/shape.hpp"
+#include "ops/unary.hpp"
 
 namespace tapegrad {
 
@@ -25,28 +26,70 @@ std::vector<std::size_t> reduction_axes(const char* op, const Variable& x,
     return out;
 }
 
-Shape kept_shape(const Shape& in, const std::vector<std::size_t>& axes) {
-    Shape out = in;
-    for (auto a : axes) out[a] = 1;
-    return out;
+// What reducing x over some axes does to its shape.
+struct Plan {
+    std::vector<long> axes;    // normalised
+    std::vector<bool> reduce;  // per axis of x
+    Shape kept;                // reduced axes kept as size 1
+    Shape dropped;             // reduced axes removed
+    std::size_t count = 1;     // elements per reduced group
+};
+
+Plan plan(const char* op, const Variable& x, const std::vector<long>& axes, const Loc& loc) {
+    Plan p;
+    p.reduce.assign(x.dim(), false);
+    for (auto a : reduction_axes(op, x, axes, loc)) {
+        p.axes.push_back(static_cast<long>(a));
+        p.reduce[a] = true;
+        p.count *= x.shape()[a];
+    }
+    p.kept = x.shape();
+    for (std::size_t d = 0; d < x.dim(); ++d) {
+        if (p.reduce[d]) p.kept[d] = 1;
+        else p.dropped.push_back(x.shape()[d]);
+    }
+    return p;
+}
+
+template <class T>
+Tensor shaped(xt::xarray<T> r, const Plan& p, bool keepdims) {
+    if (!keepdims) r.reshape(p.dropped);
+    return Tensor(std::move(r));
+}
+
+// max (Max) or min over the planned axes.
+template <bool Max>
+Variable extreme(const char* op, const Variable& x, const std::vector<long>& axes, bool keepdims,
+                 const Loc& loc) {
+    kernels::require_defined(op, x, loc);
+    const Plan p = plan(op, x, axes, loc);
+    if (p.count == 0)
+        fail<ShapeError>(op, fmt::format("reduces {} over an empty axis", to_string(x.shape())),
+                         loc);
+    Tensor out = dispatch(x.dtype(), [&]<class T>() {
+        const auto& v = x.value().xt<T>();
+        return shaped(Max ? kernels::max_axes(v, p.reduce) : kernels::min_axes(v, p.reduce), p,
+                      keepdims);
+    });
+    return record(op, std::move(out), {x}, [p](Backward& bw) {
+        // d max = 1/k on each of the k elements equal to the max, 0 elsewhere
+        const Variable r = bw.result();
+        Tensor w = dispatch(r.dtype(), [&]<class T>() {
+            return Tensor(kernels::tie_weights(bw.input(0).value().xt<T>(), p.reduce,
+                                               r.value().xt<T>().data()));
+        });
+        bw.add(0, reshape(bw.grad_out(), p.kept) * constant(w));
+    }, loc);
 }
 }  // namespace
 
-Variable sum(const Variable& x, const std::vector<long>& axes_in, bool keepdims, const Loc& loc) {
+Variable sum(const Variable& x, const std::vector<long>& axes, bool keepdims, const Loc& loc) {
     kernels::require_defined("sum", x, loc);
-    const auto axes = reduction_axes("sum", x, axes_in, loc);
-    const Shape kept = kept_shape(x.shape(), axes);
-    std::vector<bool> reduce(x.dim(), false);
-    Shape dropped;
-    for (auto a : axes) reduce[a] = true;
-    for (std::size_t d = 0; d < x.dim(); ++d)
-        if (!reduce[d]) dropped.push_back(x.shape()[d]);
+    const Plan p = plan("sum", x, axes, loc);
     Tensor out = dispatch(x.dtype(), [&]<class T>() {
-        xt::xarray<T> r = kernels::sum_axes(x.value().xt<T>(), reduce);
-        if (!keepdims) r.reshape(dropped);
-        return Tensor(std::move(r));
+        return shaped(kernels::sum_axes(x.value().xt<T>(), p.reduce), p, keepdims);
     });
-    return record("sum", std::move(out), {x}, [kept](Backward& bw) {
+    return record("sum", std::move(out), {x}, [kept = p.kept](Backward& bw) {
         // every element of a summed group gets the group's gradient
         bw.add(0, broadcast_to(reshape(bw.grad_out(), kept), bw.input(0).shape()));
     }, loc);
@@ -56,12 +99,74 @@ Variable sum(const Variable& x, const Loc& loc) { return sum(x, {}, false, loc);
 
 Variable mean(const Variable& x, const std::vector<long>& axes, bool keepdims, const Loc& loc) {
     kernels::require_defined("mean", x, loc);
-    std::size_t count = 1;
-    for (auto a : reduction_axes("mean", x, axes, loc)) count *= x.shape()[a];
-    if (count == 0) fail<ShapeError>("mean", "reduces over an empty axis", loc);
-    return sum(x, axes, keepdims, loc) * (1.0 / static_cast<double>(count));
+    const Plan p = plan("mean", x, axes, loc);
+    if (p.count == 0) fail<ShapeError>("mean", "reduces over an empty axis", loc);
+    return sum(x, axes, keepdims, loc) * (1.0 / static_cast<double>(p.count));
 }
 
 Variable mean(const Variable& x, const Loc& loc) { return mean(x, {}, false, loc); }
+
+Variable max(const Variable& x, const std::vector<long>& axes, bool keepdims, const Loc& loc) {
+    return extreme<true>("max", x, axes, keepdims, loc);
+}
+Variable max(const Variable& x, const Loc& loc) { return max(x, {}, false, loc); }
+
+Variable min(const Variable& x, const std::vector<long>& axes, bool keepdims, const Loc& loc) {
+    return extreme<false>("min", x, axes, keepdims, loc);
+}
+Variable min(const Variable& x, const Loc& loc) { return min(x, {}, false, loc); }
+
+Variable logsumexp(const Variable& x, const std::vector<long>& axes, bool keepdims,
+                   const Loc& loc) {
+    kernels::require_defined("logsumexp", x, loc);
+    const Plan p = plan("logsumexp", x, axes, loc);
+    Tensor out = dispatch(x.dtype(), [&]<class T>() {
+        const auto& v = x.value().xt<T>();
+        // m + log Σ exp(x - m), m the max (0 where infinite: all -Inf gives -Inf, +Inf gives +Inf)
+        xt::xarray<T> m = kernels::max_axes(v, p.reduce);
+        for (T& e : m)
+            if (std::isinf(e)) e = T(0);
+        xt::xarray<T> s = kernels::sum_map_axes(v, p.reduce, m.data(), [](const auto& e,
+                                                const auto& k) { return xsimd::exp(e - k); });
+        return shaped(xt::xarray<T>(xt::log(s) + m), p, keepdims);
+    });
+    return record("logsumexp", std::move(out), {x}, [kept = p.kept](Backward& bw) {
+        // d lse / dx = exp(x - lse): the softmax over the reduced axes
+        bw.add(0, reshape(bw.grad_out(), kept) * exp(bw.input(0) - reshape(bw.result(), kept)));
+    }, loc);
+}
+
+Variable logsumexp(const Variable& x, const Loc& loc) { return logsumexp(x, {}, false, loc); }
+
+Variable var(const Variable& x, const std::vector<long>& axes, double correction, bool keepdims,
+             const Loc& loc) {
+    kernels::require_defined("var", x, loc);
+    const Plan p = plan("var", x, axes, loc);
+    const double dof = static_cast<double>(p.count) - correction;
+    if (!(dof > 0))
+        fail<ValueError>("var", fmt::format("{} elements per group with correction {} leave no "
+                                            "degrees of freedom (input {})", p.count, correction,
+                                            kernels::describe(x.value())), loc);
+    Tensor out = dispatch(x.dtype(), [&]<class T>() {
+        const auto& v = x.value().xt<T>();
+        // two passes: the mean, then Σ (x - mean)^2
+        xt::xarray<T> m = xt::zeros<T>(p.kept);
+        m = kernels::sum_map_axes(v, p.reduce, m.data(), [](const auto& e, const auto&) {
+            return e;
+        });
+        m /= static_cast<T>(p.count);
+        xt::xarray<T> ss = kernels::sum_map_axes(v, p.reduce, m.data(), [](const auto& e,
+                                                 const auto& k) { return (e - k) * (e - k); });
+        ss /= static_cast<T>(dof);
+        return shaped(std::move(ss), p, keepdims);
+    });
+    return record("var", std::move(out), {x}, [p, scale = 2 / dof](Backward& bw) {
+        // d var / dx = 2 (x - mean) / (N - correction)
+        const Variable& x = bw.input(0);
+        bw.add(0, (x - mean(x, p.axes, true)) * (reshape(bw.grad_out(), p.kept) * scale));
+    }, loc);
+}
+
+Variable var(const Variable& x, const Loc& loc) { return var(x, {}, 1, false, loc); }
 
 }  // namespace tapegrad

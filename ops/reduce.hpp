@@ -1,5 +1,5 @@
 // Reductions over all elements or over given axes (negative axes count from the end; an
-// empty list means all axes, as PyTorch).
+// empty list means all axes, as PyTorch). keepdims keeps reduced axes as size 1.
 #pragma once
 
 #include <vector>
@@ -14,5 +14,27 @@ Variable sum(const Variable& x, const std::vector<long>& axes, bool keepdims = f
 Variable mean(const Variable& x, const Loc& loc = Loc::current());
 Variable mean(const Variable& x, const std::vector<long>& axes, bool keepdims = false,
               const Loc& loc = Loc::current());
+
+// Largest / smallest element; NaN propagates. The gradient goes to the element attaining it;
+// k tied elements share it evenly (1/k each), as PyTorch's x.max() and amax/amin — for full
+// and axis reductions alike. An empty reduction is an error.
+Variable max(const Variable& x, const Loc& loc = Loc::current());
+Variable max(const Variable& x, const std::vector<long>& axes, bool keepdims = false,
+             const Loc& loc = Loc::current());
+Variable min(const Variable& x, const Loc& loc = Loc::current());
+Variable min(const Variable& x, const std::vector<long>& axes, bool keepdims = false,
+             const Loc& loc = Loc::current());
+
+// log Σ exp(x), computed as m + log Σ exp(x - m) with m the max (no overflow). Its gradient
+// is the softmax of x over the reduced axes. An empty reduction gives -Inf.
+Variable logsumexp(const Variable& x, const Loc& loc = Loc::current());
+Variable logsumexp(const Variable& x, const std::vector<long>& axes, bool keepdims = false,
+                   const Loc& loc = Loc::current());
+
+// Variance Σ (x - mean)^2 / (N - correction) over N reduced elements: unbiased by default, as
+// torch.var; correction = 0 gives the population variance. N - correction must be > 0.
+Variable var(const Variable& x, const Loc& loc = Loc::current());
+Variable var(const Variable& x, const std::vector<long>& axes, double correction = 1,
+             bool keepdims = false, const Loc& loc = Loc::current());
 
 }  // namespace tapegrad

@@ -9,7 +9,7 @@ using V = const std::vector<Variable>&;
 const std::vector<OpRow>& op_table() {
     static const std::vector<OpRow> rows = [] {
         std::vector<OpRow> all;
-        for (auto family : {rows_foundation})
+        for (auto family : {rows_foundation, rows_elementwise, rows_reduce, rows_shape, rows_nn})
             for (auto& row : family()) all.push_back(std::move(row));
         return all;
     }();

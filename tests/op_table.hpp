@@ -26,6 +26,10 @@ struct OpRow {
 // All rows: the concatenation of the families below, each in its own op_rows_*.cpp.
 const std::vector<OpRow>& op_table();
 std::vector<OpRow> rows_foundation();
+std::vector<OpRow> rows_elementwise();
+std::vector<OpRow> rows_reduce();
+std::vector<OpRow> rows_shape();
+std::vector<OpRow> rows_nn();
 std::vector<Tensor> make_inputs(const OpRow& row, DType dtype, std::uint64_t seed = 0);
 
 }  // namespace tapegrad::testing

@@ -1,0 +1,266 @@
+#include "ops/elementwise.hpp"
+
+#include <algorithm>
+#include <xtensor/xvectorize.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include <xtensor/xmath.hpp>
+#include <xtensor/xoperation.hpp>
+
+#include "core/tape.hpp"
+#include "ops/kernels.hpp"
+#include "ops/unary.hpp"
+
+namespace tapegrad {
+
+using kernels::broadcast_shapes;
+using kernels::check_binary;
+using kernels::describe;
+using kernels::map;
+using kernels::require_defined;
+
+namespace {
+// f(a, b) with broadcasting, where f also receives the element type: f.template
+// operator()<T>(u, v). See kernels::zip_rows for the fast paths (a scalar operand, outer-axis
+// broadcasting), which keep x ^ 2.0 or maximum(x, 0) one vectorised pass.
+template <class F>
+Tensor zip_typed(const Tensor& a, const Tensor& b, F&& f) {
+    return dispatch(a.dtype(), [&]<class T>() {
+        return Tensor(kernels::zip_rows(a.xt<T>(), b.xt<T>(), [&](const auto& u, const auto& v) {
+            return f.template operator()<T>(u, v);
+        }));
+    });
+}
+
+bool any_zero(const Tensor& t) {
+    return dispatch(t.dtype(), [&]<class T>() {
+        const T* p = t.xt<T>().data();
+        return std::find(p, p + t.numel(), T(0)) != p + t.numel();
+    });
+}
+
+// x ^ p; common constant exponents take exact cheaper paths (xsimd's pow is ~20x a multiply).
+Tensor pow_kernel(const Tensor& x, const Tensor& p) {
+    // xsimd 8's vectorised pow returns NaN for a negative base even with an integer exponent,
+    // so the general cases go through std::pow element by element.
+    if (p.numel() != 1 || p.dim() > x.dim())
+        return zip_typed(x, p, []<class T>(const auto& u, const auto& v) {
+            return xt::vectorize([](T a, T b) { return std::pow(a, b); })(u, v);
+        });
+    const double e = p.flat(0);
+    if (e == 1) return x;  // tensors are immutable: the result may share x's storage
+    if (e == 0) return Tensor::ones(x.shape(), x.dtype());
+    return map(x, [e]<class T>(const xt::xarray<T>& v) -> xt::xarray<T> {
+        if (e == 2) return v * v;
+        if (e == 3) return v * v * v;
+        if (e == 0.5) return xt::sqrt(v);
+        if (e == -1) return T(1) / v;
+        xt::xarray<T> out = xt::xarray<T>::from_shape(v.shape());
+        std::transform(v.begin(), v.end(), out.begin(), [e](T a) { return std::pow(a, T(e)); });
+        return out;
+    });
+}
+
+// Gradient share of x in maximum (Greater) or minimum of (x, y): 1 where x wins, 1/2 on a tie.
+template <bool Greater>
+Tensor win_share(const Tensor& x, const Tensor& y) {
+    return zip_typed(x, y, []<class T>(const auto& u, const auto& v) {
+        auto wins = [&] { if constexpr (Greater) return u > v; else return u < v; };
+        return xt::where(wins(), T(1), xt::where(xt::equal(u, v), T(0.5), T(0)));
+    });
+}
+
+// maximum (Greater) or minimum; NaN propagates, as PyTorch.
+template <bool Greater>
+Variable pick(const char* op, const Variable& a, const Variable& b, const Loc& loc) {
+    check_binary(op, a, b, loc);
+    broadcast_shapes(op, a.shape(), b.shape(), loc);
+    // u wins where it is better or NaN; u is the array operand when one side is a scalar
+    auto better = [](const auto& u, const auto& v) {
+        if constexpr (Greater) return xt::where(u > v || xt::isnan(u), u, v);
+        else return xt::where(u < v || xt::isnan(u), u, v);
+    };
+    Tensor out = zip_typed(a.value(), b.value(), [&]<class T>(const auto& u, const auto& v) {
+        if constexpr (std::is_arithmetic_v<std::decay_t<decltype(u)>>) return better(v, u);
+        else return better(u, v);
+    });
+    return record(op, std::move(out), {a, b}, [](Backward& bw) {
+        // each input gets the gradient where it wins, half of it on a tie
+        const Tensor& x = bw.input(0).value();
+        const Tensor& y = bw.input(1).value();
+        if (bw.needs(0)) bw.add(0, bw.grad_out() * constant(win_share<Greater>(x, y)));
+        if (bw.needs(1)) bw.add(1, bw.grad_out() * constant(win_share<Greater>(y, x)));
+    }, loc);
+}
+}  // namespace
+
+Variable pow(const Variable& x, const Variable& exponent, const Loc& loc) {
+    check_binary("pow", x, exponent, loc);
+    broadcast_shapes("pow", x.shape(), exponent.shape(), loc);
+    Tensor out = pow_kernel(x.value(), exponent.value());
+    return record("pow", std::move(out), {x, exponent}, [](Backward& bw) {
+        const Variable& x = bw.input(0);
+        const Variable& p = bw.input(1);
+        const Variable zero = constant(0.0, x.dtype());
+        if (bw.needs(0)) {
+            // d x^p / dx = p x^(p-1), taken as 0 where p = 0
+            Variable d = p * pow(x, p - 1.0);
+            if (any_zero(p.value())) d = where(p.value(), d, zero);
+            bw.add(0, bw.grad_out() * d);
+        }
+        if (bw.needs(1)) {
+            // d x^p / dp = x^p log x, taken as 0 where x = 0
+            const Variable one = constant(1.0, x.dtype());
+            Variable logx = any_zero(x.value()) ? log(where(x.value(), x, one)) : log(x);
+            bw.add(1, bw.grad_out() * (bw.result() * logx));
+        }
+    }, loc);
+}
+
+Variable pow(const Variable& x, double exponent, const Loc& loc) {
+    require_defined("pow", x, loc);
+    return pow(x, constant(exponent, x.dtype()), loc);
+}
+
+Variable sqrt(const Variable& x, const Loc& loc) {
+    require_defined("sqrt", x, loc);
+    Tensor out = map(x.value(), [](const auto& v) { return xt::sqrt(v); });
+    return record("sqrt", std::move(out), {x}, [](Backward& bw) {
+        // d sqrt(x) = 1 / (2 sqrt(x))
+        bw.add(0, bw.grad_out() / (2.0 * bw.result()));
+    }, loc);
+}
+
+Variable abs(const Variable& x, const Loc& loc) {
+    require_defined("abs", x, loc);
+    Tensor out = map(x.value(), [](const auto& v) { return xt::abs(v); });
+    return record("abs", std::move(out), {x}, [](Backward& bw) {
+        // d|x| = sign(x), 0 at 0
+        Tensor sign = map(bw.input(0).value(), [](const auto& v) { return xt::sign(v); });
+        bw.add(0, bw.grad_out() * constant(sign));
+    }, loc);
+}
+
+Variable log1p(const Variable& x, const Loc& loc) {
+    require_defined("log1p", x, loc);
+    Tensor out = map(x.value(), [](const auto& v) { return xt::log1p(v); });
+    return record("log1p", std::move(out), {x}, [](Backward& bw) {
+        // d log(1 + x) = 1 / (1 + x)
+        bw.add(0, bw.grad_out() / (bw.input(0) + 1.0));
+    }, loc);
+}
+
+Variable leaky_relu(const Variable& x, double negative_slope, const Loc& loc) {
+    require_defined("leaky_relu", x, loc);
+    if (!std::isfinite(negative_slope))
+        fail<ValueError>("leaky_relu",
+                         fmt::format("negative_slope must be finite, got {} (input {})",
+                                     negative_slope, describe(x.value())), loc);
+    const double slope = negative_slope;
+    Tensor out = map(x.value(), [slope]<class T>(const xt::xarray<T>& v) {
+        return xt::where(v > T(0), v, v * T(slope));
+    });
+    return record("leaky_relu", std::move(out), {x}, [slope](Backward& bw) {
+        // d leaky_relu(x) = x > 0 ? 1 : slope  (slope at the kink)
+        Tensor d = map(bw.input(0).value(), [slope]<class T>(const xt::xarray<T>& v) {
+            return xt::where(v > T(0), T(1), T(slope));
+        });
+        bw.add(0, bw.grad_out() * constant(d));
+    }, loc);
+}
+
+Variable softplus(const Variable& x, double beta, double threshold, const Loc& loc) {
+    require_defined("softplus", x, loc);
+    if (!(beta > 0) || !std::isfinite(beta) || std::isnan(threshold))
+        fail<ValueError>("softplus", fmt::format("needs a finite beta > 0 and a threshold that is "
+                                                 "not NaN, got beta {} and threshold {} (input {})",
+                                                 beta, threshold, describe(x.value())), loc);
+    Tensor out = map(x.value(), [&]<class T>(const xt::xarray<T>& v) -> xt::xarray<T> {
+        // log(1 + e^z) = max(z, 0) + log1p(e^-|z|) with z = beta x: no overflow
+        xt::xarray<T> r = xt::exp(-xt::abs(v * T(beta)));
+        r = xt::log1p(r);
+        return xt::where(v * T(beta) > T(threshold), v, (r + xt::maximum(v * T(beta), T(0))) /
+                                                            T(beta));
+    });
+    return record("softplus", std::move(out), {x}, [beta, threshold](Backward& bw) {
+        // d softplus(x) = sigmoid(beta x), 1 in the linear part
+        const Variable& x = bw.input(0);
+        Tensor linear = map(x.value(), [&]<class T>(const xt::xarray<T>& v) {
+            return xt::where(v * T(beta) > T(threshold), T(1), T(0));
+        });
+        Variable s = sigmoid(beta == 1 ? x : x * beta);
+        bw.add(0, bw.grad_out() * where(linear, constant(1.0, x.dtype()), s));
+    }, loc);
+}
+
+Variable clamp(const Variable& x, std::optional<double> min, std::optional<double> max,
+               const Loc& loc) {
+    require_defined("clamp", x, loc);
+    if (!min && !max)
+        fail<ValueError>("clamp", fmt::format("needs a min or a max bound (input {})",
+                                              describe(x.value())), loc);
+    auto bound = [](std::optional<double> b) { return b ? fmt::format("{}", *b) : "none"; };
+    if ((min && std::isnan(*min)) || (max && std::isnan(*max)) || (min && max && *min > *max))
+        fail<ValueError>("clamp", fmt::format("bounds must satisfy min <= max, got min {} and "
+                                              "max {} (input {})", bound(min), bound(max),
+                                              describe(x.value())), loc);
+    const double lo = min.value_or(-std::numeric_limits<double>::infinity());
+    const double hi = max.value_or(std::numeric_limits<double>::infinity());
+    // NaN compares false both ways, so it passes through, as in PyTorch
+    Tensor out = map(x.value(), [lo, hi]<class T>(const xt::xarray<T>& v) {
+        return xt::where(v < T(lo), T(lo), xt::where(v > T(hi), T(hi), v));
+    });
+    return record("clamp", std::move(out), {x}, [lo, hi](Backward& bw) {
+        // d clamp(x) = [lo <= x <= hi]  (1 on the bounds)
+        Tensor inside = map(bw.input(0).value(), [lo, hi]<class T>(const xt::xarray<T>& v) {
+            return xt::where(v >= T(lo) && v <= T(hi), T(1), T(0));
+        });
+        bw.add(0, bw.grad_out() * constant(inside));
+    }, loc);
+}
+
+Variable maximum(const Variable& a, const Variable& b, const Loc& loc) {
+    return pick<true>("maximum", a, b, loc);
+}
+
+Variable minimum(const Variable& a, const Variable& b, const Loc& loc) {
+    return pick<false>("minimum", a, b, loc);
+}
+
+Variable where(const Tensor& mask, const Variable& a, const Variable& b, const Loc& loc) {
+    if (!mask.defined()) fail<ValueError>("where", "the mask is undefined", loc);
+    check_binary("where", a, b, loc);
+    try {
+        broadcast_shapes("where", broadcast_shapes("where", mask.shape(), a.shape(), loc),
+                         b.shape(), loc);
+    } catch (const ShapeError&) {
+        fail<ShapeError>("where", fmt::format("mask {}, a {} and b {} cannot be broadcast together",
+                                              to_string(mask.shape()), to_string(a.shape()),
+                                              to_string(b.shape())), loc);
+    }
+    // a one-element a or b enters as a scalar: where(mask, g, 0) stays one vectorised pass
+    Tensor out = dispatch(a.dtype(), [&]<class T>() {
+        return dispatch(mask.dtype(), [&]<class M>() {
+            const auto set = xt::not_equal(mask.xt<M>(), M(0));
+            const auto& u = a.value().xt<T>();
+            const auto& v = b.value().xt<T>();
+            if (b.numel() == 1 && b.dim() <= a.dim())
+                return Tensor(xt::xarray<T>(xt::where(set, u, v.data()[0])));
+            if (a.numel() == 1 && a.dim() <= b.dim())
+                return Tensor(xt::xarray<T>(xt::where(set, u.data()[0], v)));
+            return Tensor(xt::xarray<T>(xt::where(set, u, v)));
+        });
+    });
+    return record("where", std::move(out), {a, b}, [mask](Backward& bw) {
+        // the gradient flows to a where the mask is set, to b elsewhere
+        const Variable zero = constant(0.0, bw.grad_out().dtype());
+        if (bw.needs(0)) bw.add(0, where(mask, bw.grad_out(), zero));
+        if (bw.needs(1)) bw.add(1, where(mask, zero, bw.grad_out()));
+    }, loc);
+}
+
+}  // namespace tapegrad

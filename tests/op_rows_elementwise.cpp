@@ -1,0 +1,67 @@
+// Gradcheck rows for ops/elementwise: pow, sqrt, abs, log1p, leaky_relu, softplus, clamp,
+// maximum, minimum, where. Inputs come from Domain::any (|x| >= 0.1, off the kinks at 0) or
+// Domain::positive; bounds and thresholds are chosen so random inputs fall on both sides.
+// Piecewise-linear ops have second derivative 0 away from their kinks, so every row also runs
+// gradgradcheck.
+#include "op_table.hpp"
+
+namespace tapegrad::testing {
+
+namespace {
+using V = const std::vector<Variable>&;
+
+// 1, 0, 1 / 0, 1, 0 ... as a mask of `shape`.
+Tensor alternating(const Shape& shape) {
+    Tensor m = Tensor::empty(shape, float64);
+    for (std::size_t i = 0; i < m.numel(); ++i) m.set_flat(i, i % 2 == 0 ? 1.0 : 0.0);
+    return m;
+}
+}  // namespace
+
+std::vector<OpRow> rows_elementwise() {
+    return {
+        {"pow variable exponent", {{2, 3}, {2, 3}}, [](V x) { return pow(x[0], x[1]); },
+         Domain::positive},
+        {"pow exponent broadcast", {{2, 3}, {3}}, [](V x) { return pow(x[0], x[1]); },
+         Domain::positive},
+        {"pow base broadcast", {{3}, {2, 3}}, [](V x) { return pow(x[0], x[1]); },
+         Domain::positive},
+        {"pow broadcast long rows", {{2, 1, 17}, {3, 1}}, [](V x) { return pow(x[0], x[1]); },
+         Domain::positive},
+        {"pow 2", {{2, 3}}, [](V x) { return pow(x[0], 2.0); }},
+        {"pow 3", {{2, 3}}, [](V x) { return pow(x[0], 3.0); }},
+        {"pow 4 (general path, negative base)", {{2, 3}}, [](V x) { return pow(x[0], 4.0); }},
+        {"pow 0.5", {{2, 3}}, [](V x) { return pow(x[0], 0.5); }, Domain::positive},
+        {"pow -1", {{2, 3}}, [](V x) { return pow(x[0], -1.0); }},
+        {"pow 2.5", {{2, 3}}, [](V x) { return pow(x[0], 2.5); }, Domain::positive},
+        {"pow -1.5", {{2, 3}}, [](V x) { return pow(x[0], -1.5); }, Domain::positive},
+        {"sqrt", {{2, 3}}, [](V x) { return sqrt(x[0]); }, Domain::positive},
+        {"abs", {{2, 3}}, [](V x) { return abs(x[0]); }},
+        {"log1p", {{2, 3}}, [](V x) { return log1p(x[0]); }, Domain::positive},
+        {"log1p near -1", {{2, 3}}, [](V x) { return log1p(x[0] * 0.4); }},
+        {"leaky_relu", {{2, 3}}, [](V x) { return leaky_relu(x[0]); }},
+        {"leaky_relu slope 0.2", {{2, 3}}, [](V x) { return leaky_relu(x[0], 0.2); }},
+        {"softplus", {{2, 3}}, [](V x) { return softplus(x[0]); }},
+        {"softplus beta 2 threshold 1 (linear part hit)", {{3, 4}},
+         [](V x) { return softplus(x[0], 2.0, 1.0); }},
+        {"clamp", {{3, 4}}, [](V x) { return clamp(x[0], -1.0, 1.0); }},
+        {"clamp min only", {{3, 4}}, [](V x) { return clamp(x[0], 0.5, std::nullopt); }},
+        {"clamp max only", {{3, 4}}, [](V x) { return clamp(x[0], std::nullopt, -0.5); }},
+        {"maximum", {{2, 3}, {2, 3}}, [](V x) { return maximum(x[0], x[1]); }},
+        {"maximum broadcast", {{2, 3}, {3}}, [](V x) { return maximum(x[0], x[1]); }},
+        {"maximum with a scalar", {{2, 3}},
+         [](V x) { return maximum(x[0], constant(0.3, x[0].dtype())); }},
+        {"maximum broadcast long rows", {{3, 20}, {3, 1}}, [](V x) { return maximum(x[0], x[1]); }},
+        {"minimum", {{2, 3}, {2, 3}}, [](V x) { return minimum(x[0], x[1]); }},
+        {"minimum broadcast long rows", {{3, 1}, {2, 1, 17}},
+         [](V x) { return minimum(x[0], x[1]); }},
+        {"minimum broadcast", {{2, 1}, {1, 3}}, [](V x) { return minimum(x[0], x[1]); }},
+        {"where", {{2, 3}, {2, 3}}, [](V x) { return where(alternating({2, 3}), x[0], x[1]); }},
+        {"where broadcast", {{2, 3}, {3}},
+         [](V x) { return where(alternating({2, 1}), x[0], x[1]); }},
+        {"where float32 mask", {{4}, {4}},
+         [](V x) { return where(alternating({4}).to(float32), x[0] * x[1], x[1]); }},
+    };
+}
+
+}  // namespace tapegrad::testing
