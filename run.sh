@@ -2,7 +2,7 @@
 # One command for everything: ./run.sh deps|build|test|demo|bench|help
 set -euo pipefail
 
-DEMO=mlp_xor                 # the executable under build/examples/ that `demo` runs
+DEMO=compare_cells           # the executable under build/examples/ that `demo` runs
 BENCHES=(tape_overhead)      # expected under build/bench/; any other executable there runs too
 BUILD_DIR=build
 PACKAGES=(cmake g++ make libxtensor-dev libxsimd-dev xtl-dev libxtensor-blas-dev libopenblas-dev

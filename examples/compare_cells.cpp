@@ -1,12 +1,14 @@
 // RNN, LSTM and GRU side by side on the adding problem, to check the source article's
-// comparison table and rule of thumb against measurements.
-//   build/examples/compare_cells [--hidden 64] [--short 20] [--long 100] [--steps 3000] [--out DIR] ...
+// comparison table and rule of thumb against measurements. Writes table.md, curves.csv and
+// curves.png (gnuplot) into --out.
+//   build/examples/compare_cells [--hidden 64] [--short 10] [--long 100] [--steps 3000] [--stretch] ...
 //
 // Each cell trains at a short length (all three should learn it) and at T = 100 (only the
-// gated cells should). The runs go to worker threads (one model per thread, each recording on
-// its own tape), with OpenBLAS kept to one thread. Time per step is the thread's own CPU time
-// (CLOCK_THREAD_CPUTIME_ID) for forward + backward: what the step costs on one core, however
-// many runs share the machine. "Seconds to solve" is the run's CPU time too.
+// gated cells should), stopping once solved. The runs go to worker threads (one model per
+// thread, each recording on its own tape), with OpenBLAS kept to one thread. Timings are
+// thread CPU time (CLOCK_THREAD_CPUTIME_ID), what a run costs on one core however many runs
+// share the machine; the time per step in the table is measured with each cell alone, before
+// the runs start.
 #include <atomic>
 #include <cblas.h>
 #include <chrono>
@@ -17,6 +19,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -37,7 +40,8 @@ constexpr double solved_mse = 0.01;
 
 struct Settings {
     std::size_t hidden = 64, batch = 64, steps = 3000, eval_every = 50, test_size = 512;
-    std::size_t short_t = 20, long_t = 100;
+    std::size_t short_t = 10, long_t = 100;
+    std::vector<std::string> cells{"rnn", "lstm", "gru"};
     double lr = 2e-3, clip = 1.0;
     std::uint64_t seed = 1;
     unsigned threads = 2;
@@ -70,6 +74,11 @@ struct Outcome {
     double alone_ms = 0;      // the same, timed alone before training (time_step_ms)
     double eval_cpu = 0;      // CPU seconds spent on test evaluations
     double final_mse() const { return curve.empty() ? 0 : curve.back().test_mse; }
+    double best_mse() const {
+        double best = curve.empty() ? 0 : curve.front().test_mse;
+        for (const Point& p : curve) best = std::min(best, p.test_mse);
+        return best;
+    }
 };
 
 // What the display thread shows for one run.
@@ -126,7 +135,7 @@ Outcome run(const Job& job, const Settings& s, Progress& progress, std::mutex& m
         }
         std::lock_guard lock(mutex);
         progress.step = step;
-        progress.loss = r.loss;
+        progress.loss = step == 1 ? r.loss : 0.95 * progress.loss + 0.05 * r.loss;  // smoothed
         if (mse) progress.test = *mse;
         if (mse && *mse < solved_mse) {
             out.solved = true;
@@ -158,14 +167,14 @@ std::string status_line(const Job& job, const Progress& p, const Settings& s) {
     const double wall = std::chrono::duration<double>(Clock::now() - p.start).count();
     const double rate = wall > 0 ? static_cast<double>(p.step) / wall : 0;
     const double eta = rate > 0 ? static_cast<double>(s.steps - p.step) / rate : 0;
-    return name + fmt::format(" step {:>5}/{}  loss {:.4f}  test {}  {:5.1f} steps/s  ETA ≤ {:.0f} s", p.step,
+    return name + fmt::format(" step {:>5}/{}  loss {:.4f}  test {}  {:5.1f} steps/s  ETA {:.0f} s", p.step,
                               s.steps, p.loss, p.test < 0 ? std::string("  -   ") : fmt::format("{:.4f}", p.test),
                               rate, eta);
 }
 
 std::string solve_text(const Outcome& o, std::size_t budget) {
     if (o.solved) return fmt::format("step {}, {:.1f} s", o.steps_run, o.cpu_seconds);
-    return fmt::format("not solved: MSE {:.3f} after {} steps", o.final_mse(), budget);
+    return fmt::format("not solved: MSE {:.3f} after {} steps (best {:.3f})", o.final_mse(), budget, o.best_mse());
 }
 
 // The article's table (translated) with measured rows under each of its claims.
@@ -235,7 +244,18 @@ std::string rule_of_thumb(const std::vector<Job>& jobs, const std::vector<Outcom
     if (rs && rs->solved) {
         out += fmt::format("Supported: at T = {} the RNN solved the task (step {}, {:.1f} s)", s.short_t,
                            rs->steps_run, rs->cpu_seconds);
-        if (rl) out += fmt::format(" with the cheapest step ({:.1f} ms at T = {})", rl->alone_ms, s.long_t);
+        if (ls && gs) {
+            out += fmt::format(" with the cheapest step ({:.1f} ms against {:.1f} and {:.1f} ms)", rs->alone_ms,
+                               ls->alone_ms, gs->alone_ms);
+            const Outcome* fastest = rs;
+            for (const Outcome* o : {ls, gs})
+                if (o->solved && o->cpu_seconds < fastest->cpu_seconds) fastest = o;
+            if (fastest != rs)
+                out += fmt::format(", though it needed more steps than the gated cells (LSTM {}, GRU {}) and the {} "
+                                   "got there sooner ({:.1f} s)", ls->solved ? std::to_string(ls->steps_run) : "-",
+                                   gs->solved ? std::to_string(gs->steps_run) : "-", fastest == ls ? "LSTM" : "GRU",
+                                   fastest->cpu_seconds);
+        }
         out += ".\n";
     } else if (rs) {
         out += fmt::format("Not supported here: the RNN did not solve T = {} within {} steps (MSE {:.3f}).\n",
@@ -248,7 +268,8 @@ std::string rule_of_thumb(const std::vector<Job>& jobs, const std::vector<Outcom
     if (ll && rl) {
         if (ll->solved && !rl->solved)
             out += fmt::format("Supported against the RNN: at T = {} the LSTM solved it (step {}) and the RNN "
-                               "stayed at MSE {:.3f}", s.long_t, ll->steps_run, rl->final_mse());
+                               "did not (MSE {:.3f} after {} steps, best {:.3f}; predicting 1.0 scores {:.3f})",
+                               s.long_t, ll->steps_run, rl->final_mse(), s.steps, rl->best_mse(), adding_baseline_mse);
         else if (ll->solved)
             out += fmt::format("Both the LSTM (step {}) and the RNN (step {}) solved T = {}", ll->steps_run,
                                rl->steps_run, s.long_t);
@@ -284,8 +305,6 @@ std::string rule_of_thumb(const std::vector<Job>& jobs, const std::vector<Outcom
     } else {
         out += "Not measured.\n";
     }
-    (void)ls;
-    (void)gs;
     return out;
 }
 
@@ -304,9 +323,14 @@ bool write_plot(const fs::path& dir, const std::vector<Job>& jobs, const Setting
     std::vector<std::size_t> lengths;
     for (const Job& j : jobs)
         if (std::find(lengths.begin(), lengths.end(), j.T) == lengths.end()) lengths.push_back(j.T);
+    std::sort(lengths.begin(), lengths.end());
+    std::vector<Job> ordered = jobs;  // RNN, LSTM, GRU, then the stretch run, in every panel
+    std::stable_sort(ordered.begin(), ordered.end(), [](const Job& a, const Job& b) {
+        return std::pair(a.label != cell_name(a.kind), a.kind) < std::pair(b.label != cell_name(b.kind), b.kind);
+    });
     std::string gp = fmt::format(
         "set terminal pngcairo size {},480 font 'sans,10'\nset output 'curves.png'\n"
-        "set datafile separator ','\nset key top right\nset logscale y\nset yrange [1e-4:1]\n"
+        "set datafile separator ','\nset key bottom left box opaque\nset logscale y\nset yrange [1e-3:2]\n"
         "set xlabel 'training step'\nset ylabel 'test MSE'\nset grid\n"
         "set multiplot layout 1,{} title 'Adding problem: RNN vs LSTM vs GRU (H = {}, batch {}, Adam {})'\n",
         560 * lengths.size(), lengths.size(), s.hidden, s.batch, s.lr);
@@ -314,10 +338,15 @@ bool write_plot(const fs::path& dir, const std::vector<Job>& jobs, const Setting
         gp += fmt::format("set title 'T = {}'\nplot {} with lines dt 2 lc 'gray' title 'predict 1.0 (1/6)', "
                           "{} with lines dt 3 lc 'black' title 'solved (0.01)'",
                           T, adding_baseline_mse, solved_mse);
-        for (const Job& j : jobs)
+        for (const Job& j : ordered)
             if (j.T == T)
                 gp += fmt::format(", 'curves.csv' using 3:((strcol(1) eq '{}' && $2 == {}) ? $5 : NaN) "
-                                  "with linespoints pt 7 ps 0.4 lw 2 title '{}'", j.label, T, j.label);
+                                  "with linespoints pt 7 ps 0.4 lw 2 lc '{}' title '{}'", j.label, T,
+                                  j.label != cell_name(j.kind) ? "#9467bd"
+                                  : j.kind == CellKind::rnn    ? "#d62728"
+                                  : j.kind == CellKind::lstm   ? "#1f77b4"
+                                                               : "#2ca02c",
+                                  j.label);
         gp += "\n";
     }
     gp += "unset multiplot\n";
@@ -332,7 +361,7 @@ bool write_plot(const fs::path& dir, const std::vector<Job>& jobs, const Setting
 int main(int argc, char** argv) {
     CLI::App app{"Train RNN, LSTM and GRU on the adding problem and compare them with the article's table"};
     Settings s;
-    s.threads = std::max(1u, std::min(2u, std::thread::hardware_concurrency()));
+    s.threads = std::max(1u, std::thread::hardware_concurrency());
     app.add_option("--hidden", s.hidden, "hidden size of every cell")->check(CLI::PositiveNumber)->capture_default_str();
     app.add_option("--batch", s.batch, "sequences per training step")->check(CLI::PositiveNumber)->capture_default_str();
     app.add_option("--steps", s.steps, "step budget per run (a run stops early once solved)")
@@ -346,8 +375,10 @@ int main(int argc, char** argv) {
     app.add_option("--lr", s.lr, "Adam learning rate")->check(CLI::PositiveNumber)->capture_default_str();
     app.add_option("--clip", s.clip, "gradient-norm clipping threshold")->check(CLI::PositiveNumber)->capture_default_str();
     app.add_option("--seed", s.seed, "seed of initialisation and training data")->capture_default_str();
-    app.add_option("--threads", s.threads, "runs trained at the same time")->check(CLI::PositiveNumber)
+    app.add_option("--threads", s.threads, "runs trained at the same time (default: the number of cores)")->check(CLI::PositiveNumber)
         ->capture_default_str();
+    app.add_option("--cells", s.cells, "cells to train")->check(CLI::IsMember({"rnn", "lstm", "gru"}))
+        ->delimiter(',')->capture_default_str();
     app.add_flag("--stretch", s.stretch, "also train an LSTM with chrono initialisation at twice the long length");
     app.add_option("--log-seconds", s.log_seconds, "seconds between progress lines when output is not a terminal")
         ->check(CLI::PositiveNumber)->capture_default_str();
@@ -370,16 +401,21 @@ int main(int argc, char** argv) {
 
     std::vector<Job> jobs;  // longest first, so the worker threads finish together
     const LSTMInit forget1{.forget_bias = 1.0};
-    if (s.stretch && s.long_t)
+    const bool with_lstm = std::find(s.cells.begin(), s.cells.end(), "lstm") != s.cells.end();
+    if (s.stretch && s.long_t && with_lstm)
         jobs.push_back({CellKind::lstm, 2 * s.long_t, {.chrono_t_max = 2.0 * static_cast<double>(s.long_t)},
                         "LSTM (chrono)"});
     for (const std::size_t T : {s.long_t, s.short_t}) {
         if (T == 0) continue;
-        for (const CellKind k : {CellKind::lstm, CellKind::gru, CellKind::rnn}) jobs.push_back({k, T, forget1, cell_name(k)});
+        for (const CellKind k : {CellKind::lstm, CellKind::gru, CellKind::rnn}) {
+            std::string name = cell_name(k);
+            std::transform(name.begin(), name.end(), name.begin(), [](char c) { return static_cast<char>(std::tolower(c)); });
+            if (std::find(s.cells.begin(), s.cells.end(), name) != s.cells.end()) jobs.push_back({k, T, forget1, cell_name(k)});
+        }
     }
     fmt::print("Adding problem, hidden {}, batch {}, Adam lr {}, clip {}, budget {} steps, test MSE every {} steps on {} "
                "held-out sequences; solved: test MSE < {} (predicting 1.0 scores {:.3f}).\n"
-               "{} runs on {} threads; time per step is each run's own thread CPU time.\n\n",
+               "{} runs on {} threads; a run stops once solved (its ETA assumes the whole budget).\n\n",
                s.hidden, s.batch, s.lr, s.clip, s.steps, s.eval_every, s.test_size, solved_mse, adding_baseline_mse,
                jobs.size(), s.threads);
     std::fflush(stdout);
@@ -423,6 +459,12 @@ int main(int argc, char** argv) {
 
     // Progress: on a terminal one line per run, redrawn in place; otherwise plain lines.
     const bool tty = isatty(fileno(stdout));
+    auto fit = [](std::string line) {  // a wrapped line would break the redraw
+        winsize ws{};
+        if (ioctl(fileno(stdout), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && line.size() >= ws.ws_col)
+            line.resize(ws.ws_col - 1);
+        return line;
+    };
     std::vector<bool> reported(jobs.size(), false);
     auto last_log = Clock::now();
     for (bool first = true;; first = false) {
@@ -431,7 +473,7 @@ int main(int argc, char** argv) {
             std::lock_guard lock(mutex);
             if (tty) {
                 if (!first) fmt::print("\x1b[{}F", jobs.size());
-                for (std::size_t i = 0; i < jobs.size(); ++i) fmt::print("\x1b[2K{}\n", status_line(jobs[i], progress[i], s));
+                for (std::size_t i = 0; i < jobs.size(); ++i) fmt::print("\x1b[2K{}\n", fit(status_line(jobs[i], progress[i], s)));
             } else {
                 const bool periodic = Clock::now() - last_log >= std::chrono::duration<double>(s.log_seconds);
                 for (std::size_t i = 0; i < jobs.size(); ++i) {

@@ -98,7 +98,7 @@ public:
     }
 
     // Test MSE, without recording, in chunks of at most `chunk` sequences.
-    double evaluate(const AddingBatch& test, std::size_t chunk = 256) {
+    double evaluate(const AddingBatch& test, std::size_t chunk = 128) {
         NoGradGuard no_grad;
         const std::size_t B = test.x.shape()[1];
         const Variable x(test.x), y(test.y);
