@@ -51,50 +51,6 @@ Tensor map(const Tensor& x, F&& f) {
     return dispatch(x.dtype(), [&]<class T>() { return Tensor(xt::xarray<T>(f(x.xt<T>()))); });
 }
 
-// Sums a row-major array over the axes flagged in `reduce`, keeping them as size 1.
-template <class T>
-xt::xarray<T> sum_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce) {
-    const auto& shape = in.shape();
-    const std::size_t dim = shape.size();
-    Shape out_shape = shape;
-    for (std::size_t d = 0; d < dim; ++d)
-        if (reduce[d]) out_shape[d] = 1;
-    auto out = xt::xarray<T>::from_shape(out_shape);
-    out.fill(T(0));
-    if (in.size() == 0) return out;
-    if (dim == 0) {
-        out.data()[0] = in.data()[0];
-        return out;
-    }
-    // Output strides, 0 along reduced axes: input element i adds into out[sum idx_d * ostride_d].
-    std::vector<std::size_t> ostride(dim, 0);
-    for (std::size_t d = dim, s = 1; d-- > 0;) {
-        if (!reduce[d]) ostride[d] = s;
-        s *= out_shape[d];
-    }
-    const std::size_t inner = shape[dim - 1];
-    const bool inner_reduced = reduce[dim - 1];
-    std::vector<std::size_t> idx(dim, 0);
-    const T* src = in.data();
-    T* dst = out.data();
-    for (std::size_t row = 0, rows = in.size() / inner; row < rows; ++row) {
-        std::size_t o = 0;
-        for (std::size_t d = 0; d + 1 < dim; ++d) o += idx[d] * ostride[d];
-        if (inner_reduced) {
-            T acc = T(0);
-            for (std::size_t j = 0; j < inner; ++j) acc += src[j];
-            dst[o] += acc;
-        } else {
-            for (std::size_t j = 0; j < inner; ++j) dst[o + j] += src[j];
-        }
-        src += inner;
-        for (std::size_t d = dim - 1; d-- > 0;) {  // advance the outer index
-            if (++idx[d] < shape[d]) break;
-            idx[d] = 0;
-        }
-    }
-    return out;
-}
 
 // ---- Row-wise reductions (max, min, logsumexp, var), vectorised with xsimd ----
 
@@ -125,6 +81,30 @@ void for_each_row(const Shape& shape, const std::vector<bool>& reduce, F&& f) {
             idx[d] = 0;
         }
     }
+}
+
+// Sums a row-major array over the axes flagged in `reduce`, keeping them as size 1.
+template <class T>
+xt::xarray<T> sum_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce) {
+    Shape out_shape = in.shape();
+    for (std::size_t d = 0; d < out_shape.size(); ++d)
+        if (reduce[d]) out_shape[d] = 1;
+    auto out = xt::xarray<T>::from_shape(out_shape);
+    out.fill(T(0));
+    const std::size_t inner = in.dimension() ? in.shape().back() : 1;
+    const bool inner_reduced = in.dimension() == 0 || reduce.back();
+    T* dst = out.data();
+    for_each_row(in.shape(), reduce, [&](std::size_t row, std::size_t o) {
+        const T* src = in.data() + row * inner;
+        if (inner_reduced) {
+            T acc = T(0);
+            for (std::size_t j = 0; j < inner; ++j) acc += src[j];
+            dst[o] += acc;
+        } else {
+            for (std::size_t j = 0; j < inner; ++j) dst[o + j] += src[j];
+        }
+    });
+    return out;
 }
 
 // Folds `in` over the flagged axes (kept as size 1), starting from `init`: an element v
