@@ -6,6 +6,8 @@
 #include "core/dtype.hpp"
 #include "core/error.hpp"
 #include "core/gradcheck.hpp"
+#include "core/memory.hpp"
+#include "core/parallel.hpp"
 #include "core/random.hpp"
 #include "core/safetensors.hpp"
 #include "core/tape.hpp"

@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
@@ -119,6 +121,43 @@ inline std::string cpu_model() {
     return "unknown";
 }
 
+// Today's date, YYYY-MM-DD (local time).
+inline std::string today() {
+    const std::time_t now = std::time(nullptr);
+    char buf[16];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d", std::localtime(&now));
+    return buf;
+}
+
+// Replaces the part of a Markdown file between "<!-- bench:NAME begin -->" and
+// "<!-- bench:NAME end -->" with `body` (appending the markers at the end the first time),
+// leaving the rest of the file as it was. Written to a temporary file, then renamed.
+inline void write_section(const std::string& path, const std::string& name, const std::string& body) {
+    std::string text;
+    {
+        std::ifstream in(path);
+        text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    const std::string begin = "<!-- bench:" + name + " begin -->\n", end = "<!-- bench:" + name + " end -->\n";
+    const auto b = text.find(begin), e = text.find(end);
+    if (b == std::string::npos || e == std::string::npos || e < b) {
+        if (!text.empty() && text.back() != '\n') text += '\n';
+        text += "\n" + begin + body + end;
+    } else {
+        text = text.substr(0, b + begin.size()) + body + text.substr(e);
+    }
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << text;
+        if (!out) {
+            std::fprintf(stderr, "bench: could not write %s\n", tmp.c_str());
+            return;
+        }
+    }
+    std::rename(tmp.c_str(), path.c_str());
+}
+
 inline std::string env_or(const char* name, const char* fallback) {
     const char* v = std::getenv(name);
     return v ? v : fallback;
@@ -136,14 +175,9 @@ inline bool python_has_torch() {
     return std::system(cmd.c_str()) == 0;
 }
 
-// Runs `/usr/bin/python3 <script> <args...>` pinned to one thread, inheriting the rest of
-// the environment (OPENBLAS_CORETYPE included), and parses the last line of its stdout as
-// JSON. Returns nothing (after a note on stderr) when the child fails.
-inline std::optional<nlohmann::json> run_python_peer(const std::string& script,
-                                                     const std::vector<std::string>& args) {
-    std::string cmd = "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 " +
-                      std::string(python) + " " + shell_quote(script);
-    for (const auto& a : args) cmd += " " + shell_quote(a);
+// Runs a shell command and parses the last line of its stdout as JSON. Returns nothing
+// (after a note on stderr) when the command fails.
+inline std::optional<nlohmann::json> run_command_json(const std::string& cmd) {
     FILE* pipe = popen(cmd.c_str(), "r");
     if (!pipe) {
         std::fprintf(stderr, "bench: could not start %s\n", cmd.c_str());
@@ -166,6 +200,18 @@ inline std::optional<nlohmann::json> run_python_peer(const std::string& script,
         std::fprintf(stderr, "bench: %s printed no JSON (%s)\n", cmd.c_str(), e.what());
         return std::nullopt;
     }
+}
+
+// Runs `/usr/bin/python3 <script> <args...>` pinned to one thread unless `threads` says
+// otherwise, inheriting the rest of the environment (OPENBLAS_CORETYPE included); the last
+// line of its stdout is JSON.
+inline std::optional<nlohmann::json> run_python_peer(const std::string& script,
+                                                     const std::vector<std::string>& args,
+                                                     int threads = 1) {
+    std::string cmd = "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=" + std::to_string(threads) +
+                      " MKL_NUM_THREADS=1 " + std::string(python) + " " + shell_quote(script);
+    for (const auto& a : args) cmd += " " + shell_quote(a);
+    return run_command_json(cmd);
 }
 
 }  // namespace tapegrad::bench

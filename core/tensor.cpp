@@ -1,11 +1,19 @@
 #include "core/tensor.hpp"
 
+#include "core/memory.hpp"
+
 #include <cmath>
 #include <fmt/format.h>
 #include <xtensor/xio.hpp>
 #include <xtensor/xmath.hpp>
 
 namespace tapegrad {
+
+namespace {
+// Tune malloc before the first tensor exists (core/memory.hpp): this file is in every
+// program that uses tapegrad, so its static initialisation always runs.
+[[maybe_unused]] const bool malloc_tuned = malloc_tuning().applied;
+}  // namespace
 
 std::string where(const std::source_location& loc) {
     if (loc.line() == 0 || loc.file_name() == nullptr || *loc.file_name() == '\0') return {};

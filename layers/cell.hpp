@@ -29,6 +29,25 @@ public:
 
     // One step: x_t [B, input_size] (or its projection), state -> new state.
     virtual State step(const Variable& x_t, const State& state) = 0;
+
+    // The driver brackets each sequence's steps (per layer and direction) with these, so a
+    // cell can compute once what every step shares — slices of its weights, say — and have
+    // that work and its gradient happen once per sequence instead of once per step. step()
+    // must still work on its own, outside a bracket. Use SequenceScope, which ends the
+    // bracket however the steps end.
+    virtual void begin_sequence() {}
+    virtual void end_sequence() {}
+};
+
+class SequenceScope {
+public:
+    explicit SequenceScope(Cell& cell) : cell_(cell) { cell_.begin_sequence(); }
+    ~SequenceScope() { cell_.end_sequence(); }
+    SequenceScope(const SequenceScope&) = delete;
+    SequenceScope& operator=(const SequenceScope&) = delete;
+
+private:
+    Cell& cell_;
 };
 
 }  // namespace tapegrad

@@ -1,6 +1,8 @@
 #include "layers/cells.hpp"
 
 #include <cmath>
+#include <iterator>
+#include <vector>
 
 #include "ops/arith.hpp"
 #include "ops/index.hpp"
@@ -24,7 +26,7 @@ GatedCell::GatedCell(std::string type, std::size_t gates, std::size_t input_size
 }
 
 Variable GatedCell::project_input(const Variable& x) {
-    return matmul(x, weight_ih, false, true) + bias_ih;
+    return addmm(bias_ih + bias_hh, x, weight_ih, false, true);
 }
 
 RNNCell::RNNCell(std::size_t input_size, std::size_t hidden_size, Generator& gen, DType dtype,
@@ -33,8 +35,8 @@ RNNCell::RNNCell(std::size_t input_size, std::size_t hidden_size, Generator& gen
 
 State RNNCell::step(const Variable& x_t, const State& state) {
     const Variable& h = state[0];
-    // h_t = tanh(W_xh x_t + b_ih + W_hh h_{t-1} + b_hh)      (x_t arrives projected)
-    const Variable pre = x_t + matmul(h, weight_hh, false, true) + bias_hh;
+    // h_t = tanh(W_xh x_t + b_ih + W_hh h_{t-1} + b_hh)   (x_t arrives as W_xh x_t + b_ih + b_hh)
+    const Variable pre = addmm(x_t, h, weight_hh, false, true);
     return {nonlinearity_ == Nonlinearity::tanh ? tanh(pre) : relu(pre)};
 }
 
@@ -64,8 +66,8 @@ LSTMCell::LSTMCell(std::size_t input_size, std::size_t hidden_size, Generator& g
 
 State LSTMCell::step(const Variable& x_t, const State& state) {
     const Variable &h = state[0], &c = state[1];
-    // [i f g o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh       (x_t arrives projected)
-    const auto gate = chunk(x_t + matmul(h, weight_hh, false, true) + bias_hh, 4, 1);
+    // [i f g o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh   (x_t arrives as W_ih x_t + b_ih + b_hh)
+    const auto gate = chunk(addmm(x_t, h, weight_hh, false, true), 4, 1);
     const Variable i = sigmoid(gate[0]);       // i_t = σ(W_i[x_t, h_{t-1}] + b_i)
     const Variable f = sigmoid(gate[1]);       // f_t = σ(W_f[x_t, h_{t-1}] + b_f)
     const Variable g = tanh(gate[2]);          // C̃_t = tanh(W_c[x_t, h_{t-1}] + b_c)
@@ -79,24 +81,62 @@ GRUCell::GRUCell(std::size_t input_size, std::size_t hidden_size, Generator& gen
                  GRUVariant variant)
     : GatedCell("GRUCell", 3, input_size, hidden_size, gen, dtype), variant_(variant) {}
 
+Variable GRUCell::project_input(const Variable& x) {
+    if (variant_ == GRUVariant::cho) return GatedCell::project_input(x);
+    // reset_after: b_hn stays inside r * (W_hn h + b_hn), so only b_ih moves here
+    return addmm(bias_ih, x, weight_ih, false, true);
+}
+
+namespace {
+// The weight slices of the GRU cells whose sequence is running on this thread (innermost last).
+struct GRUSlices {
+    const GRUCell* cell;
+    Variable w_rz, w_n;
+};
+thread_local std::vector<GRUSlices> open_sequences;
+
+const GRUSlices* slices_of(const GRUCell* cell) {
+    for (auto it = open_sequences.rbegin(); it != open_sequences.rend(); ++it)
+        if (it->cell == cell) return &*it;
+    return nullptr;
+}
+}  // namespace
+
+void GRUCell::begin_sequence() {
+    if (variant_ != GRUVariant::cho) return;
+    const long H = static_cast<long>(hidden_size_);
+    open_sequences.push_back({this, narrow(weight_hh, 0, 0, 2 * H), narrow(weight_hh, 0, 2 * H, H)});
+}
+
+void GRUCell::end_sequence() {
+    for (auto it = open_sequences.rbegin(); it != open_sequences.rend(); ++it)
+        if (it->cell == this) {
+            open_sequences.erase(std::next(it).base());
+            return;
+        }
+}
+
 State GRUCell::step(const Variable& x_t, const State& state) {
     const Variable& h = state[0];
     const long H = static_cast<long>(hidden_size_);
-    const auto x = chunk(x_t, 3, 1);  // W_ir x + b_ir, W_iz x + b_iz, W_in x + b_in
     if (variant_ == GRUVariant::reset_after) {
-        const auto hh = chunk(matmul(h, weight_hh, false, true) + bias_hh, 3, 1);
+        // x_t arrives as W_i x_t + b_i (r, z, n)
+        const auto x = chunk(x_t, 3, 1);
+        const auto hh = chunk(addmm(bias_hh, h, weight_hh, false, true), 3, 1);
         const Variable r = sigmoid(x[0] + hh[0]);  // r_t = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
         const Variable z = sigmoid(x[1] + hh[1]);  // z_t = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
         const Variable n = tanh(x[2] + r * hh[2]); // n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
         return {(1.0 - z) * n + z * h};            // h_t = (1 - z_t) * n_t + z_t * h_{t-1}
     }
-    const auto hh = chunk(matmul(h, narrow(weight_hh, 0, 0, 2 * H), false, true) +
-                              narrow(bias_hh, 0, 0, 2 * H), 2, 1);
-    const Variable r = sigmoid(x[0] + hh[0]);  // r_t = σ(W_r[x_t, h_{t-1}])
-    const Variable z = sigmoid(x[1] + hh[1]);  // z_t = σ(W_z[x_t, h_{t-1}])
-    // h̃_t = tanh(W[x_t, r_t * h_{t-1}])
-    const Variable candidate = tanh(x[2] + matmul(r * h, narrow(weight_hh, 0, 2 * H, H), false, true) +
-                                    narrow(bias_hh, 0, 2 * H, H));
+    // x_t arrives as W_i x_t + b_i + b_h (r, z, n); the weight slices come from
+    // begin_sequence, or are cut here when step runs on its own
+    const GRUSlices* open = slices_of(this);
+    const Variable w_rz = open ? open->w_rz : narrow(weight_hh, 0, 0, 2 * H);
+    const Variable w_n = open ? open->w_n : narrow(weight_hh, 0, 2 * H, H);
+    const auto x = split(x_t, {2 * H, H}, 1);
+    const auto rz = chunk(sigmoid(addmm(x[0], h, w_rz, false, true)), 2, 1);
+    const Variable &r = rz[0], &z = rz[1];  // r_t = σ(W_r[x_t, h_{t-1}]),  z_t = σ(W_z[x_t, h_{t-1}])
+    const Variable candidate = tanh(addmm(x[1], r * h, w_n, false, true));  // h̃_t = tanh(W[x_t, r_t * h_{t-1}])
     return {(1.0 - z) * h + z * candidate};  // h_t = (1 - z_t) * h_{t-1} + z_t * h̃_t
 }
 

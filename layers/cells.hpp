@@ -17,7 +17,8 @@ public:
     std::size_t input_size() const override { return input_size_; }
     std::size_t hidden_size() const override { return hidden_size_; }
     bool projects_input() const override { return true; }
-    // W_ih x + b_ih for all time steps at once
+    // W_ih x + b_ih + b_hh for all time steps at once: both biases are added here, once, not
+    // at every step (a cell whose hidden-side bias cannot move overrides this).
     Variable project_input(const Variable& x) override;
 
     Variable weight_ih, weight_hh, bias_ih, bias_hh;
@@ -62,8 +63,13 @@ class GRUCell : public GatedCell {
 public:
     GRUCell(std::size_t input_size, std::size_t hidden_size, Generator& gen, DType dtype = float32,
             GRUVariant variant = GRUVariant::cho);
+    Variable project_input(const Variable& x) override;
     State step(const Variable& x_t, const State& state) override;
     GRUVariant variant() const { return variant_; }
+    // Cho: the r,z rows and the n rows of weight_hh, sliced once per sequence (kept per
+    // thread, so TBB shards running the same cell each have their own).
+    void begin_sequence() override;
+    void end_sequence() override;
 
 private:
     GRUVariant variant_;

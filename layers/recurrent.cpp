@@ -100,6 +100,7 @@ RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Varia
             } else {
                 steps = unbind(layer_input, 0);
             }
+            SequenceScope sequence(cell);
             for (std::size_t n = 0; n < T; ++n) {
                 const std::size_t t = d == 0 ? n : T - 1 - n;
                 State next = cell.step(steps[t], state);

@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 
+#include <xtensor/xbroadcast.hpp>
+
 #include "core/tape.hpp"
 #include "ops/kernels.hpp"
 #include "ops/shape.hpp"
@@ -10,18 +12,36 @@ namespace tapegrad {
 
 namespace {
 
-// c[m,n] = op(a) op(b), row-major; lda and ldb are the stored row lengths of a and b.
+// c[m,n] = op(a) op(b) + beta c, row-major; lda and ldb are the stored row lengths of a and b.
 template <class T>
 void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a,
-          std::size_t lda, const T* b, std::size_t ldb, T* c) {
+          std::size_t lda, const T* b, std::size_t ldb, T* c, T beta = T(0)) {
     const auto opa = ta ? CblasTrans : CblasNoTrans, opb = tb ? CblasTrans : CblasNoTrans;
     const auto i = [](std::size_t v) { return static_cast<blasint>(v); };
     if constexpr (std::is_same_v<T, float>)
-        cblas_sgemm(CblasRowMajor, opa, opb, i(m), i(n), i(k), 1.0f, a, i(lda), b, i(ldb), 0.0f,
+        cblas_sgemm(CblasRowMajor, opa, opb, i(m), i(n), i(k), 1.0f, a, i(lda), b, i(ldb), beta,
                     c, i(n));
     else
-        cblas_dgemm(CblasRowMajor, opa, opb, i(m), i(n), i(k), 1.0, a, i(lda), b, i(ldb), 0.0, c,
+        cblas_dgemm(CblasRowMajor, opa, opb, i(m), i(n), i(k), 1.0, a, i(lda), b, i(ldb), beta, c,
                     i(n));
+}
+
+// The product's part of a backward rule: C = op(A) op(B) per batch, with A and B inputs
+// `ia` and `ib` of the entry. d op(A) = G op(B)ᵀ, d op(B) = op(A)ᵀ G; bw.add sums the batches
+// an operand was broadcast over.
+void matmul_backward(Backward& bw, std::size_t ia, std::size_t ib, bool ta, bool tb) {
+    const Variable& g = bw.grad_out();
+    const Variable &A = bw.input(ia), &B = bw.input(ib);
+    if (bw.needs(ia)) bw.add(ia, ta ? matmul(B, g, tb, true) : matmul(g, B, false, !tb));
+    if (!bw.needs(ib)) return;
+    if (B.dim() > 2 || A.dim() == 2 || ta) {
+        bw.add(ib, tb ? matmul(g, A, true, ta) : matmul(A, g, !ta, false));
+        return;
+    }
+    // A batched, B not: with the batches folded into rows, dB = Aᵀ G is one gemm
+    const Variable af = reshape(A, std::vector<long>{-1, static_cast<long>(A.shape().back())});
+    const Variable gf = reshape(g, std::vector<long>{-1, static_cast<long>(g.shape().back())});
+    bw.add(ib, tb ? matmul(gf, af, true, false) : matmul(af, gf, true, false));
 }
 
 // Index (in matrices) of batch i of the broadcast batch shape `batch` inside an operand whose
@@ -91,20 +111,42 @@ Variable matmul(const Variable& a, const Variable& b, bool ta, bool tb, const Lo
         return Tensor(std::move(c));
     });
     return record("matmul", std::move(out), {a, b}, [ta, tb](Backward& bw) {
-        const Variable& g = bw.grad_out();
-        const Variable &A = bw.input(0), &B = bw.input(1);
-        // C = op(A) op(B) per batch:  d op(A) = G op(B)ᵀ,  d op(B) = op(A)ᵀ G; bw.add sums the
-        // batches an operand was broadcast over
-        if (bw.needs(0)) bw.add(0, ta ? matmul(B, g, tb, true) : matmul(g, B, false, !tb));
-        if (!bw.needs(1)) return;
-        if (B.dim() > 2 || A.dim() == 2 || ta) {
-            bw.add(1, tb ? matmul(g, A, true, ta) : matmul(A, g, !ta, false));
-            return;
-        }
-        // A batched, B not: with the batches folded into rows, dB = Aᵀ G is one gemm
-        const Variable af = reshape(A, std::vector<long>{-1, static_cast<long>(A.shape().back())});
-        const Variable gf = reshape(g, std::vector<long>{-1, static_cast<long>(g.shape().back())});
-        bw.add(1, tb ? matmul(gf, af, true, false) : matmul(af, gf, true, false));
+        matmul_backward(bw, 0, 1, ta, tb);
+    }, loc);
+}
+
+Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta, bool tb,
+               const Loc& loc) {
+    kernels::check_binary("addmm", a, b, loc);
+    kernels::check_binary("addmm", c, a, loc);
+    const Shape &as = a.shape(), &bs = b.shape(), &cs = c.shape();
+    if (a.dim() != 2 || b.dim() != 2)
+        fail<ShapeError>("addmm", fmt::format("{} x {}: both operands must be matrices",
+                                              to_string(as), to_string(bs)), loc);
+    const std::size_t m = as[ta ? 1 : 0], k = as[ta ? 0 : 1];
+    const std::size_t k2 = bs[tb ? 1 : 0], n = bs[tb ? 0 : 1];
+    if (k != k2)
+        fail<ShapeError>("addmm", fmt::format("{}{} x {}{}: inner dimensions {} and {} differ",
+                                              to_string(as), ta ? "ᵀ" : "", to_string(bs),
+                                              tb ? "ᵀ" : "", k, k2), loc);
+    const bool fits = c.dim() <= 2 && (c.dim() < 1 || cs.back() == n || cs.back() == 1) &&
+                      (c.dim() < 2 || cs[0] == m || cs[0] == 1);
+    if (!fits)
+        fail<ShapeError>("addmm", fmt::format("c {} does not broadcast to the product's [{},{}]",
+                                              to_string(cs), m, n), loc);
+    Tensor out = dispatch(a.dtype(), [&]<class T>() {
+        auto r = xt::xarray<T>::from_shape({m, n});
+        const auto& cv = c.value().xt<T>();
+        if (c.dim() == 2 && cs[0] == m && cs[1] == n) std::copy(cv.begin(), cv.end(), r.begin());
+        else r = xt::broadcast(cv, std::vector<std::size_t>{m, n});
+        if (m > 0 && n > 0 && k > 0)
+            gemm(ta, tb, m, n, k, a.value().xt<T>().data(), as.back(), b.value().xt<T>().data(),
+                 bs.back(), r.data(), T(1));
+        return Tensor(std::move(r));
+    });
+    return record("addmm", std::move(out), {c, a, b}, [ta, tb](Backward& bw) {
+        bw.add(0, bw.grad_out());  // d c = G, summed over the broadcast axes by add
+        matmul_backward(bw, 1, 2, ta, tb);
     }, loc);
 }
 

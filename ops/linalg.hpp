@@ -14,4 +14,10 @@ Variable matmul(const Variable& a, const Variable& b, const Loc& loc = Loc::curr
 Variable matmul(const Variable& a, const Variable& b, bool transpose_a, bool transpose_b,
                 const Loc& loc = Loc::current());
 
+// c + op(a) op(b) for matrices a and b, with c broadcast to the product's [M, N] (a bias [N],
+// or [M, N]): one gemm accumulating onto c, no separate add. dc = G (summed over what c was
+// broadcast over), da and db as matmul's.
+Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool transpose_a = false,
+               bool transpose_b = false, const Loc& loc = Loc::current());
+
 }  // namespace tapegrad

@@ -34,8 +34,8 @@ Variable tanh(const Variable& x, const Loc& loc) {
     Tensor out = map(x.value(), [](const auto& v) { return xt::tanh(v); });
     return record("tanh", std::move(out), {x}, [](Backward& bw) {
         // d tanh(x) = 1 - tanh(x)^2
-        const Variable r = bw.result();
-        bw.add(0, bw.grad_out() * (1.0 - r * r));
+        bw.add(0, kernels::pointwise_grad(bw.grad_out(), bw.result(),
+                                          [](const auto& g, const auto& r, auto one) { return g * (one - r * r); }));
     }, loc);
 }
 
@@ -46,8 +46,8 @@ Variable sigmoid(const Variable& x, const Loc& loc) {
     });
     return record("sigmoid", std::move(out), {x}, [](Backward& bw) {
         // d sigmoid(x) = s (1 - s)
-        const Variable s = bw.result();
-        bw.add(0, bw.grad_out() * (s * (1.0 - s)));
+        bw.add(0, kernels::pointwise_grad(bw.grad_out(), bw.result(),
+                                          [](const auto& g, const auto& s, auto one) { return g * (s * (one - s)); }));
     }, loc);
 }
 

@@ -68,6 +68,12 @@ std::vector<OpRow> rows_shape() {
          [](V x) { return matmul(x[0], x[1], true, true); }},
         {"matmul 4-D batch broadcast", {{2, 1, 3, 4}, {3, 4, 2}},
          [](V x) { return matmul(x[0], x[1]); }},
+        // addmm: c + op(a) op(b), c full or a broadcast bias
+        {"addmm [M,N] + A B", {{3, 5}, {3, 4}, {4, 5}}, [](V x) { return addmm(x[0], x[1], x[2]); }},
+        {"addmm bias [N] + A Bᵀ", {{5}, {3, 4}, {5, 4}},
+         [](V x) { return addmm(x[0], x[1], x[2], false, true); }},
+        {"addmm [1,N] + Aᵀ Bᵀ", {{1, 2}, {4, 3}, {2, 4}},
+         [](V x) { return addmm(x[0], x[1], x[2], true, true); }},
         // a composition: one LSTM cell step, gates cut with chunk
         {"lstm step", {{2, 3}, {3, 8}, {2, 2}, {2, 8}, {2, 2}}, [](V x) {
              auto g = chunk(matmul(x[0], x[1]) + matmul(x[2], x[3]), 4, 1);

@@ -228,6 +228,28 @@ TEST_CASE("matmul: batched products equal per-batch 2-D products") {
     }
 }
 
+TEST_CASE("addmm: equals c + matmul, and reports bad shapes") {
+    for (DType dtype : {float32, float64}) {
+        CAPTURE(name(dtype));
+        Variable a = Variable(iota({3, 4}, dtype)) * 0.1;
+        Variable b = Variable(iota({5, 4}, dtype)) * 0.01 - 0.2;
+        Variable bias = Variable(iota({5}, dtype)) * 0.3;
+        Variable full = Variable(iota({3, 5}, dtype)) * -0.05;
+        CHECK(max_abs_diff(addmm(bias, a, b, false, true).value(),
+                           (matmul(a, b, false, true) + bias).value()) < 1e-6);
+        CHECK(max_abs_diff(addmm(full, a, b, false, true).value(),
+                           (matmul(a, b, false, true) + full).value()) < 1e-6);
+    }
+    Variable a(Tensor::zeros({3, 4}, float64)), b(Tensor::zeros({4, 5}, float64));
+    CHECK_THROWS_WITH_AS(addmm(Variable(Tensor::zeros({4}, float64)), a, b),
+                         doctest::Contains("addmm: c [4] does not broadcast to the product's [3,5]"), ShapeError);
+    CHECK_THROWS_WITH_AS(addmm(Variable(Tensor::zeros({5}, float64)), a, a),
+                         doctest::Contains("inner dimensions 4 and 3 differ"), ShapeError);
+    CHECK_THROWS_WITH_AS(addmm(Variable(Tensor::zeros({5}, float64)), Variable(Tensor::zeros({2, 3, 4}, float64)), b),
+                         doctest::Contains("both operands must be matrices"), ShapeError);
+    CHECK_THROWS_AS(addmm(Variable(Tensor::zeros({5}, float32)), a, b), DTypeError);
+}
+
 TEST_CASE("matmul: the gradient of a broadcast operand sums over the batch") {
     Variable w = param({2, 2}), x = param({3, 2, 2});
     // y_b = W x_b: dL/dW = sum_b G_b x_bᵀ with G = 1, i.e. sum over b and columns of x_b rows

@@ -1,0 +1,272 @@
+// bench/rnn: one training step (forward + backward + SGD update, loss = MSE of the last hidden
+// state, float32) of tapegrad's RNN, LSTM and GRU layers, beside PyTorch's on the same machine.
+//
+// Configs (issue "Performance"): small T=50 B=32 I=32 H=128, large T=100 B=64 I=64 H=256.
+// Every (config, cell, threads) measurement runs in a child process of its own (this binary
+// re-run with --one), so each reports its own peak RSS; the PyTorch peer
+// (bench/rnn_torch.py) does the same. Both sides get the same OPENBLAS_CORETYPE.
+//
+// The table: tapegrad ms/step at 1 and 2 threads, PyTorch's fastest way (nn.* layer,
+// primitive ops eager, TorchScript) and its nn.* layer, the ratios, the share of the machine's
+// 1-thread sgemm throughput the step reaches (sgemm timed on the step's own shapes), the
+// tape's bytes per time step, and peak RSS of both sides. Written to a section of
+// bench/results.md.
+#include <cblas.h>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <tapegrad/tapegrad.hpp>
+
+#include "common.hpp"
+
+using namespace tapegrad;
+namespace tb = tapegrad::bench;
+
+namespace {
+
+struct Config {
+    std::string name;
+    std::size_t T, B, I, H;
+};
+const std::vector<Config> configs{{"small", 50, 32, 32, 128}, {"large", 100, 64, 64, 256}};
+
+std::size_t gates_of(const std::string& cell) { return cell == "lstm" ? 4 : cell == "gru" ? 3 : 1; }
+
+std::shared_ptr<Recurrent> make_layer(const std::string& cell, const Config& c, Generator& gen) {
+    if (cell == "rnn") return std::make_shared<RNN>(c.I, c.H, RecurrentOptions{}, gen, DType::float32);
+    if (cell == "lstm") return std::make_shared<LSTM>(c.I, c.H, RecurrentOptions{}, gen, DType::float32);
+    if (cell == "gru") return std::make_shared<GRU>(c.I, c.H, RecurrentOptions{}, gen, DType::float32);
+    throw ValueError("bench/rnn: unknown cell '" + cell + "' (rnn, lstm, gru)");
+}
+
+// FLOPs of one training step counted from the model, as the issue counts them: every matrix
+// product of forward and backward (input gradient included), 2 flops per multiply-add.
+double step_flops(const std::string& cell, const Config& c) {
+    const double G = static_cast<double>(gates_of(cell)), T = static_cast<double>(c.T);
+    const double B = static_cast<double>(c.B), I = static_cast<double>(c.I), H = static_cast<double>(c.H);
+    const double fwd = 2 * T * B * G * H * (I + H);
+    return 3 * fwd;  // forward, and two products of the same size per product in backward
+}
+
+// Time of the step's matrix products at sgemm speed on this machine: the same shapes, one
+// thread, as many calls as the step makes (the hoisted input projection and its weight
+// gradient as one product over all T*B rows; the recurrent products per step).
+double sgemm_ms(const std::string& cell, const Config& c) {
+    const int G = static_cast<int>(gates_of(cell));
+    const int T = static_cast<int>(c.T), B = static_cast<int>(c.B), I = static_cast<int>(c.I),
+              H = static_cast<int>(c.H);
+    Generator gen(7);
+    auto buf = [&](std::size_t n) {
+        Tensor t = gen.uniform({n}, -1, 1, DType::float32);
+        return std::vector<float>(t.xt<float>().begin(), t.xt<float>().end());
+    };
+    auto X = buf(std::size_t(T) * B * I), W = buf(std::size_t(G) * H * std::max(I, H)),
+         Y = buf(std::size_t(T) * B * G * H), h = buf(std::size_t(B) * H), dW = buf(std::size_t(G) * H * std::max(I, H)),
+         out = buf(std::size_t(B) * G * H), dh = buf(std::size_t(B) * H), dX = buf(std::size_t(T) * B * I);
+    auto run = [&] {
+        // forward: projection [T*B, I] x [I, G*H]; per step [B, H] x [H, G*H]
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T * B, G * H, I, 1, X.data(), I, W.data(), I, 0, Y.data(), G * H);
+        for (int t = 0; t < T; ++t)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G * H, H, 1, h.data(), H, W.data(), H, 0, out.data(), G * H);
+        // backward per step: dh = dG W ([B, G*H] x [G*H, H]), dW_hh += dGᵀ h ([G*H, B] x [B, H])
+        for (int t = 0; t < T; ++t) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G * H, 1, out.data(), G * H, W.data(), H, 0, dh.data(), H);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G * H, H, B, 1, out.data(), G * H, h.data(), H, 1, dW.data(), H);
+        }
+        // backward of the projection: dW_ih = dGᵀ X, dX = dG W_ih
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G * H, I, T * B, 1, Y.data(), G * H, X.data(), I, 0, dW.data(), I);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T * B, I, G * H, 1, Y.data(), G * H, W.data(), I, 0, dX.data(), I);
+    };
+    auto samples = tb::time_reps(3, 15, run);
+    return tb::summarize(samples, 1e3).time.median;
+}
+
+struct One {
+    double ms = 0, ms_min = 0, tape_bytes_per_step = 0, peak_rss_mib = 0, loss = 0;
+};
+
+// The batch is cut into two shards of B/2 rows at every thread count (parallel_backward), so
+// the 1- and 2-thread runs compute the same numbers.
+One measure(const std::string& cell, const Config& c, int threads, int reps) {
+    set_num_threads(static_cast<std::size_t>(threads));
+    Generator gen(0);
+    auto layer = make_layer(cell, c, gen);
+    const Variable xs(gen.normal({c.T, c.B, c.I}, 0, 1, DType::float32));
+    const Variable y(gen.normal({c.B, c.H}, 0, 1, DType::float32));
+    SGD opt(*layer, {.lr = 0.01});
+    const auto params = layer->parameters();
+    One r;
+    std::vector<double> tape_bytes(2);
+    auto step = [&] {
+        opt.zero_grad();
+        r.loss = parallel_backward(params, c.B, [&](const Shard& s) {
+            const long b0 = static_cast<long>(s.begin), rows = static_cast<long>(s.size());
+            RecurrentOutput out = layer->forward(narrow(xs, 1, b0, rows));
+            const Variable h_last = reshape(out.states[0], Shape{s.size(), c.H});
+            const Variable loss = mse_loss(h_last, narrow(y, 0, b0, rows));
+            tape_bytes[s.index] = static_cast<double>(current_tape().saved_bytes());
+            return loss;
+        }, {.rows = c.B / 2});
+        r.tape_bytes_per_step = (tape_bytes[0] + tape_bytes[1]) / static_cast<double>(c.T);
+        opt.step();
+    };
+    auto samples = tb::time_reps(2, reps, step);
+    const auto s = tb::summarize(samples, 1e3);
+    r.ms = s.time.median;
+    r.ms_min = s.time.min;
+    r.peak_rss_mib = tb::peak_rss_mib();
+    return r;
+}
+
+// Runs this binary with --one in a child and parses its JSON line.
+std::optional<nlohmann::json> tapegrad_child(const std::string& self, const std::string& cell,
+                                             const Config& c, int threads, int reps) {
+    return tb::run_command_json(fmt::format("{} --one --cell {} --config {} --threads {} --reps {}",
+                                            tb::shell_quote(self), cell, c.name, threads, reps));
+}
+
+// The PyTorch peer, one way in a child process (its own peak RSS).
+std::optional<nlohmann::json> torch_child(const std::string& cell, const Config& c,
+                                          const std::string& way, int threads, int reps) {
+    return tb::run_python_peer(tb::source_dir() + "/rnn_torch.py",
+                               {cell, c.name, way, std::to_string(threads), std::to_string(reps)}, threads);
+}
+
+struct Row {
+    std::string config, cell;
+    double t1 = 0, t2 = 0, sgemm = 0, tape_mib_per_step = 0, rss = 0;
+    std::map<std::string, double> torch1, torch2, torch_rss;  // by way
+    double torch_best1() const {
+        double b = 0;
+        for (const auto& [w, ms] : torch1) b = b == 0 ? ms : std::min(b, ms);
+        return b;
+    }
+    double torch_best2() const {
+        double b = 0;
+        for (const auto& [w, ms] : torch2) b = b == 0 ? ms : std::min(b, ms);
+        return b;
+    }
+};
+
+std::string fmt_ms(double v) { return v > 0 ? fmt::format("{:.1f}", v) : "—"; }
+std::string fmt_ratio(double a, double b) { return a > 0 && b > 0 ? fmt::format("{:.2f}", a / b) : "—"; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"tapegrad vs PyTorch: one RNN/LSTM/GRU training step"};
+    bool one = false, no_torch = false;
+    std::string cell = "lstm", config = "large";
+    int threads = 1, reps = 7;
+    std::vector<std::string> cells{"rnn", "lstm", "gru"}, config_names{"small", "large"};
+    std::vector<int> thread_counts{1, 2};
+    std::string out = tb::source_dir() + "/results.md";
+    app.add_flag("--one", one, "measure one (cell, config, threads) and print JSON (used by the table)");
+    app.add_option("--cell", cell, "with --one: rnn, lstm or gru");
+    app.add_option("--config", config, "with --one: small or large");
+    app.add_option("--threads", threads, "with --one: threads");
+    app.add_option("--cells", cells, "cells in the table");
+    app.add_option("--configs", config_names, "configs in the table");
+    app.add_option("--thread-counts", thread_counts, "thread counts in the table");
+    app.add_option("--reps", reps, "timed repetitions (median reported)");
+    app.add_flag("--no-torch", no_torch, "skip the PyTorch peer");
+    app.add_option("--out", out, "Markdown file for the table");
+    CLI11_PARSE(app, argc, argv);
+
+    auto find = [&](const std::string& name) {
+        for (const auto& c : configs)
+            if (c.name == name) return c;
+        throw ValueError("bench/rnn: unknown config '" + name + "' (small, large)");
+    };
+
+    if (one) {
+        openblas_set_num_threads(1);
+        const Config c = find(config);
+        const One r = measure(cell, c, threads, reps);
+        nlohmann::json j{{"ms", r.ms}, {"ms_min", r.ms_min}, {"tape_bytes_per_step", r.tape_bytes_per_step},
+                         {"peak_rss_mib", r.peak_rss_mib}, {"loss", r.loss},
+                         {"sgemm_ms", sgemm_ms(cell, c)}, {"gflop", step_flops(cell, c) / 1e9}};
+        fmt::print("{}\n", j.dump());
+        return 0;
+    }
+    warn_if_slow_blas();
+    const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+    const bool torch = !no_torch && tb::python_has_torch();
+    if (!no_torch && !torch)
+        fmt::print("bench/rnn: notice: /usr/bin/python3 cannot import torch (apt-get install python3-torch); "
+                   "tapegrad runs alone\n");
+    const std::vector<std::string> ways{"fused", "eager", "script"};
+    std::vector<Row> rows;
+    for (const auto& config_name : config_names) {
+        const Config c = find(config_name);
+        for (const auto& cell_name : cells) {
+            Row row;
+            row.config = c.name;
+            row.cell = cell_name;
+            fmt::print("bench/rnn: {} {} ...\n", c.name, cell_name);
+            std::fflush(stdout);
+            for (int threads : thread_counts) {
+                if (auto j = tapegrad_child(self, cell_name, c, threads, reps)) {
+                    (threads == 1 ? row.t1 : row.t2) = (*j)["ms"].get<double>();
+                    row.sgemm = (*j)["sgemm_ms"].get<double>();
+                    row.tape_mib_per_step = (*j)["tape_bytes_per_step"].get<double>() / (1 << 20);
+                    if (threads == 1) row.rss = (*j)["peak_rss_mib"].get<double>();
+                }
+                if (!torch) continue;
+                for (const auto& way : ways)
+                    if (auto j = torch_child(cell_name, c, way, threads, reps)) {
+                        (threads == 1 ? row.torch1 : row.torch2)[way] = (*j)["ms"].get<double>();
+                        if (threads == 1) row.torch_rss[way] = (*j)["peak_rss_mib"].get<double>();
+                    }
+            }
+            rows.push_back(row);
+        }
+    }
+
+    const BlasInfo blas = blas_info();
+    std::string table = fmt::format(
+        "- Date: {}; CPU: {}; OpenBLAS core: {} (OPENBLAS_CORETYPE={}); command: `{}`\n"
+        "- ms per training step (forward + backward + SGD, float32), median of {} repetitions, each "
+        "side in its own process; PyTorch best = the fastest of nn.* (fused), primitive ops eager, "
+        "TorchScript. Ratio = tapegrad 1 thread / PyTorch. % sgemm = the step's matrix products "
+        "timed alone with one-thread sgemm on the same shapes, over the step's time. RSS = peak "
+        "resident MiB of the 1-thread process (PyTorch: its nn.* layer's process).\n\n",
+        tb::today(), tb::cpu_model(), blas.corename, tb::env_or("OPENBLAS_CORETYPE", "unset"),
+        "./run.sh bench", reps);
+    table += "| config | cell | tapegrad 1T | tapegrad 2T | 2T speed-up | PyTorch nn.* 1T | PyTorch best 1T | "
+             "PyTorch best 2T | ratio vs nn.* | ratio vs best | % sgemm | tape MiB/step | RSS tapegrad | RSS PyTorch |\n"
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    double worst = 0;
+    std::string worst_at;
+    for (const Row& r : rows) {
+        const double fused = r.torch1.count("fused") ? r.torch1.at("fused") : 0;
+        const double best = r.torch_best1();
+        table += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2f} | {:.0f} | {} |\n",
+                             r.config, r.cell, fmt_ms(r.t1), fmt_ms(r.t2), fmt_ratio(r.t1, r.t2),
+                             fmt_ms(fused), fmt_ms(best), fmt_ms(r.torch_best2()),
+                             fmt_ratio(r.t1, fused), fmt_ratio(r.t1, best),
+                             r.t1 > 0 ? fmt::format("{:.0f}%", 100 * r.sgemm / r.t1) : "—",
+                             r.tape_mib_per_step, r.rss,
+                             r.torch_rss.count("fused") ? fmt::format("{:.0f}", r.torch_rss.at("fused")) : "—");
+        if (best > 0 && r.t1 / best > worst) {
+            worst = r.t1 / best;
+            worst_at = r.config + " " + r.cell;
+        }
+    }
+    fmt::print("\n{}", table);
+    const std::string summary = worst > 0
+        ? fmt::format("bench/rnn: worst ratio tapegrad / PyTorch best (1 thread): {:.2f} ({})", worst, worst_at)
+        : std::string("bench/rnn: no PyTorch comparison in this run");
+    fmt::print("\n{}\n", summary);
+    tb::write_section(out, "rnn", table + "\n" + summary + "\n");
+    fmt::print("bench/rnn: table written to {}\n", out);
+    return 0;
+}

@@ -1,0 +1,53 @@
+// Data parallelism over the batch with TBB: the batch is cut into shards of fixed rows, each
+// shard runs forward and backward as a TBB task recording on a tape of its own, and the
+// shards' parameter gradients are summed in shard order. Shard boundaries depend only on the
+// batch size and ShardOptions::rows, never on the thread count, so a run gives bitwise the
+// same losses and parameters with 1, 2 or 4 threads.
+//
+//   set_num_threads(2);
+//   double loss = parallel_backward(model.parameters(), B, [&](const Shard& s) {
+//       Variable x = narrow(xs, 1, s.begin, s.size());     // this shard's rows
+//       return mse_loss(model(x), narrow(ys, 0, s.begin, s.size()));  // mean over its rows
+//   });
+//   opt.step();
+//
+// Inside the shards OpenBLAS runs single-threaded: TBB's workers are the only threads.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <vector>
+
+#include "core/variable.hpp"
+
+namespace tapegrad {
+
+// How many threads tapegrad's parallel work may use (TBB's max_allowed_parallelism); lasts
+// until the next call. 0 restores the default (every core). OpenBLAS is set to one thread.
+void set_num_threads(std::size_t n);
+std::size_t num_threads();
+
+struct Shard {
+    std::size_t index = 0;  // 0, 1, ... in batch order
+    std::size_t begin = 0;  // first row of the batch
+    std::size_t end = 0;    // one past the last row
+    std::size_t size() const { return end - begin; }
+};
+
+struct ShardOptions {
+    std::size_t rows = 32;  // rows per shard (the last one may be smaller)
+};
+
+// [0, batch) cut into shards of `rows` rows.
+std::vector<Shard> make_shards(std::size_t batch, ShardOptions options = {});
+
+// Runs loss_of(shard) for every shard in parallel, each on its own tape; loss_of returns the
+// shard's loss as a scalar MEAN over its rows. Accumulates into each parameter's grad the
+// gradient of the batch mean, Σ_s (rows_s / batch) · loss_s, summing shards in order, and
+// returns that batch loss. Parameters must not change during the call; modules that draw
+// random numbers in forward (dropout) must not share a generator between shards.
+double parallel_backward(const std::vector<Variable>& params, std::size_t batch,
+                         const std::function<Variable(const Shard&)>& loss_of,
+                         ShardOptions options = {});
+
+}  // namespace tapegrad

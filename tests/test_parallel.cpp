@@ -1,0 +1,172 @@
+// Data parallelism over the batch (core/parallel.hpp): shard boundaries, gradients equal to
+// the whole batch's, errors, and bitwise determinism across thread counts.
+#include <doctest/doctest.h>
+
+#include <stdexcept>
+
+#include <tapegrad/tapegrad.hpp>
+
+using namespace tapegrad;
+
+namespace {
+
+// Restores the default thread count however a test ends.
+struct Threads {
+    explicit Threads(std::size_t n) { set_num_threads(n); }
+    ~Threads() { set_num_threads(0); }
+};
+
+struct Model {
+    Generator gen;
+    std::shared_ptr<Recurrent> rnn;
+    std::shared_ptr<Linear> head;
+    Model(const std::string& kind, DType dtype) : gen(11) {
+        if (kind == "lstm") rnn = std::make_shared<LSTM>(3, 8, RecurrentOptions{}, gen, dtype);
+        else rnn = std::make_shared<GRU>(3, 8, RecurrentOptions{}, gen, dtype);
+        head = std::make_shared<Linear>(8, 2, gen, dtype);
+    }
+    std::vector<Variable> parameters() const {
+        auto p = rnn->parameters();
+        for (const auto& q : head->parameters()) p.push_back(q);
+        return p;
+    }
+    // mean over the rows of x [T, b, 3] of the MSE of the head on the last hidden state
+    Variable loss(const Variable& x, const Variable& y) {
+        const RecurrentOutput out = rnn->forward(x);
+        const Variable h = reshape(out.states[0], Shape{x.shape()[1], 8});
+        return mse_loss(head->forward(h), y);
+    }
+};
+
+struct Data {
+    Variable x, y;
+    Data(std::size_t T, std::size_t B, DType dtype, std::uint64_t seed) {
+        Generator g(seed);
+        x = Variable(g.normal({T, B, 3}, 0, 1, dtype));
+        y = Variable(g.normal({B, 2}, 0, 1, dtype));
+    }
+};
+
+Variable rows(const Variable& v, long axis, const Shard& s) {
+    return narrow(v, axis, static_cast<long>(s.begin), static_cast<long>(s.size()));
+}
+
+// Losses of `steps` Adam steps and the parameters after them, with `threads` threads.
+std::pair<std::vector<double>, std::vector<std::vector<double>>> train(const std::string& kind,
+                                                                       std::size_t threads, int steps) {
+    Threads scope(threads);
+    Model m(kind, float32);
+    const auto params = m.parameters();
+    Adam opt(params, {.lr = 1e-2});
+    std::vector<double> losses;
+    for (int step = 0; step < steps; ++step) {
+        const Data d(6, 20, float32, 100);  // one batch, so the loss must fall
+        opt.zero_grad();
+        losses.push_back(parallel_backward(params, 20, [&](const Shard& s) {
+            return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
+        }, {.rows = 4}));
+        opt.step();
+    }
+    std::vector<std::vector<double>> values;
+    for (const auto& p : params) values.push_back(p.value().to_vector());
+    return {losses, values};
+}
+
+}  // namespace
+
+TEST_CASE("make_shards: fixed rows, the last shard takes the rest") {
+    const auto s = make_shards(10, {.rows = 4});
+    REQUIRE(s.size() == 3);
+    CHECK((s[0].begin == 0 && s[0].end == 4 && s[0].index == 0));
+    CHECK((s[1].begin == 4 && s[1].end == 8 && s[1].index == 1));
+    CHECK((s[2].begin == 8 && s[2].end == 10 && s[2].size() == 2));
+    CHECK(make_shards(3, {.rows = 32}).size() == 1);
+    CHECK_THROWS_AS(make_shards(3, {.rows = 0}), ValueError);
+}
+
+TEST_CASE("set_num_threads governs TBB's parallelism") {
+    {
+        Threads scope(1);
+        CHECK(num_threads() == 1);
+        set_num_threads(2);
+        CHECK(num_threads() == 2);
+    }
+    CHECK(num_threads() >= 1);
+}
+
+TEST_CASE("parallel_backward: one shard is exactly backward; shards give the batch's gradient") {
+    for (const char* kind : {"lstm", "gru"}) {
+        CAPTURE(kind);
+        Model m(kind, float64);
+        const auto params = m.parameters();
+        const Data d(5, 12, float64, 3);
+
+        const Variable whole = m.loss(d.x, d.y);
+        whole.backward();
+        std::vector<Tensor> expected;
+        for (const auto& p : params) expected.push_back(p.grad());
+        for (auto p : params) p.zero_grad();
+
+        // one shard: the same sweep, bitwise the same gradient and loss
+        const double one = parallel_backward(params, 12, [&](const Shard& s) {
+            return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
+        }, {.rows = 12});
+        CHECK(one == whole.item());
+        for (std::size_t k = 0; k < params.size(); ++k)
+            CHECK(params[k].grad().to_vector() == expected[k].to_vector());
+        for (auto p : params) p.zero_grad();
+
+        // uneven shards (5, 5, 2 rows), two threads: the batch mean's gradient up to rounding
+        Threads scope(2);
+        const double sharded = parallel_backward(params, 12, [&](const Shard& s) {
+            return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
+        }, {.rows = 5});
+        CHECK(sharded == doctest::Approx(whole.item()).epsilon(1e-12));
+        for (std::size_t k = 0; k < params.size(); ++k) {
+            CAPTURE(k);
+            CHECK(max_abs_diff(params[k].grad(), expected[k]) < 1e-12);
+        }
+        // a second call accumulates, as backward does
+        parallel_backward(params, 12, [&](const Shard& s) {
+            return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
+        }, {.rows = 5});
+        CHECK(max_abs_diff(params[0].grad(), (Variable(expected[0]) * 2.0).value()) < 1e-12);
+    }
+}
+
+TEST_CASE("parallel_backward: losses and parameters are bitwise equal with 1, 2 and 4 threads") {
+    for (const char* kind : {"lstm", "gru"}) {
+        CAPTURE(kind);
+        const auto one = train(kind, 1, 10);
+        const auto two = train(kind, 2, 10);
+        const auto four = train(kind, 4, 10);
+        CHECK(one.first == two.first);
+        CHECK(one.first == four.first);
+        CHECK(one.second == two.second);
+        CHECK(one.second == four.second);
+        CHECK(one.first.back() < one.first.front());  // and it trains
+    }
+}
+
+TEST_CASE("parallel_backward: bad shards and failing shards are reported") {
+    Model m("lstm", float64);
+    const auto params = m.parameters();
+    const Data d(3, 8, float64, 5);
+    Threads scope(2);
+    CHECK_THROWS_WITH_AS(parallel_backward(params, 8, [&](const Shard& s) {
+        return rows(d.y, 0, s) * 2.0;  // not a scalar
+    }, {.rows = 4}), doctest::Contains("parallel_backward: shard 0 (rows 0..4) returned [4,2], not a scalar loss"),
+        ShapeError);
+    CHECK_THROWS_WITH_AS(parallel_backward(params, 8, [&](const Shard& s) {
+        if (s.index == 1) throw std::runtime_error("shard one failed");
+        return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
+    }, {.rows = 4}), "shard one failed", std::runtime_error);
+    CHECK_THROWS_AS(parallel_backward(params, 0, [&](const Shard&) { return Variable(); }), ValueError);
+    CHECK_THROWS_WITH_AS(parallel_backward({Variable(Tensor::zeros({2}, float64))}, 8,
+                                           [&](const Shard& s) { return m.loss(rows(d.x, 1, s), rows(d.y, 0, s)); }),
+                         doctest::Contains("parameter 0 is not a leaf that requires grad"), GraphError);
+    // after the failures the parameters are usable and the thread's tape is clean
+    const Variable ok = m.loss(d.x, d.y);
+    ok.backward();
+    CHECK(params[0].grad().defined());
+}
