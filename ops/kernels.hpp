@@ -97,9 +97,16 @@ xt::xarray<T> sum_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce)
     T* dst = out.data();
     for_each_row(in.shape(), reduce, [&](std::size_t row, std::size_t o) {
         const T* src = in.data() + row * inner;
-        if (inner_reduced) {
+        if (inner_reduced) {  // SIMD lanes accumulate side by side, then add up
+            using B = xsimd::batch<T>;
+            std::size_t j = 0;
             T acc = T(0);
-            for (std::size_t j = 0; j < inner; ++j) acc += src[j];
+            if (inner >= B::size) {
+                B vacc(T(0));
+                for (; j + B::size <= inner; j += B::size) vacc += B::load_unaligned(src + j);
+                acc = xsimd::hadd(vacc);
+            }
+            for (; j < inner; ++j) acc += src[j];
             dst[o] += acc;
         } else {
             for (std::size_t j = 0; j < inner; ++j) dst[o + j] += src[j];

@@ -58,8 +58,16 @@ Variable relu(const Variable& x, const Loc& loc) {
     });
     return record("relu", std::move(out), {x}, [](Backward& bw) {
         // d relu(x) = [x > 0]  (0 at the kink)
-        Tensor mask = dispatch(bw.input(0).dtype(), [&]<class T>() {
-            return Tensor(xt::xarray<T>(xt::cast<T>(bw.input(0).value().xt<T>() > T(0))));
+        const Variable& x = bw.input(0);
+        if (!grad_enabled()) {  // one pass: g where x > 0, else 0
+            bw.add(0, Variable(dispatch(x.dtype(), [&]<class T>() {
+                return Tensor(kernels::zip_rows(bw.grad_out().value().xt<T>(), x.value().xt<T>(),
+                                                [](const auto& g, const auto& v) { return xt::where(v > T(0), g, T(0)); }));
+            })));
+            return;
+        }
+        Tensor mask = dispatch(x.dtype(), [&]<class T>() {
+            return Tensor(xt::xarray<T>(xt::cast<T>(x.value().xt<T>() > T(0))));
         });
         bw.add(0, bw.grad_out() * constant(mask));
     }, loc);
