@@ -126,7 +126,7 @@ State GRUCell::step(const Variable& x_t, const State& state) {
         const Variable r = sigmoid(x[0] + hh[0]);  // r_t = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
         const Variable z = sigmoid(x[1] + hh[1]);  // z_t = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
         const Variable n = tanh(x[2] + r * hh[2]); // n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
-        return {(1.0 - z) * n + z * h};            // h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+        return {n + z * (h - n)};                  // h_t = (1 - z_t) * n_t + z_t * h_{t-1}
     }
     // x_t arrives as W_i x_t + b_i + b_h (r, z, n); the weight slices come from
     // begin_sequence, or are cut here when step runs on its own
@@ -137,7 +137,7 @@ State GRUCell::step(const Variable& x_t, const State& state) {
     const auto rz = chunk(sigmoid(addmm(x[0], h, w_rz, false, true)), 2, 1);
     const Variable &r = rz[0], &z = rz[1];  // r_t = σ(W_r[x_t, h_{t-1}]),  z_t = σ(W_z[x_t, h_{t-1}])
     const Variable candidate = tanh(addmm(x[1], r * h, w_n, false, true));  // h̃_t = tanh(W[x_t, r_t * h_{t-1}])
-    return {(1.0 - z) * h + z * candidate};  // h_t = (1 - z_t) * h_{t-1} + z_t * h̃_t
+    return {h + z * (candidate - h)};  // h_t = (1 - z_t) * h_{t-1} + z_t * h̃_t, in three ops
 }
 
 }  // namespace tapegrad
