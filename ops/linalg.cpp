@@ -2,7 +2,6 @@
 
 #include <cblas.h>
 
-#include <xtensor/xbroadcast.hpp>
 
 #include "core/tape.hpp"
 #include "ops/kernels.hpp"
@@ -136,9 +135,15 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
                                               to_string(cs), m, n), loc);
     Tensor out = dispatch(a.dtype(), [&]<class T>() {
         auto r = xt::xarray<T>::from_shape({m, n});
-        const auto& cv = c.value().xt<T>();
-        if (c.dim() == 2 && cs[0] == m && cs[1] == n) std::copy(cv.begin(), cv.end(), r.begin());
-        else r = xt::broadcast(cv, std::vector<std::size_t>{m, n});
+        const T* cv = c.value().xt<T>().data();
+        T* out = r.data();
+        // c broadcast into r with plain copies: c's rows (1 or M) by c's columns (1 or N)
+        const std::size_t c_rows = c.dim() == 2 ? cs[0] : 1, c_cols = c.dim() >= 1 ? cs.back() : 1;
+        for (std::size_t i = 0; i < m; ++i) {
+            const T* src = cv + (c_rows == 1 ? 0 : i * c_cols);
+            if (c_cols == n) std::copy_n(src, n, out + i * n);
+            else std::fill_n(out + i * n, n, src[0]);
+        }
         if (m > 0 && n > 0 && k > 0)
             gemm(ta, tb, m, n, k, a.value().xt<T>().data(), as.back(), b.value().xt<T>().data(),
                  bs.back(), r.data(), T(1));

@@ -72,6 +72,7 @@ std::vector<OpRow> rows_shape() {
         {"addmm [M,N] + A B", {{3, 5}, {3, 4}, {4, 5}}, [](V x) { return addmm(x[0], x[1], x[2]); }},
         {"addmm bias [N] + A Bᵀ", {{5}, {3, 4}, {5, 4}},
          [](V x) { return addmm(x[0], x[1], x[2], false, true); }},
+        {"addmm column [M,1] + A B, M = N", {{3, 1}, {3, 2}, {2, 3}}, [](V x) { return addmm(x[0], x[1], x[2]); }},
         {"addmm [1,N] + Aᵀ Bᵀ", {{1, 2}, {4, 3}, {2, 4}},
          [](V x) { return addmm(x[0], x[1], x[2], true, true); }},
         // a composition: one LSTM cell step, gates cut with chunk

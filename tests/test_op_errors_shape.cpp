@@ -239,6 +239,11 @@ TEST_CASE("addmm: equals c + matmul, and reports bad shapes") {
                            (matmul(a, b, false, true) + bias).value()) < 1e-6);
         CHECK(max_abs_diff(addmm(full, a, b, false, true).value(),
                            (matmul(a, b, false, true) + full).value()) < 1e-6);
+        Variable column = Variable(iota({3, 1}, dtype)) * 0.7, square = Variable(iota({3, 4}, dtype)) * 0.1;
+        Variable ab = matmul(a, square, false, true);  // [3, 3]: a column and a row have the same size
+        CHECK(max_abs_diff(addmm(column, a, square, false, true).value(), (ab + column).value()) < 1e-6);
+        CHECK(max_abs_diff(addmm(Variable(Tensor::scalar(2.0, dtype)), a, square, false, true).value(),
+                           (ab + 2.0).value()) < 1e-6);
     }
     Variable a(Tensor::zeros({3, 4}, float64)), b(Tensor::zeros({4, 5}, float64));
     CHECK_THROWS_WITH_AS(addmm(Variable(Tensor::zeros({4}, float64)), a, b),
