@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "ops/arith.hpp"
+#include "ops/linalg.hpp"
 #include "ops/shape.hpp"
 
 namespace tapegrad {
@@ -190,6 +191,50 @@ void Backward::add(std::size_t i, const Variable& g_in) {
     tape_.entries_[v->index].grad = std::move(sum);
 }
 
+void Backward::add_product(std::size_t i, const Variable& x, const Variable& y) {
+    const Variable& in = (*inputs_)[i];
+    if (!in.requires_grad()) return;
+    const bool deferrable = !create_graph_ && !anomaly_mode && in.impl()->tape == nullptr &&
+                            x.dim() == 2 && y.dim() == 2 && x.shape()[0] == y.shape()[0] &&
+                            in.shape() == Shape{x.shape()[1], y.shape()[1]} && x.dtype() == in.dtype() &&
+                            y.dtype() == in.dtype();
+    if (!deferrable) {
+        add(i, matmul(x, y, true, false));
+        return;
+    }
+    auto* v = in.impl();
+    auto [slot, fresh] = leaf_slots_->try_emplace(v, leaf_grads_->leaves.size());
+    if (fresh) {
+        leaf_grads_->leaves.push_back(in.impl_ptr());
+        leaf_grads_->grads.emplace_back();
+    }
+    if (leaf_grads_->pending.size() < leaf_grads_->grads.size()) leaf_grads_->pending.resize(leaf_grads_->grads.size());
+    leaf_grads_->pending[slot->second].emplace_back(x.value(), y.value());
+}
+
+namespace {
+// Σ xᵢᵀ yᵢ over a leaf's deferred products: the x's rows stacked into one [ΣK, M] matrix and
+// the y's into [ΣK, N], then one matmul.
+Variable sum_of_products(const std::vector<std::pair<Tensor, Tensor>>& products) {
+    if (products.size() == 1)
+        return matmul(Variable(products[0].first), Variable(products[0].second), true, false);
+    std::size_t rows = 0;
+    for (const auto& [x, y] : products) rows += x.shape()[0];
+    const std::size_t m = products[0].first.shape()[1], n = products[0].second.shape()[1];
+    const DType dtype = products[0].first.dtype();
+    Tensor xs = Tensor::empty({rows, m}, dtype), ys = Tensor::empty({rows, n}, dtype);
+    dispatch(dtype, [&]<class T>() {
+        T* px = xs.mutable_xt<T>().data();
+        T* py = ys.mutable_xt<T>().data();
+        for (const auto& [x, y] : products) {
+            px = std::copy_n(x.template xt<T>().data(), x.numel(), px);
+            py = std::copy_n(y.template xt<T>().data(), y.numel(), py);
+        }
+    });
+    return matmul(Variable(xs), Variable(ys), true, false);
+}
+}  // namespace
+
 std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& seed,
                                          std::span<const Variable> wanted,
                                          BackwardOptions options, LeafGrads* leaf_grads) {
@@ -264,6 +309,11 @@ std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& s
         } else {
             entries_[i].result = Variable();  // release the saved value as we go
         }
+    }
+    for (std::size_t k = 0; k < leaves.pending.size(); ++k) {
+        if (leaves.pending[k].empty()) continue;
+        leaves.grads[k] = accumulate(std::move(leaves.grads[k]), sum_of_products(leaves.pending[k]), false);
+        leaves.pending[k].clear();
     }
     for (std::size_t k = 0; k < leaves.leaves.size(); ++k)
         if (auto it = wanted_slot.find(leaves.leaves[k].get()); it != wanted_slot.end())

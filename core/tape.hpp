@@ -49,6 +49,9 @@ public:
     struct LeafGrads {
         std::vector<std::shared_ptr<detail::VarImpl>> leaves;
         std::vector<Variable> grads;
+        // Per leaf: products Xᵀ Y still to add (Backward::add_product), summed at the end of
+        // the sweep as one gemm over all of them.
+        std::vector<std::vector<std::pair<Tensor, Tensor>>> pending;
     };
 
     // The reverse sweep from `root` seeded with `seed`. Returns the gradients that reached
@@ -130,6 +133,12 @@ public:
     // Accumulates g into input i's gradient; broadcasting is undone here (sum_to), so a rule
     // may pass a gradient of the broadcast shape.
     void add(std::size_t i, const Variable& g);
+    // Accumulates the matrix product xᵀ y ([K, M]ᵀ [K, N] -> [M, N]) into input i's gradient:
+    // the shape of a weight's gradient in a matmul's backward. For a leaf (a parameter) in a
+    // plain backward the product is deferred, and all of a leaf's products of the sweep are
+    // summed at its end as ONE gemm over their stacked rows — a recurrent weight used at T
+    // steps gets one [M, T*K] x [T*K, N] product instead of T small ones and T additions.
+    void add_product(std::size_t i, const Variable& x, const Variable& y);
 
 private:
     friend class Tape;

@@ -33,14 +33,16 @@ void matmul_backward(Backward& bw, std::size_t ia, std::size_t ib, bool ta, bool
     const Variable &A = bw.input(ia), &B = bw.input(ib);
     if (bw.needs(ia)) bw.add(ia, ta ? matmul(B, g, tb, true) : matmul(g, B, false, !tb));
     if (!bw.needs(ib)) return;
-    if (B.dim() > 2 || A.dim() == 2 || ta) {
+    if (B.dim() > 2 || ta) {
         bw.add(ib, tb ? matmul(g, A, true, ta) : matmul(A, g, !ta, false));
         return;
     }
-    // A batched, B not: with the batches folded into rows, dB = Aᵀ G is one gemm
-    const Variable af = reshape(A, std::vector<long>{-1, static_cast<long>(A.shape().back())});
-    const Variable gf = reshape(g, std::vector<long>{-1, static_cast<long>(g.shape().back())});
-    bw.add(ib, tb ? matmul(gf, af, true, false) : matmul(af, gf, true, false));
+    // B a matrix, A not transposed: dB = Aᵀ G (or Gᵀ A for op(B) = Bᵀ), with A's batches
+    // folded into rows; add_product lets the sweep sum a weight's products as one gemm
+    const Variable af = A.dim() == 2 ? A : reshape(A, std::vector<long>{-1, static_cast<long>(A.shape().back())});
+    const Variable gf = g.dim() == 2 ? g : reshape(g, std::vector<long>{-1, static_cast<long>(g.shape().back())});
+    if (tb) bw.add_product(ib, gf, af);
+    else bw.add_product(ib, af, gf);
 }
 
 // Index (in matrices) of batch i of the broadcast batch shape `batch` inside an operand whose
