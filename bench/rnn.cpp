@@ -90,7 +90,7 @@ double sgemm_ms(const std::string& cell, const Config& c) {
 }
 
 struct One {
-    double ms = 0, ms_min = 0, tape_bytes_per_step = 0, peak_rss_mib = 0, loss = 0;
+    double ms = 0, ms_min = 0, wall_ms = 0, cpu_ms = 0, tape_bytes_per_step = 0, peak_rss_mib = 0, loss = 0;
 };
 
 // The batch is cut into two shards of B/2 rows at every thread count (parallel_backward), so
@@ -121,6 +121,8 @@ One measure(const std::string& cell, const Config& c, int threads, int reps) {
     auto samples = tb::time_reps(2, reps, step);
     const auto s = tb::summarize(samples, 1e3);
     r.ms = s.time.median;
+    r.wall_ms = s.wall.median;
+    r.cpu_ms = s.cpu.median;
     r.ms_min = s.time.min;
     r.peak_rss_mib = tb::peak_rss_mib();
     return r;
@@ -191,7 +193,7 @@ int main(int argc, char** argv) {
         openblas_set_num_threads(1);
         const Config c = find(config);
         const One r = measure(cell, c, threads, reps);
-        nlohmann::json j{{"ms", r.ms}, {"ms_min", r.ms_min}, {"tape_bytes_per_step", r.tape_bytes_per_step},
+        nlohmann::json j{{"ms", r.ms}, {"ms_min", r.ms_min}, {"wall_ms", r.wall_ms}, {"cpu_ms", r.cpu_ms}, {"tape_bytes_per_step", r.tape_bytes_per_step},
                          {"peak_rss_mib", r.peak_rss_mib}, {"loss", r.loss},
                          {"sgemm_ms", sgemm_ms(cell, c)}, {"gflop", step_flops(cell, c) / 1e9}};
         fmt::print("{}\n", j.dump());
