@@ -11,14 +11,17 @@ struct BlasInfo {
     std::string corename;     // the kernels OpenBLAS chose, e.g. "Haswell", "Prescott"
     bool cpu_has_avx2 = false;
     bool cpu_has_avx512 = false;
-    bool slow_path = false;   // generic kernels on a CPU that has AVX2 or AVX-512
+    bool slow_path = false;   // generic kernels on an AVX2/AVX-512 CPU, or AVX2 kernels on AVX-512
 };
 
 BlasInfo blas_info();
+// The same judgement for given kernels and CPU features (blas_info uses it).
+BlasInfo classify_blas(std::string corename, bool cpu_has_avx2, bool cpu_has_avx512);
 
 // One line naming the fix when OpenBLAS runs generic kernels on an AVX2/AVX-512 CPU;
 // empty otherwise.
 std::string blas_warning();
+std::string blas_warning(const BlasInfo& info);
 
 // Prints blas_warning() to stderr once per process when it is not empty.
 void warn_if_slow_blas();

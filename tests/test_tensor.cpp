@@ -46,3 +46,16 @@ TEST_CASE("generator: the same seed gives the same numbers") {
     }
     CHECK(total / 10000 == doctest::Approx(0.5).epsilon(0.02));
 }
+
+TEST_CASE("blas: the slow OpenBLAS kernels are recognised and the warning names the fix") {
+    CHECK(classify_blas("Prescott", true, false).slow_path);
+    CHECK(classify_blas("Haswell", true, true).slow_path);   // AVX2 kernels on an AVX-512 CPU
+    CHECK_FALSE(classify_blas("Haswell", true, false).slow_path);
+    CHECK_FALSE(classify_blas("SkylakeX", true, true).slow_path);
+    CHECK_FALSE(classify_blas("Prescott", false, false).slow_path);  // nothing better to pick
+    CHECK(blas_warning(classify_blas("Prescott", true, true)).find("OPENBLAS_CORETYPE=SkylakeX") != std::string::npos);
+    CHECK(blas_warning(classify_blas("Prescott", true, false)).find("OPENBLAS_CORETYPE=Haswell") != std::string::npos);
+    CHECK(blas_warning(classify_blas("Haswell", true, true)).find("AVX2 'Haswell' kernels") != std::string::npos);
+    CHECK(blas_warning(classify_blas("SkylakeX", true, true)).empty());
+    CHECK(!blas_info().corename.empty());
+}
