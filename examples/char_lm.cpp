@@ -4,10 +4,16 @@
 // text at a chosen temperature.
 //   build/examples/char_lm --text input.txt [--cell lstm|gru|rnn] [--hidden 128] [--steps 3000] ...
 //   build/examples/char_lm --text input.txt --resume          # continue from --checkpoint
+// Built with tapegrad::mpi, the same command line trains data-parallel on N processes: each
+// trains on its rows of the same global batches, so the steps are those of one process (up to
+// float rounding) and a checkpoint resumes on any number of processes.
+//   mpirun -np 2 build/examples/char_lm --text input.txt --threads 1
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -15,6 +21,10 @@
 #include <tapegrad/tapegrad.hpp>
 
 #include "examples/char_lm.hpp"
+
+#ifdef TAPEGRAD_EXAMPLES_MPI
+#include <tapegrad/distributed/mpi.hpp>
+#endif
 
 using namespace tapegrad;
 using namespace char_lm;
@@ -33,9 +43,52 @@ std::string read_text(const std::string& path) {
     return s.str();
 }
 
+// The processes of a data-parallel run (tapegrad::mpi); one process when built without it.
+namespace ranks {
+#ifdef TAPEGRAD_EXAMPLES_MPI
+int size() { return distributed::size(); }
+bool root() { return distributed::is_root(); }
+double all_sum(double x) { return distributed::all_sum(x); }
+void on_root(const std::function<void()>& fn) { distributed::on_root(fn); }
+void on_all(const std::function<void()>& fn) { distributed::on_all(fn); }
+Shard shard(std::size_t n) { return distributed::shard_range(n); }
+#else
+int size() { return 1; }
+bool root() { return true; }
+double all_sum(double x) { return x; }
+void on_root(const std::function<void()>& fn) { fn(); }
+void on_all(const std::function<void()>& fn) { fn(); }
+Shard shard(std::size_t n) { return {0, 0, n}; }
+#endif
+}  // namespace ranks
+
+// --threads 0 under mpirun: the cores shared among the ranks on this machine.
+std::size_t default_threads() {
+    if (ranks::size() == 1) return 0;
+    for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
+        if (const char* v = std::getenv(var)) {
+            const long local = std::strtol(v, nullptr, 10);
+            if (local > 1) return std::max<std::size_t>(1, std::thread::hardware_concurrency() / static_cast<std::size_t>(local));
+        }
+    return 0;
+}
+
+int run(int argc, char** argv);
+
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef TAPEGRAD_EXAMPLES_MPI
+    distributed::Environment mpi(argc, argv);  // one rank when not started by mpirun
+    return distributed::run_guarded([&] { return run(argc, argv); });  // a throwing rank ends the job
+#else
+    return run(argc, argv);
+#endif
+}
+
+namespace {
+
+int run(int argc, char** argv) {
     CLI::App app{"Train a character-level language model (LSTM, GRU or RNN) on a text file, report the validation "
                  "loss in nats per character, and sample text"};
     std::string text_path, cell_flag = "lstm", checkpoint = "char_lm_checkpoint", prime;
@@ -62,7 +115,8 @@ int main(int argc, char** argv) {
     auto* shards_opt = app.add_option("--shards", tc.shards, "the batch is cut into this many shards, trained in "
                                       "parallel (results depend on it, not on --threads)")
                            ->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--threads", threads, "threads for the shards (0: every core)")->capture_default_str();
+    app.add_option("--threads", threads, "threads for the shards (0: every core, shared by the processes of an "
+                   "mpirun on this machine)")->capture_default_str();
     auto* seed_opt = app.add_option("--seed", tc.seed, "seed of initialisation, batches and samples")->capture_default_str();
     app.add_option("--eval-every", eval_every, "steps between validation losses (and checkpoints)")
         ->check(CLI::PositiveNumber)->capture_default_str();
@@ -78,15 +132,21 @@ int main(int argc, char** argv) {
     app.add_flag("--anomaly", anomaly, "check every op for NaN/Inf (slower) to name the op where training breaks");
     app.add_option("--log-seconds", log_seconds, "seconds between progress lines when output is not a terminal")
         ->check(CLI::PositiveNumber)->capture_default_str();
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {  // --help, bad flags: printed once
+        std::ostringstream quiet;
+        return ranks::root() ? app.exit(e) : app.exit(e, quiet, quiet);
+    }
+    const bool root = ranks::root();
 
     if (text_path.empty()) {
-        fmt::print(stderr, "char_lm: --text FILE is required: the text to train on, any plain-text file of at least a "
+        if (root) fmt::print(stderr, "char_lm: --text FILE is required: the text to train on, any plain-text file of at least a "
                            "few thousand characters (for example the Tiny Shakespeare corpus, about 1 MB). See --help.\n");
         return 2;
     }
-    warn_if_slow_blas();
-    set_num_threads(threads);
+    if (root) warn_if_slow_blas();
+    set_num_threads(threads ? threads : default_threads());
     mc.cell = train_common::parse_cell(cell_flag);
     const bool save_checkpoints = !checkpoint.empty();
 
@@ -104,7 +164,7 @@ int main(int argc, char** argv) {
             if (!fs::exists(CheckpointFiles(checkpoint).run))
                 throw IOError(fmt::format("char_lm: --resume: no checkpoint in '{}' (no {})", checkpoint,
                                           CheckpointFiles(checkpoint).run.filename().string()));
-            saved = read_run_info(checkpoint);
+            ranks::on_all([&] { saved = read_run_info(checkpoint); });
             // The model comes from the checkpoint; flags that disagree are an error. Training
             // settings come from the checkpoint unless given again.
             const bool cell_given = app.count("--cell") > 0;
@@ -127,20 +187,37 @@ int main(int argc, char** argv) {
             if (!seed_opt->count()) tc.seed = saved->train.seed;
             if (!shards_opt->count()) tc.shards = saved->train.shards;
         }
-        if (!resume && save_checkpoints && fs::exists(CheckpointFiles(checkpoint).run))
+        if (root && !resume && save_checkpoints && fs::exists(CheckpointFiles(checkpoint).run))
             fmt::print("note: '{}' holds a checkpoint (step {}); this run will overwrite it (--resume continues it)\n",
                        checkpoint, read_run_info(checkpoint).step);
         Trainer trainer(corpus.vocab, mc, tc);
-        if (saved) trainer.load(checkpoint);
+#ifdef TAPEGRAD_EXAMPLES_MPI
+        distributed::check_same_model(trainer.model);    // the same flags on every rank
+        distributed::broadcast_parameters(trainer.model);  // rank 0's initial values everywhere
+        if (ranks::size() > 1) {  // each rank trains on its rows of the same global batch
+            trainer.parallel.rows = ranks::shard;
+            trainer.parallel.reduce = [](const std::vector<Variable>& params, double loss, double share) {
+                distributed::average_gradients(params, {.share = share});
+                return distributed::all_sum(loss * share);
+            };
+        }
+#endif
+        if (saved) ranks::on_all([&] { trainer.load(checkpoint); });  // every rank reads the files
 
-        fmt::print("{}: {} characters, vocabulary {}, {} for training, {} for validation\n", text_path,
-                   corpus.train.size() + corpus.val.size(), corpus.vocab.size(), corpus.train.size(), corpus.val.size());
-        fmt::print("{} x {} layer(s), hidden {}, embedding {}: {} parameters. Adam lr {}, clip {}, batch {} x {} "
-                   "characters in {} shard(s) on {} thread(s), seed {}{}\n",
-                   train_common::cell_name(mc.cell), mc.layers, mc.hidden, mc.embed, trainer.model.parameter_count(), tc.lr,
-                   tc.clip, tc.batch, tc.seq, tc.shards, num_threads(), tc.seed, anomaly ? ", anomaly mode on" : "");
-        if (saved) fmt::print("Resumed from '{}' at step {}.\n", checkpoint, trainer.steps_done());
-        std::fflush(stdout);
+        if (root) {
+            fmt::print("{}: {} characters, vocabulary {}, {} for training, {} for validation\n", text_path,
+                       corpus.train.size() + corpus.val.size(), corpus.vocab.size(), corpus.train.size(),
+                       corpus.val.size());
+            fmt::print("{} x {} layer(s), hidden {}, embedding {}: {} parameters. Adam lr {}, clip {}, batch {} x {} "
+                       "characters in {} shard(s) on {} thread(s), seed {}{}\n",
+                       train_common::cell_name(mc.cell), mc.layers, mc.hidden, mc.embed, trainer.model.parameter_count(),
+                       tc.lr, tc.clip, tc.batch, tc.seq, tc.shards, num_threads(), tc.seed, anomaly ? ", anomaly mode on" : "");
+            if (ranks::size() > 1)
+                fmt::print("Data-parallel on {} processes: each trains on its part of every batch of {}.\n", ranks::size(),
+                           tc.batch);
+            if (saved) fmt::print("Resumed from '{}' at step {}.\n", checkpoint, trainer.steps_done());
+            std::fflush(stdout);
+        }
 
         AnomalyGuard anomaly_guard(anomaly);
         train_common::Progress progress(log_seconds);
@@ -149,14 +226,23 @@ int main(int argc, char** argv) {
         std::size_t session_steps = 0;
         auto validate = [&] {
             const auto t = Clock::now();
-            const double val = evaluate(trainer.model, corpus.val, tc.seq, 128, eval_windows);
+            double val = 0;
+            if (ranks::size() == 1) {
+                val = evaluate(trainer.model, corpus.val, tc.seq, 128, eval_windows);
+            } else {  // each rank its part of the windows
+                const std::size_t windows = char_lm::eval_windows(corpus.val, tc.seq, eval_windows);
+                const Shard mine = ranks::shard(windows);
+                val = ranks::all_sum(evaluate_sum(trainer.model, corpus.val, tc.seq, mine.begin, mine.end)) /
+                      static_cast<double>(windows * tc.seq);
+            }
             const double eval_seconds = seconds_since(t);
             const double rate = train_seconds > 0 ? static_cast<double>(session_steps) / train_seconds : 0.0;
-            progress.print(fmt::format("step {:>6}  val loss {:.4f} nats ({:.3f} bits/char)  [{} wall, {:.1f} steps/s, "
-                                       "eval {:.1f} s]",
-                                       trainer.steps_done(), val, val / std::log(2.0),
-                                       train_common::format_seconds(seconds_since(wall0)), rate, eval_seconds));
-            if (save_checkpoints && trainer.steps_done() > 0) trainer.save(checkpoint);
+            if (root)
+                progress.print(fmt::format("step {:>6}  val loss {:.4f} nats ({:.3f} bits/char)  [{} wall, {:.1f} "
+                                           "steps/s, eval {:.1f} s]",
+                                           trainer.steps_done(), val, val / std::log(2.0),
+                                           train_common::format_seconds(seconds_since(wall0)), rate, eval_seconds));
+            if (save_checkpoints && trainer.steps_done() > 0) ranks::on_root([&] { trainer.save(checkpoint); });
         };
         if (trainer.steps_done() == 0) validate();
 
@@ -170,11 +256,14 @@ int main(int argc, char** argv) {
                 smoothed = session_steps == 1 ? loss : 0.98 * smoothed + 0.02 * loss;
                 const auto step = static_cast<std::size_t>(trainer.steps_done());
                 const double rate = static_cast<double>(session_steps) / train_seconds;
-                progress.update(fmt::format("step {:>6}/{}  loss {:.4f}  {:.2f} steps/s  ETA {}", step, steps, smoothed,
-                                            rate, train_common::format_seconds(static_cast<double>(steps - step) / rate)));
+                if (root)
+                    progress.update(fmt::format("step {:>6}/{}  loss {:.4f}  {:.2f} steps/s  ETA {}", step, steps,
+                                                smoothed, rate,
+                                                train_common::format_seconds(static_cast<double>(steps - step) / rate)));
                 if (step % eval_every == 0 || step == steps) validate();
             }
-        } catch (const train_common::Diverged& e) {
+        } catch (const train_common::Diverged& e) {  // found on every rank at the same step
+            if (!root) return 3;
             progress.print("");
             fmt::print(stderr, "char_lm: training stopped at {}\n{}\n", e.what(),
                        train_common::divergence_advice(anomaly, save_checkpoints &&
@@ -182,18 +271,22 @@ int main(int argc, char** argv) {
             return 3;
         }
         if (session_steps == 0 && saved) validate();  // nothing left to train: where the checkpoint stands
-        fmt::print("Trained {} steps in {} ({} total wall).\n", session_steps, train_common::format_seconds(train_seconds),
-                   train_common::format_seconds(seconds_since(wall0)));
+        if (root)
+            fmt::print("Trained {} steps in {} ({} total wall).\n", session_steps,
+                       train_common::format_seconds(train_seconds), train_common::format_seconds(seconds_since(wall0)));
 
-        if (sample_chars > 0) {
+        if (root && sample_chars > 0) {
             if (prime.empty()) prime = corpus.vocab.contains("\n") ? "\n" : corpus.vocab.at(corpus.train.front());
             const std::string drawn = sample(trainer.model, corpus.vocab, prime, sample_chars, temperature,
                                              trainer.sample_gen);
             fmt::print("\nSample at temperature {}:\n{}{}\n", temperature, prime, drawn);
         }
     } catch (const Error& e) {
+        if (ranks::size() > 1) throw;  // run_guarded: "rank R: ..." and the whole job ends
         fmt::print(stderr, "{}\n", e.what());
         return 1;
     }
     return 0;
 }
+
+}  // namespace

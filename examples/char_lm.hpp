@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -183,26 +184,40 @@ private:
     ModelConfig config_;
 };
 
-// Mean cross-entropy in nats per character over the consecutive windows of `seq` characters
-// that fit in `ids` (each window from a zero state), `chunk` windows per forward pass;
-// `max_windows` (0: all) caps the cost.
-inline double evaluate(CharModel& model, const std::vector<std::int64_t>& ids, std::size_t seq,
-                       std::size_t chunk = 128, std::size_t max_windows = 0) {
-    tapegrad::NoGradGuard no_grad;
+// The number of consecutive windows of `seq` characters (plus the target after each) that
+// fit in `ids`, at most `max_windows` (0: no cap).
+inline std::size_t eval_windows(const std::vector<std::int64_t>& ids, std::size_t seq, std::size_t max_windows = 0) {
     std::size_t windows = ids.size() > seq ? (ids.size() - 1) / seq : 0;
     if (max_windows) windows = std::min(windows, max_windows);
     if (windows == 0)
         throw tapegrad::ValueError(fmt::format("char_lm: the validation text has {} characters, fewer than one "
                                                "window of --seq {} + 1", ids.size(), seq));
+    return windows;
+}
+
+// The summed cross-entropy in nats of windows [begin, end) of those (window w starts at
+// w * seq, each from a zero state), `chunk` windows per forward pass.
+inline double evaluate_sum(CharModel& model, const std::vector<std::int64_t>& ids, std::size_t seq, std::size_t begin,
+                           std::size_t end, std::size_t chunk = 128) {
+    tapegrad::NoGradGuard no_grad;
     double total = 0;
-    for (std::size_t first = 0; first < windows; first += chunk) {
+    for (std::size_t first = begin; first < end; first += chunk) {
         std::vector<std::size_t> starts;
-        for (std::size_t w = first; w < std::min(windows, first + chunk); ++w) starts.push_back(w * seq);
+        for (std::size_t w = first; w < std::min(end, first + chunk); ++w) starts.push_back(w * seq);
         const Batch b = batch_at(ids, starts, seq);
         const Variable logits = model.forward(b.inputs, seq, b.batch).logits;
         total += tapegrad::cross_entropy(logits, b.targets, -100, tapegrad::Reduction::sum).item();
     }
-    return total / static_cast<double>(windows * seq);
+    return total;
+}
+
+// Mean cross-entropy in nats per character over the consecutive windows of `seq` characters
+// that fit in `ids` (each window from a zero state), `chunk` windows per forward pass;
+// `max_windows` (0: all) caps the cost.
+inline double evaluate(CharModel& model, const std::vector<std::int64_t>& ids, std::size_t seq,
+                       std::size_t chunk = 128, std::size_t max_windows = 0) {
+    const std::size_t windows = eval_windows(ids, seq, max_windows);
+    return evaluate_sum(model, ids, seq, 0, windows, chunk) / static_cast<double>(windows * seq);
 }
 
 // Feeds `prime` (at least one character) and then draws `n` characters, each from
@@ -337,22 +352,43 @@ public:
           optimizer(tapegrad::Params(model), tapegrad::AdamOptions{.lr = config.lr}),
           data_gen(config.seed * 0x9E3779B97F4A7C15ULL + 1), sample_gen(config.seed + 12345) {}
 
+    // Data parallelism across processes (char_lm under mpirun). Every process draws the same
+    // global batch and trains on its rows of it; `reduce` then replaces each parameter's
+    // gradient with Σ_p share_p · grad_p over the processes (share = its rows / the batch) and
+    // returns the global loss Σ_p share_p · loss_p. Unset (one process): the whole batch here.
+    struct DataParallel {
+        std::function<tapegrad::Shard(std::size_t batch)> rows;  // this process's rows of a batch
+        std::function<double(const std::vector<Variable>& params, double loss, double share)> reduce;
+    };
+    DataParallel parallel;
+
     // One guarded step on `batch`, its shards in parallel; returns the loss before the update
-    // (throws Diverged).
+    // (throws Diverged). Under `parallel`, the loss and the gradients are those of the global
+    // batch, the same on every process, so every process stops at the same step.
     double step(const Batch& batch) {
         ++step_;
         optimizer.zero_grad();
+        const tapegrad::Shard mine = parallel.rows ? parallel.rows(batch.batch) : tapegrad::Shard{0, 0, batch.batch};
         const std::size_t shards = std::max<std::size_t>(1, config.shards);
-        const std::size_t rows = (batch.batch + shards - 1) / shards;
+        const std::size_t rows = (mine.size() + shards - 1) / shards;
         double loss = 0;
-        try {
-            loss = tapegrad::parallel_backward(optimizer.parameters(), batch.batch, [&](const tapegrad::Shard& shard) {
-                const Batch part = windows_of(batch, shard.begin, shard.end);
-                return tapegrad::cross_entropy(model.forward(part.inputs, part.seq, part.batch).logits, part.targets);
-            }, {.rows = rows});
-        } catch (const tapegrad::AnomalyError& e) {  // under --anomaly
-            throw train_common::Diverged(step_, e.what());
+        if (mine.size() > 0) {
+            const Batch local = parallel.rows ? windows_of(batch, mine.begin, mine.end) : Batch{};
+            const Batch& here = parallel.rows ? local : batch;
+            try {
+                loss = tapegrad::parallel_backward(optimizer.parameters(), here.batch, [&](const tapegrad::Shard& shard) {
+                    const Batch part = windows_of(here, shard.begin, shard.end);
+                    return tapegrad::cross_entropy(model.forward(part.inputs, part.seq, part.batch).logits, part.targets);
+                }, {.rows = rows});
+            } catch (const tapegrad::AnomalyError& e) {  // under --anomaly
+                if (parallel.reduce)  // found on this process only: not a step every process stops at
+                    throw tapegrad::Error(fmt::format("step {}: {}", step_, e.what()));
+                throw train_common::Diverged(step_, e.what());
+            }
         }
+        if (parallel.reduce)
+            loss = parallel.reduce(optimizer.parameters(), loss,
+                                   static_cast<double>(mine.size()) / static_cast<double>(batch.batch));
         train_common::guarded_step(optimizer, model, loss, config.clip, step_);
         return loss;
     }

@@ -3,11 +3,14 @@
 // series, windows, baseline and training step; and the README's copy of train_minimal.
 #include <doctest/doctest.h>
 
+#include <barrier>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <sstream>
+#include <thread>
 
 #include <tapegrad/tapegrad.hpp>
 
@@ -212,6 +215,64 @@ TEST_CASE("char_lm: resuming a checkpoint continues bit for bit as the uninterru
     char_lm::Trainer other_vocab(char_lm::Vocabulary::from_text("abc"), tiny_lm(), tc);
     CHECK_THROWS_WITH_AS(other_vocab.load(dir), doctest::Contains("vocabulary"), IOError);
     CHECK_THROWS_AS(char_lm::read_run_info(temp_dir("char_lm_missing")), IOError);
+}
+
+TEST_CASE("char_lm: data-parallel steps over 2 processes (threads here) match one process") {
+    // What char_lm does under mpirun, with a stand-in for MPI: each "rank" trains on its rows
+    // of the same global batch and the reduce hook sums share-weighted gradients and losses.
+    const char_lm::Corpus corpus = char_lm::make_corpus(kText);
+    const char_lm::TrainConfig tc{.seq = 10, .batch = 5, .lr = 1e-2, .clip = 0.5, .seed = 4, .shards = 2};
+    char_lm::Trainer single(corpus.vocab, tiny_lm(), tc);
+    std::vector<double> losses;
+    for (int i = 0; i < 4; ++i) losses.push_back(single.step(corpus.train));
+
+    constexpr int kRanks = 2;
+    std::vector<std::unique_ptr<char_lm::Trainer>> ranks;
+    for (int r = 0; r < kRanks; ++r) ranks.push_back(std::make_unique<char_lm::Trainer>(corpus.vocab, tiny_lm(), tc));
+    std::barrier sync(kRanks);
+    std::vector<std::vector<Tensor>> grads(kRanks);
+    std::vector<double> partial(kRanks);
+    std::vector<std::vector<double>> rank_losses(kRanks);
+    for (int r = 0; r < kRanks; ++r) {
+        ranks[static_cast<std::size_t>(r)]->parallel.rows = [r](std::size_t n) {
+            return r == 0 ? Shard{0, 0, n - n / 2} : Shard{1, n - n / 2, n};  // 3 and 2 of 5 rows
+        };
+        ranks[static_cast<std::size_t>(r)]->parallel.reduce = [&, r](const std::vector<Variable>& params, double loss,
+                                                                    double share) {
+            const auto me = static_cast<std::size_t>(r);
+            grads[me].clear();
+            for (const auto& p : params) {
+                Tensor g = p.grad().clone();
+                for (std::size_t i = 0; i < g.numel(); ++i) g.set_flat(i, share * g.flat(i));
+                grads[me].push_back(g);
+            }
+            partial[me] = share * loss;
+            sync.arrive_and_wait();
+            for (std::size_t k = 0; k < params.size(); ++k) {
+                Tensor sum = grads[0][k].clone();
+                for (std::size_t i = 0; i < sum.numel(); ++i) sum.set_flat(i, grads[0][k].flat(i) + grads[1][k].flat(i));
+                Variable(params[k]).set_grad(sum);
+            }
+            const double total = partial[0] + partial[1];
+            sync.arrive_and_wait();  // everyone has read the others' parts
+            return total;
+        };
+    }
+    {
+        std::vector<std::jthread> threads;
+        for (int r = 0; r < kRanks; ++r)
+            threads.emplace_back([&, r] {
+                for (int i = 0; i < 4; ++i)
+                    rank_losses[static_cast<std::size_t>(r)].push_back(
+                        ranks[static_cast<std::size_t>(r)]->step(corpus.train));
+            });
+    }
+    for (int r = 0; r < kRanks; ++r) {
+        for (std::size_t i = 0; i < losses.size(); ++i)
+            CHECK(rank_losses[static_cast<std::size_t>(r)][i] == doctest::Approx(losses[i]).epsilon(1e-5));
+        CHECK(max_diff(values(ranks[static_cast<std::size_t>(r)]->model), values(single.model)) < 1e-5);
+    }
+    CHECK(max_diff(values(ranks[0]->model), values(ranks[1]->model)) == 0.0);
 }
 
 TEST_CASE("char_lm: a NaN loss stops training before any update, naming the step") {
