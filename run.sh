@@ -3,11 +3,17 @@
 set -euo pipefail
 
 DEMO=compare_cells           # the executable under build/examples/ that `demo` runs
-BENCHES=(tape_overhead)      # expected under build/bench/; any other executable there runs too
+BENCHES=(tape_overhead ops rnn)  # expected under build/bench/; any other executable there runs too
 BUILD_DIR=build
 PACKAGES=(cmake g++ make libxtensor-dev libxsimd-dev xtl-dev libxtensor-blas-dev libopenblas-dev
           liblapack-dev libtbb-dev doctest-dev libfmt-dev nlohmann-json3-dev libcli11-dev
-          gnuplot-nox)
+          gnuplot-nox libopenmpi-dev openmpi-bin)
+# Only for `fuzz`: clang with its libFuzzer and sanitizer runtimes. Clang 16, as Debian 12's
+# default clang 14 lacks std::source_location. (`sanitize` uses g++, whose sanitizer runtimes
+# come with it.)
+FUZZ_CXX=clang++-16
+FUZZ_PACKAGES=(clang-16 libclang-rt-16-dev)
+FUZZ_TARGETS=(safetensors_loader ops)   # fuzz/<name>.cpp -> build-fuzz/fuzz/fuzz_<name>
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 
@@ -20,9 +26,19 @@ Usage: ./run.sh <command> [args]
   test    build, then run every test with ctest
   demo    build, then run examples/$DEMO (extra args are passed on)
   bench   deps (+ python3-torch when apt can install it), build, run the benchmarks
+  sanitize  build the tests with AddressSanitizer + UndefinedBehaviorSanitizer (g++, -O1) into
+          ./build-sanitize and run them; any finding (leaks too) fails
+  fuzz [seconds]  build the libFuzzer targets (clang, installed when missing) into ./build-fuzz
+          and run each on a copy of its seed corpus fuzz/corpus/<target> (default 60 s each)
+  soak [steps]  build, then run bench/soak: LSTM training for [steps] (default 100000) steps,
+          RSS at the start and the end; fails if memory grows
   help    this text
 
 OpenBLAS kernels can be forced with OPENBLAS_CORETYPE (e.g. Haswell, SkylakeX); see README.md.
+
+Training across processes (MPI, when libopenmpi-dev is installed; run.sh installs it):
+  mpirun -np N [--allow-run-as-root] build/examples/char_lm --text input.txt --threads 1 [flags]
+  (--oversubscribe for more ranks than cores, --hostfile FILE across machines)
 EOF
 }
 
@@ -92,6 +108,17 @@ bench() {
         fi
     fi
     build
+    # Both sides of every comparison get the same OpenBLAS kernels. Debian's OpenBLAS 0.3.21
+    # picks slower kernels than the CPU supports on some recent CPUs (see README.md); when
+    # OPENBLAS_CORETYPE is unset, choose the best this CPU runs and say so.
+    if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+        if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
+        elif grep -qw avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell
+        fi
+        if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
+            echo "run.sh: OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE for both tapegrad and PyTorch (set it to override)"
+        fi
+    fi
     local name exe ran=()
     for name in "${BENCHES[@]}"; do
         exe="$BUILD_DIR/bench/$name"
@@ -108,10 +135,88 @@ bench() {
         while IFS= read -r exe; do
             name="$(basename "$exe")"
             [[ " ${ran[*]} " == *" $name "* ]] && continue
+            [ "$name" = soak ] && continue  # long-running: ./run.sh soak
             echo "== bench/$name"
             "$exe"
         done < <(find "$BUILD_DIR/bench" -maxdepth 1 -type f -perm -u+x | sort)
     fi
+}
+
+# Sanitizer settings shared by `sanitize` and `fuzz`: stop at the first finding, leaks
+# included. Options already in the environment come last and win.
+sanitizer_env() {
+    export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+    export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+}
+
+sanitize() {
+    deps
+    local dir=build-sanitize
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
+        -DTAPEGRAD_SANITIZE=address,undefined \
+        -DTAPEGRAD_BUILD_EXAMPLES=OFF -DTAPEGRAD_BUILD_BENCH=OFF
+    cmake --build "$dir" -j"$(nproc)" --target tapegrad_tests
+    sanitizer_env
+    echo "run.sh: $dir/tests/tapegrad_tests (ASan + UBSan)"
+    "$dir/tests/tapegrad_tests"
+}
+
+fuzz() {
+    local seconds="${1:-60}" dir=build-fuzz missing=() p target
+    deps
+    for p in "${FUZZ_PACKAGES[@]}"; do
+        installed "$p" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "run.sh: installing ${missing[*]}"
+        apt_install "${missing[@]}"
+    fi
+    cmake -S . -B "$dir" -DCMAKE_CXX_COMPILER="$FUZZ_CXX" -DCMAKE_BUILD_TYPE=Debug \
+        -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DTAPEGRAD_SANITIZE=address,undefined \
+        -DTAPEGRAD_FUZZ=ON -DTAPEGRAD_BUILD_TESTS=OFF -DTAPEGRAD_BUILD_EXAMPLES=OFF \
+        -DTAPEGRAD_BUILD_BENCH=OFF
+    cmake --build "$dir" -j"$(nproc)" --target "${FUZZ_TARGETS[@]/#/fuzz_}"
+    sanitizer_env
+    # The targets run side by side, each on a scratch copy of its seed corpus (so the inputs
+    # it adds stay out of the repository), with its crash files and log beside it.
+    local run="$dir/run" pids=() failed=()
+    rm -rf "$run"
+    for target in "${FUZZ_TARGETS[@]}"; do
+        mkdir -p "$run/$target/corpus"
+        cp fuzz/corpus/"$target"/* "$run/$target/corpus/"
+        echo "run.sh: fuzz/$target for ${seconds} s"
+        "$dir/fuzz/fuzz_$target" -max_total_time="$seconds" -timeout=10 \
+            -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 -artifact_prefix="$run/$target/" \
+            "$run/$target/corpus" >"$run/$target.log" 2>&1 &
+        pids+=($!)
+    done
+    for p in "${!FUZZ_TARGETS[@]}"; do
+        target="${FUZZ_TARGETS[$p]}"
+        if wait "${pids[$p]}"; then
+            echo "== fuzz/$target: no finding ($(find "$run/$target/corpus" -type f | wc -l) inputs in its corpus now)"
+            grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$run/$target.log" || true
+        else
+            failed+=("$target")
+            echo "== fuzz/$target: FINDING; the log ($run/$target.log) ends:"
+            tail -n 60 "$run/$target.log"
+            ls "$run/$target"/crash-* "$run/$target"/leak-* "$run/$target"/timeout-* "$run/$target"/oom-* 2>/dev/null || true
+        fi
+    done
+    if [ ${#failed[@]} -gt 0 ]; then
+        echo "run.sh: fuzz: findings in ${failed[*]}; rerun one with $dir/fuzz/fuzz_<target> <crash file>" >&2
+        return 1
+    fi
+}
+
+soak() {
+    local steps="${1:-100000}"
+    build
+    local exe="$BUILD_DIR/bench/soak"
+    if [ ! -x "$exe" ]; then
+        echo "run.sh: $exe was not built" >&2
+        return 1
+    fi
+    "$exe" --steps "$steps"
 }
 
 cmd="${1:-help}"
@@ -122,6 +227,9 @@ case "$cmd" in
     test) run_tests ;;
     demo) demo "$@" ;;
     bench) bench ;;
+    sanitize) sanitize ;;
+    fuzz) fuzz "$@" ;;
+    soak) soak "$@" ;;
     help|-h|--help) usage ;;
     *) usage >&2; exit 2 ;;
 esac
