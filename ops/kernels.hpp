@@ -84,14 +84,21 @@ void for_each_row(const Shape& shape, const std::vector<bool>& reduce, F&& f) {
     }
 }
 
-// Sums a row-major array over the axes flagged in `reduce`, keeping them as size 1.
+// The result of reducing `in` over the flagged axes (kept as size 1), filled with `init`.
 template <class T>
-xt::xarray<T> sum_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce) {
+xt::xarray<T> reduced_array(const xt::xarray<T>& in, const std::vector<bool>& reduce, T init) {
     Shape out_shape = in.shape();
     for (std::size_t d = 0; d < out_shape.size(); ++d)
         if (reduce[d]) out_shape[d] = 1;
     auto out = xt::xarray<T>::from_shape(out_shape);
-    out.fill(T(0));
+    out.fill(init);
+    return out;
+}
+
+// Sums a row-major array over the axes flagged in `reduce`, keeping them as size 1.
+template <class T>
+xt::xarray<T> sum_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce) {
+    auto out = reduced_array(in, reduce, T(0));
     const std::size_t inner = in.dimension() ? in.shape().back() : 1;
     const bool inner_reduced = in.dimension() == 0 || reduce.back();
     T* dst = out.data();
@@ -122,11 +129,7 @@ template <class T, class Pick>
 xt::xarray<T> fold_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce, T init,
                         Pick pick) {
     using B = xsimd::batch<T>;
-    Shape out_shape = in.shape();
-    for (std::size_t d = 0; d < out_shape.size(); ++d)
-        if (reduce[d]) out_shape[d] = 1;
-    auto out = xt::xarray<T>::from_shape(out_shape);
-    out.fill(init);
+    auto out = reduced_array(in, reduce, init);
     const std::size_t inner = in.dimension() ? in.shape().back() : 1;
     const bool inner_reduced = in.dimension() == 0 || reduce.back();
     T* dst = out.data();
@@ -177,11 +180,7 @@ template <class T, class F>
 xt::xarray<T> sum_map_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce,
                            const T* kept, F f) {
     using B = xsimd::batch<T>;
-    Shape out_shape = in.shape();
-    for (std::size_t d = 0; d < out_shape.size(); ++d)
-        if (reduce[d]) out_shape[d] = 1;
-    auto out = xt::xarray<T>::from_shape(out_shape);
-    out.fill(T(0));
+    auto out = reduced_array(in, reduce, T(0));
     const std::size_t inner = in.dimension() ? in.shape().back() : 1;
     const bool inner_reduced = in.dimension() == 0 || reduce.back();
     T* dst = out.data();
