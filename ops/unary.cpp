@@ -35,7 +35,7 @@ Variable tanh(const Variable& x, const Loc& loc) {
     return record("tanh", std::move(out), {x}, [](Backward& bw) {
         // d tanh(x) = 1 - tanh(x)^2
         bw.add(0, kernels::pointwise_grad(bw.grad_out(), bw.result(),
-                                          [](const auto& g, const auto& r, auto one) { return g * (one - r * r); }));
+                                          [](const auto& g, const auto& r, const auto& one) { return g * (one - r * r); }));
     }, loc);
 }
 
@@ -47,7 +47,7 @@ Variable sigmoid(const Variable& x, const Loc& loc) {
     return record("sigmoid", std::move(out), {x}, [](Backward& bw) {
         // d sigmoid(x) = s (1 - s)
         bw.add(0, kernels::pointwise_grad(bw.grad_out(), bw.result(),
-                                          [](const auto& g, const auto& s, auto one) { return g * (s * (one - s)); }));
+                                          [](const auto& g, const auto& s, const auto& one) { return g * (s * (one - s)); }));
     }, loc);
 }
 

@@ -253,6 +253,11 @@ TEST_CASE("tape: 10,000 training iterations do not grow memory") {
     }
     const long end = rss_kib();
     MESSAGE("RSS after 1,000 iterations " << warm << " KiB, after 10,000 " << end << " KiB");
+#if defined(__SANITIZE_ADDRESS__)
+    // AddressSanitizer keeps freed memory in quarantine, so RSS grows by design there;
+    // LeakSanitizer checks for leaks in that build instead.
+#else
     CHECK(end - warm < 2048);
+#endif
     CHECK(last_loss < first_loss);
 }
