@@ -160,6 +160,16 @@ Variable record(const char* op, Tensor result, std::initializer_list<Variable> i
 
 Variable Backward::result() const { return tape_.entries_[entry_].result; }
 
+std::size_t Backward::leaf_slot(const Variable& leaf) {
+    auto [slot, fresh] = leaf_slots_->try_emplace(leaf.impl(), leaf_grads_->leaves.size());
+    if (fresh) {
+        leaf_grads_->leaves.push_back(leaf.impl_ptr());
+        leaf_grads_->grads.emplace_back();
+        leaf_grads_->pending.emplace_back();
+    }
+    return slot->second;
+}
+
 void Backward::add(std::size_t i, const Variable& g_in) {
     const Variable& in = (*inputs_)[i];
     if (!in.requires_grad() || !g_in.defined()) return;
@@ -175,12 +185,7 @@ void Backward::add(std::size_t i, const Variable& g_in) {
                                            "input {} ({})", i, describe(in)), loc);
     auto* v = in.impl();
     if (v->tape == nullptr) {  // a leaf
-        auto [slot, fresh] = leaf_slots_->try_emplace(v, leaf_grads_->leaves.size());
-        if (fresh) {
-            leaf_grads_->leaves.push_back(in.impl_ptr());
-            leaf_grads_->grads.emplace_back();
-        }
-        auto& acc = leaf_grads_->grads[slot->second];
+        auto& acc = leaf_grads_->grads[leaf_slot(in)];
         acc = accumulate(std::move(acc), g, create_graph_);
         return;
     }
@@ -202,14 +207,7 @@ void Backward::add_product(std::size_t i, const Variable& x, const Variable& y) 
         add(i, matmul(x, y, true, false));
         return;
     }
-    auto* v = in.impl();
-    auto [slot, fresh] = leaf_slots_->try_emplace(v, leaf_grads_->leaves.size());
-    if (fresh) {
-        leaf_grads_->leaves.push_back(in.impl_ptr());
-        leaf_grads_->grads.emplace_back();
-    }
-    if (leaf_grads_->pending.size() < leaf_grads_->grads.size()) leaf_grads_->pending.resize(leaf_grads_->grads.size());
-    leaf_grads_->pending[slot->second].emplace_back(x.value(), y.value());
+    leaf_grads_->pending[leaf_slot(in)].emplace_back(x.value(), y.value());
 }
 
 namespace {
@@ -261,6 +259,7 @@ std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& s
 
     LeafGrads local;
     LeafGrads& leaves = leaf_grads ? *leaf_grads : local;
+    leaves.pending.resize(leaves.leaves.size());  // a slot per leaf (see Backward::leaf_slot)
     std::unordered_map<detail::VarImpl*, std::size_t> leaf_slots;
     for (std::size_t k = 0; k < leaves.leaves.size(); ++k) leaf_slots.emplace(leaves.leaves[k].get(), k);
 

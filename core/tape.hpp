@@ -151,6 +151,7 @@ private:
     const std::vector<Variable>* inputs_ = nullptr;
     std::unordered_map<detail::VarImpl*, std::size_t>* leaf_slots_ = nullptr;
     Tape::LeafGrads* leaf_grads_ = nullptr;
+    std::size_t leaf_slot(const Variable& leaf);  // leaf's index in *leaf_grads_, added if new
 };
 
 // Records an op's result. When gradients are disabled or no input requires grad, returns a

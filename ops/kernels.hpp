@@ -95,33 +95,6 @@ xt::xarray<T> reduced_array(const xt::xarray<T>& in, const std::vector<bool>& re
     return out;
 }
 
-// Sums a row-major array over the axes flagged in `reduce`, keeping them as size 1.
-template <class T>
-xt::xarray<T> sum_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce) {
-    auto out = reduced_array(in, reduce, T(0));
-    const std::size_t inner = in.dimension() ? in.shape().back() : 1;
-    const bool inner_reduced = in.dimension() == 0 || reduce.back();
-    T* dst = out.data();
-    for_each_row(in.shape(), reduce, [&](std::size_t row, std::size_t o) {
-        const T* src = in.data() + row * inner;
-        if (inner_reduced) {  // SIMD lanes accumulate side by side, then add up
-            using B = xsimd::batch<T>;
-            std::size_t j = 0;
-            T acc = T(0);
-            if (inner >= B::size) {
-                B vacc(T(0));
-                for (; j + B::size <= inner; j += B::size) vacc += B::load_unaligned(src + j);
-                acc = xsimd::hadd(vacc);
-            }
-            for (; j < inner; ++j) acc += src[j];
-            dst[o] += acc;
-        } else {
-            for (std::size_t j = 0; j < inner; ++j) dst[o + j] += src[j];
-        }
-    });
-    return out;
-}
-
 // Folds `in` over the flagged axes (kept as size 1), starting from `init`: an element v
 // replaces the running value a where pick(v, a) holds. pick must accept both T and
 // xsimd::batch<T> (see max_axes).
@@ -208,6 +181,13 @@ xt::xarray<T> sum_map_axes(const xt::xarray<T>& in, const std::vector<bool>& red
         }
     });
     return out;
+}
+
+// Sums a row-major array over the axes flagged in `reduce`, keeping them as size 1.
+template <class T>
+xt::xarray<T> sum_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce) {
+    const auto unused = reduced_array(in, reduce, T(0));  // sum_map_axes' `kept`, ignored here
+    return sum_map_axes(in, reduce, unused.data(), [](const auto& x, const auto&) { return x; });
 }
 
 // Gradient weights of a max or min reduction: 1/k on each of the k elements of a group equal
