@@ -112,6 +112,10 @@ TensorFile load_safetensors(const std::string& path) {
         io_fail(path, fmt::format("header length {} does not fit in the file ({} bytes)", n, file_size));
     std::string text(n, '\0');
     in.read(text.data(), static_cast<std::streamsize>(n));
+    // The format pads a header with spaces; a NUL byte would end nlohmann's parse early and
+    // hide what follows it.
+    if (const auto nul = text.find('\0'); nul != std::string::npos)
+        io_fail(path, fmt::format("the JSON header holds a NUL byte at offset {} of {}", nul, n));
     json header;
     try {
         header = json::parse(text);
@@ -135,7 +139,8 @@ TensorFile load_safetensors(const std::string& path) {
         }
         auto bad = [&](const std::string& what) { io_fail(path, fmt::format("tensor '{}': {}", name, what)); };
         if (!entry.is_object()) bad("entry is not an object");
-        if (!entry.contains("dtype") || !entry["dtype"].is_string()) bad("missing dtype");
+        if (!entry.contains("dtype")) bad("missing dtype");
+        if (!entry["dtype"].is_string()) bad(fmt::format("dtype {} is not a string", entry["dtype"].dump()));
         const std::string code = entry["dtype"].get<std::string>();
         if (code != "F32" && code != "F64")
             bad(fmt::format("dtype {} is not supported (tapegrad reads F32 and F64)", code));
@@ -156,7 +161,8 @@ TensorFile load_safetensors(const std::string& path) {
             bad("data_offsets must be two non-negative integers");
         const auto begin = entry["data_offsets"][0].get<std::uint64_t>();
         const auto end = entry["data_offsets"][1].get<std::uint64_t>();
-        if (begin > end || end > data_size)
+        if (begin > end) bad(fmt::format("data_offsets [{}, {}] end before they begin", begin, end));
+        if (end > data_size)
             bad(fmt::format("data_offsets [{}, {}] fall outside the {} data bytes", begin, end, data_size));
         if (end - begin != count * itemsize(dt))
             bad(fmt::format("shape {} of {} needs {} bytes, data_offsets give {}",

@@ -258,8 +258,8 @@ TEST_CASE("safetensors: lying headers are rejected with the reason") {
         // the header is 62 bytes, the file 86
         {with_length(file_bytes("{" + w4 + "}", data16), 79), "header length 79 does not fit in the file (86 bytes)"},
         {with_length(file_bytes("{" + w4 + "}", data16), 61), "does not parse"},
-        // (JSON ends at a NUL byte, so here the header parses and the sizes disagree)
-        {with_length(file_bytes("{" + w4 + "}", data16), 70), "data_offsets [0, 16] fall outside the 8 data bytes"},
+        // a length that takes in 8 data bytes (zeros): the header holds a NUL byte
+        {with_length(file_bytes("{" + w4 + "}", data16), 70), "the JSON header holds a NUL byte at offset 62 of 70"},
         {with_length(file_bytes("{" + w4 + "}", data16), std::uint64_t{1} << 63),
          "header length 9223372036854775808 does not fit in the file (86 bytes)"},
         // JSON
@@ -281,7 +281,7 @@ TEST_CASE("safetensors: lying headers are rejected with the reason") {
         {file_bytes(R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": ["0", "16"]}})", data16),
          "data_offsets must be two non-negative integers"},
         {file_bytes(R"({"w": {"dtype": "F32", "shape": [0], "data_offsets": [16, 0]}})", data16),
-         "data_offsets [16, 0] fall outside the 16 data bytes"},
+         "tensor 'w': data_offsets [16, 0] end before they begin"},
         {file_bytes(R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}})", data16),
          "8 unused data bytes before tensor 'w'"},
         // a repeated name: JSON keeps the last entry, so the first one's bytes are unaccounted for
@@ -294,7 +294,11 @@ TEST_CASE("safetensors: lying headers are rejected with the reason") {
         {file_bytes(R"({"w": {"dtype": "BF16", "shape": [8], "data_offsets": [0, 16]}})", data16),
          "dtype BF16 is not supported"},
         {file_bytes(R"({"w": {"dtype": 32, "shape": [4], "data_offsets": [0, 16]}})", data16),
-         "tensor 'w': missing dtype"},
+         "tensor 'w': dtype 32 is not a string"},
+        // a NUL byte inside the header (here after a complete object, which a parse stopping
+        // at the NUL would accept)
+        {file_bytes("{" + w4 + "}" + std::string(1, '\0') + "xx", data16),
+         "the JSON header holds a NUL byte at offset 62 of 65"},
         {file_bytes(R"({"w": {"dtype": "F64", "shape": [4], "data_offsets": [0, 16]}})", data16),
          "shape [4] of F64 needs 32 bytes, data_offsets give 16"},
         // shape
