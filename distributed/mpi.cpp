@@ -581,14 +581,7 @@ void broadcast_optimizer_state(Optimizer& optimizer, std::initializer_list<Sched
     std::exception_ptr local;
     if (world_rank() == root) {
         try {  // as save(optimizer, path, schedulers) writes it
-            TensorFile file = optimizer.state_dict();
-            file.metadata["schedulers"] = std::to_string(schedulers.size());
-            std::size_t i = 0;
-            for (const Scheduler* s : schedulers) {
-                for (const auto& [key, value] : s->state_dict()) file.metadata[fmt::format("scheduler.{}.{}", i, key)] = value;
-                ++i;
-            }
-            bytes = encode(file);
+            bytes = encode(training_state_dict(optimizer, {schedulers.begin(), schedulers.end()}));
         } catch (...) {
             local = std::current_exception();
         }
@@ -597,26 +590,8 @@ void broadcast_optimizer_state(Optimizer& optimizer, std::initializer_list<Sched
     broadcast_string(bytes, root);
     if (world_rank() != root) {
         try {
-            const TensorFile file = decode(bytes);
-            const auto it = file.metadata.find("schedulers");
-            const std::size_t saved = it == file.metadata.end() ? 0 : std::stoul(it->second);
-            if (saved != schedulers.size())
-                throw ValueError(fmt::format("distributed::{}: rank {} sent {} scheduler state(s), this rank passes {} "
-                                             "scheduler(s)", op, root, saved, schedulers.size()));
-            std::vector<std::map<std::string, std::string>> states(schedulers.size());
-            std::size_t i = 0;
-            for (const Scheduler* s : schedulers) {
-                const std::string prefix = fmt::format("scheduler.{}.", i);
-                for (const auto& [key, value] : file.metadata)
-                    if (key.rfind(prefix, 0) == 0) states[i][key.substr(prefix.size())] = value;
-                if (states[i]["type"] != s->type_name())
-                    throw ValueError(fmt::format("distributed::{}: scheduler {} is a {} on rank {}, a {} here", op, i,
-                                                 states[i]["type"], root, s->type_name()));
-                ++i;
-            }
-            optimizer.load_state_dict(file);
-            i = 0;
-            for (Scheduler* s : schedulers) s->load_state_dict(states[i++]);
+            load_training_state_dict(optimizer, decode(bytes), schedulers,
+                                     fmt::format("sent by rank {} (distributed::{})", root, op));
         } catch (...) {
             local = std::current_exception();
         }

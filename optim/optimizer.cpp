@@ -257,8 +257,7 @@ void Optimizer::load_state_dict(const TensorFile& file) {
     state_ = std::move(state);
 }
 
-void save(const Optimizer& optimizer, const std::string& path,
-          std::initializer_list<const Scheduler*> schedulers) {
+TensorFile training_state_dict(const Optimizer& optimizer, const std::vector<const Scheduler*>& schedulers) {
     TensorFile file = optimizer.state_dict();
     file.metadata["schedulers"] = std::to_string(schedulers.size());
     std::size_t i = 0;
@@ -266,14 +265,14 @@ void save(const Optimizer& optimizer, const std::string& path,
         for (auto& [key, value] : s->state_dict()) file.metadata[fmt::format("scheduler.{}.{}", i, key)] = value;
         ++i;
     }
-    save_safetensors(path, file.tensors, file.metadata);
+    return file;
 }
 
-void load(Optimizer& optimizer, const std::string& path, std::initializer_list<Scheduler*> schedulers) {
-    const TensorFile file = load_safetensors(path);
+void load_training_state_dict(Optimizer& optimizer, const TensorFile& file,
+                              std::initializer_list<Scheduler*> schedulers, const std::string& source) {
     const auto n = parse_int(meta(file, "schedulers"), "schedulers");
     if (n != static_cast<std::int64_t>(schedulers.size()))
-        throw IOError(fmt::format("optimizer state {}: {} scheduler(s) saved, {} given to load", path, n,
+        throw IOError(fmt::format("optimizer state {}: {} scheduler(s) saved, {} given to load", source, n,
                                   schedulers.size()));
     std::vector<std::map<std::string, std::string>> states(schedulers.size());
     std::size_t i = 0;
@@ -282,13 +281,23 @@ void load(Optimizer& optimizer, const std::string& path, std::initializer_list<S
         for (const auto& [key, value] : file.metadata)
             if (key.rfind(prefix, 0) == 0) states[i][key.substr(prefix.size())] = value;
         if (states[i]["type"] != s->type_name())
-            throw IOError(fmt::format("optimizer state {}: scheduler {} was a {}, loading into a {}", path, i,
+            throw IOError(fmt::format("optimizer state {}: scheduler {} was a {}, loading into a {}", source, i,
                                       states[i]["type"], s->type_name()));
         ++i;
     }
     optimizer.load_state_dict(file);
     i = 0;
     for (Scheduler* s : schedulers) s->load_state_dict(states[i++]);
+}
+
+void save(const Optimizer& optimizer, const std::string& path,
+          std::initializer_list<const Scheduler*> schedulers) {
+    const TensorFile file = training_state_dict(optimizer, {schedulers.begin(), schedulers.end()});
+    save_safetensors(path, file.tensors, file.metadata);
+}
+
+void load(Optimizer& optimizer, const std::string& path, std::initializer_list<Scheduler*> schedulers) {
+    load_training_state_dict(optimizer, load_safetensors(path), schedulers, path);
 }
 
 }  // namespace tapegrad

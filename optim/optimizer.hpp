@@ -133,6 +133,14 @@ void save(const Optimizer& optimizer, const std::string& path,
 void load(Optimizer& optimizer, const std::string& path,
           std::initializer_list<Scheduler*> schedulers = {});
 
+// What save() writes, in memory: the optimizer's state_dict plus the schedulers' states.
+TensorFile training_state_dict(const Optimizer& optimizer,
+                               const std::vector<const Scheduler*>& schedulers = {});
+// What load() reads, from memory: the number of schedulers and their types must match what
+// was saved (IOError naming `source`, e.g. the file), and nothing is changed when they don't.
+void load_training_state_dict(Optimizer& optimizer, const TensorFile& file,
+                              std::initializer_list<Scheduler*> schedulers, const std::string& source);
+
 namespace detail {
 // Shared checks of optimizer and scheduler options: ValueError "<who>: <what> must be ..."
 void require_option(bool ok, const std::string& who, const std::string& what, double value);
