@@ -293,16 +293,18 @@ Tensor zip(const Tensor& a, const Tensor& b, F&& f) {
 // and evaluated two ways. In a plain backward it runs as one fused pass over the arrays (no
 // temporaries: g * (1 - y*y) is one loop); under create_graph it runs on Variables, so the
 // gradient is itself recorded and differentiable.
+// xtensor keeps a named scalar in an expression by reference, and the expression f returns is
+// evaluated after f has returned: the `one` pointwise_grad passes must outlive it (a
+// parameter taken by value would not — its stack slot is dead by then), hence static storage.
+template <class T>
+inline constexpr T one_v = T(1);
+
 template <class F>
 Variable pointwise_grad(const Variable& g, const Variable& y, F&& f) {
     if (grad_enabled()) return f(g, y, 1.0);
     return Variable(dispatch(g.dtype(), [&]<class T>() {
-        // xtensor keeps a named scalar in an expression by reference, and the expression f
-        // returns is evaluated after f has returned: `one` must outlive it (a parameter taken
-        // by value would not — its stack slot is dead by then).
-        static constexpr T one = T(1);
         return Tensor(zip_rows(g.value().xt<T>(), y.value().xt<T>(),
-                               [&](const auto& a, const auto& b) { return f(a, b, one); }));
+                               [&](const auto& a, const auto& b) { return f(a, b, one_v<T>); }));
     }));
 }
 
