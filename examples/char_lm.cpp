@@ -113,7 +113,8 @@ int run(int argc, char** argv) {
     auto* clip_opt = app.add_option("--clip", tc.clip, "gradient-norm clipping threshold")->check(CLI::PositiveNumber)
                          ->capture_default_str();
     auto* shards_opt = app.add_option("--shards", tc.shards, "the batch is cut into this many shards, trained in "
-                                      "parallel (results depend on it, not on --threads)")
+                                      "parallel (results depend on it, not on --threads); on one thread "
+                                      "--shards 1 is fastest (larger matrix products)")
                            ->check(CLI::PositiveNumber)->capture_default_str();
     app.add_option("--threads", threads, "threads for the shards (0: every core, shared by the processes of an "
                    "mpirun on this machine)")->capture_default_str();
