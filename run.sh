@@ -81,7 +81,7 @@ deps() {
 
 build() {
     deps
-    cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release
+    cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DTAPEGRAD_BUILD_BENCH=ON
     cmake --build "$BUILD_DIR" -j"$(nproc)"
 }
 
