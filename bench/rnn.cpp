@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -111,7 +112,7 @@ One measure(const std::string& cell, const Config& c, int threads, std::size_t r
     SGD opt(*layer, {.lr = 0.01});
     const auto params = layer->parameters();
     One r;
-    std::vector<double> tape_bytes(2);
+    std::vector<double> tape_bytes(make_shards(c.B, {.rows = rows}).size());
     auto step = [&] {
         opt.zero_grad();
         r.loss = parallel_backward(params, c.B, [&](const Shard& s) {
@@ -122,7 +123,7 @@ One measure(const std::string& cell, const Config& c, int threads, std::size_t r
             tape_bytes[s.index] = static_cast<double>(current_tape().saved_bytes());
             return loss;
         }, {.rows = rows});
-        r.tape_bytes_per_step = (tape_bytes[0] + tape_bytes[1]) / static_cast<double>(c.T);
+        r.tape_bytes_per_step = std::accumulate(tape_bytes.begin(), tape_bytes.end(), 0.0) / static_cast<double>(c.T);
         opt.step();
     };
     auto samples = tb::time_reps(warmup_steps, reps, step);

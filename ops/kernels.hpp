@@ -287,18 +287,18 @@ Tensor zip(const Tensor& a, const Tensor& b, F&& f) {
     });
 }
 
-// A backward rule's elementwise formula f(g, y, one) — g the incoming gradient, y a saved
-// tensor of the same shape (the op's input or result), `one` the constant 1, which f must take
-// by reference (const auto&) — written once
-// and evaluated two ways. In a plain backward it runs as one fused pass over the arrays (no
-// temporaries: g * (1 - y*y) is one loop); under create_graph it runs on Variables, so the
-// gradient is itself recorded and differentiable.
 // xtensor keeps a named scalar in an expression by reference, and the expression f returns is
 // evaluated after f has returned: the `one` pointwise_grad passes must outlive it (a
 // parameter taken by value would not — its stack slot is dead by then), hence static storage.
 template <class T>
 inline constexpr T one_v = T(1);
 
+// A backward rule's elementwise formula f(g, y, one) — g the incoming gradient, y a saved
+// tensor of the same shape (the op's input or result), `one` the constant 1, which f must take
+// by reference (const auto&) — written once
+// and evaluated two ways. In a plain backward it runs as one fused pass over the arrays (no
+// temporaries: g * (1 - y*y) is one loop); under create_graph it runs on Variables, so the
+// gradient is itself recorded and differentiable.
 template <class F>
 Variable pointwise_grad(const Variable& g, const Variable& y, F&& f) {
     if (grad_enabled()) return f(g, y, 1.0);
