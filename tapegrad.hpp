@@ -7,6 +7,7 @@
 #include "core/error.hpp"
 #include "core/gradcheck.hpp"
 #include "core/memory.hpp"
+#include "core/packed_gemm.hpp"
 #include "core/parallel.hpp"
 #include "core/random.hpp"
 #include "core/safetensors.hpp"

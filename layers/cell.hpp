@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "layers/module.hpp"
+#include "ops/linalg.hpp"
 
 namespace tapegrad {
 
@@ -34,7 +35,8 @@ public:
     // cell can compute once what every step shares — slices of its weights, say — and have
     // that work and its gradient happen once per sequence instead of once per step. step()
     // must still work on its own, outside a bracket. Use SequenceScope, which ends the
-    // bracket however the steps end.
+    // bracket however the steps end; it also opens a WeightPackScope (ops/linalg.hpp), so
+    // the weights a cell multiplies by at every step are packed once per sequence.
     virtual void begin_sequence() {}
     virtual void end_sequence() {}
 };
@@ -47,6 +49,7 @@ public:
     SequenceScope& operator=(const SequenceScope&) = delete;
 
 private:
+    WeightPackScope packs_;  // declared first: open before begin_sequence, closed after end
     Cell& cell_;
 };
 

@@ -2,7 +2,9 @@
 
 #include <cblas.h>
 
+#include <memory>
 
+#include "core/packed_gemm.hpp"
 #include "core/tape.hpp"
 #include "ops/kernels.hpp"
 #include "ops/shape.hpp"
@@ -25,13 +27,61 @@ void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T
                     i(n));
 }
 
+// A matrix right operand packed for the kernel of core/packed_gemm.hpp: op(B) [K, N] for the
+// product A op(B), and op(B)ᵀ [N, K] for its backward's G op(B)ᵀ. Empty: BLAS does the product.
+struct RhsPacks {
+    std::shared_ptr<const packed_gemm::PackedMatrix> rhs, rhs_t;
+    explicit operator bool() const { return rhs != nullptr; }
+    RhsPacks transposed() const { return {rhs_t, rhs}; }
+};
+
+// The packings made inside this thread's WeightPackScopes. Each entry holds the tensor it
+// packed, so its storage (and so the address it is found by) stays its own until the scope
+// ends: a write to it copies the storage first.
+struct PackCache {
+    struct Entry {
+        Tensor held;
+        bool transposed;
+        RhsPacks packs;
+    };
+    int depth = 0;
+    std::vector<Entry> entries;
+};
+thread_local PackCache pack_cache;
+
+// op(b)'s packings for a product with `rows` rows on the left: found or made inside a
+// WeightPackScope, empty outside one or where the packed kernel does not apply.
+RhsPacks packs_for(const Variable& b, bool tb, std::size_t rows) {
+    if (pack_cache.depth == 0 || rows > packed_gemm::max_rows || b.dtype() != float32 ||
+        b.dim() != 2 || b.numel() == 0 || !packed_gemm::available())
+        return {};
+    const Tensor& value = b.value();
+    const float* data = value.xt<float>().data();
+    for (const auto& e : pack_cache.entries)
+        if (e.transposed == tb && e.held.xt<float>().data() == data &&
+            e.held.shape() == value.shape())
+            return e.packs;
+    const Shape& s = value.shape();
+    const std::size_t k = s[tb ? 1 : 0], n = s[tb ? 0 : 1];
+    RhsPacks packs{std::make_shared<const packed_gemm::PackedMatrix>(data, k, n, s[1], tb),
+                   std::make_shared<const packed_gemm::PackedMatrix>(data, n, k, s[1], !tb)};
+    pack_cache.entries.push_back({value, tb, packs});
+    return packs;
+}
+
+Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, RhsPacks packs,
+                     const Loc& loc);
+
 // The product's part of a backward rule: C = op(A) op(B) per batch, with A and B inputs
 // `ia` and `ib` of the entry. d op(A) = G op(B)ᵀ, d op(B) = op(A)ᵀ G; bw.add sums the batches
-// an operand was broadcast over.
-void matmul_backward(Backward& bw, std::size_t ia, std::size_t ib, bool ta, bool tb) {
+// an operand was broadcast over. `packs` are op(B)'s packings when the forward used them.
+void matmul_backward(Backward& bw, std::size_t ia, std::size_t ib, bool ta, bool tb,
+                     const RhsPacks& packs) {
     const Variable& g = bw.grad_out();
     const Variable &A = bw.input(ia), &B = bw.input(ib);
-    if (bw.needs(ia)) bw.add(ia, ta ? matmul(B, g, tb, true) : matmul(g, B, false, !tb));
+    if (bw.needs(ia))
+        bw.add(ia, ta ? matmul(B, g, tb, true)
+                      : matmul_impl(g, B, false, !tb, packs.transposed(), Loc::current()));
     if (!bw.needs(ib)) return;
     if (B.dim() > 2 || ta) {
         bw.add(ib, tb ? matmul(g, A, true, ta) : matmul(A, g, !ta, false));
@@ -59,13 +109,8 @@ std::size_t batch_index(std::size_t i, const Shape& batch, const Shape& own) {
     return index;
 }
 
-}  // namespace
-
-Variable matmul(const Variable& a, const Variable& b, const Loc& loc) {
-    return matmul(a, b, false, false, loc);
-}
-
-Variable matmul(const Variable& a, const Variable& b, bool ta, bool tb, const Loc& loc) {
+Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, RhsPacks packs,
+                     const Loc& loc) {
     kernels::check_binary("matmul", a, b, loc);
     const Shape &as = a.shape(), &bs = b.shape();
     if (a.dim() < 2 || b.dim() < 2)
@@ -103,6 +148,13 @@ Variable matmul(const Variable& a, const Variable& b, bool ta, bool tb, const Lo
         const T* pb = b.value().xt<T>().data();
         const std::size_t batches = numel(batch);
         if (numel(b_batch) == 1 && !ta) {  // a's batches stacked are one [batches*M, K] matrix
+            if constexpr (std::is_same_v<T, float>) {
+                if (!packs && b.dim() == 2) packs = packs_for(b, tb, batches * m);
+                if (packs) {
+                    packs.rhs->multiply(batches * m, pa, as.back(), c.data());
+                    return Tensor(std::move(c));
+                }
+            }
             gemm(false, tb, batches * m, n, k, pa, as.back(), pb, bs.back(), c.data());
         } else {
             for (std::size_t i = 0; i < batches; ++i)
@@ -111,9 +163,25 @@ Variable matmul(const Variable& a, const Variable& b, bool ta, bool tb, const Lo
         }
         return Tensor(std::move(c));
     });
-    return record("matmul", std::move(out), {a, b}, [ta, tb](Backward& bw) {
-        matmul_backward(bw, 0, 1, ta, tb);
+    return record("matmul", std::move(out), {a, b}, [ta, tb, packs](Backward& bw) {
+        matmul_backward(bw, 0, 1, ta, tb, packs);
     }, loc);
+}
+
+}  // namespace
+
+WeightPackScope::WeightPackScope() { ++pack_cache.depth; }
+
+WeightPackScope::~WeightPackScope() {
+    if (--pack_cache.depth == 0) pack_cache.entries.clear();
+}
+
+Variable matmul(const Variable& a, const Variable& b, const Loc& loc) {
+    return matmul_impl(a, b, false, false, {}, loc);
+}
+
+Variable matmul(const Variable& a, const Variable& b, bool ta, bool tb, const Loc& loc) {
+    return matmul_impl(a, b, ta, tb, {}, loc);
 }
 
 Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta, bool tb,
@@ -135,25 +203,40 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
     if (!fits)
         fail<ShapeError>("addmm", fmt::format("c {} does not broadcast to the product's [{},{}]",
                                               to_string(cs), m, n), loc);
+    const RhsPacks packs = ta ? RhsPacks{} : packs_for(b, tb, m);
     Tensor out = dispatch(a.dtype(), [&]<class T>() {
         auto r = xt::xarray<T>::from_shape({m, n});
         const T* cv = c.value().xt<T>().data();
         T* out = r.data();
-        // c broadcast into r with plain copies: c's rows (1 or M) by c's columns (1 or N)
         const std::size_t c_rows = c.dim() == 2 ? cs[0] : 1, c_cols = c.dim() >= 1 ? cs.back() : 1;
+        if constexpr (std::is_same_v<T, float>) {
+            // the packed kernel adds c's rows as it stores: no copy of c first
+            if (packs && c_cols == n) {
+                packs.rhs->multiply(m, a.value().xt<T>().data(), as.back(), out, cv,
+                                    c_rows == 1 ? 0 : n);
+                return Tensor(std::move(r));
+            }
+        }
+        // c broadcast into r with plain copies: c's rows (1 or M) by c's columns (1 or N)
         for (std::size_t i = 0; i < m; ++i) {
             const T* src = cv + (c_rows == 1 ? 0 : i * c_cols);
             if (c_cols == n) std::copy_n(src, n, out + i * n);
             else std::fill_n(out + i * n, n, src[0]);
+        }
+        if constexpr (std::is_same_v<T, float>) {
+            if (packs) {
+                packs.rhs->multiply(m, a.value().xt<T>().data(), as.back(), out, out, n);
+                return Tensor(std::move(r));
+            }
         }
         if (m > 0 && n > 0 && k > 0)
             gemm(ta, tb, m, n, k, a.value().xt<T>().data(), as.back(), b.value().xt<T>().data(),
                  bs.back(), r.data(), T(1));
         return Tensor(std::move(r));
     });
-    return record("addmm", std::move(out), {c, a, b}, [ta, tb](Backward& bw) {
+    return record("addmm", std::move(out), {c, a, b}, [ta, tb, packs](Backward& bw) {
         bw.add(0, bw.grad_out());  // d c = G, summed over the broadcast axes by add
-        matmul_backward(bw, 1, 2, ta, tb);
+        matmul_backward(bw, 1, 2, ta, tb, packs);
     }, loc);
 }
 

@@ -1,4 +1,5 @@
-// Matrix products through OpenBLAS gemm, batched over leading axes.
+// Matrix products through OpenBLAS gemm, batched over leading axes, or through the packed
+// AVX-512 kernel (core/packed_gemm.hpp) for a weight reused inside a WeightPackScope.
 #pragma once
 
 #include "ops/arith.hpp"
@@ -19,5 +20,23 @@ Variable matmul(const Variable& a, const Variable& b, bool transpose_a, bool tra
 // broadcast over), da and db as matmul's.
 Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool transpose_a = false,
                bool transpose_b = false, const Loc& loc = Loc::current());
+
+// While one is alive on this thread, a float32 matrix b multiplied from the left by at most
+// packed_gemm::max_rows rows (matmul's b, addmm's b, not transposed a) is packed the first time
+// it is seen and the packing is reused by every later product with the same tensor, in the
+// forward and in those products' backward (dA = G op(b)ᵀ). The recurrent driver opens one
+// around each sequence, so a cell's recurrent weight is packed once per sequence rather than
+// by BLAS at every step; a user's cell gets this without doing anything. The scope holds a
+// reference to each packed tensor, so writing to one (mutable_xt copies a shared storage)
+// leaves the packing with the old values and the new values are packed anew. Scopes nest;
+// the packings are forgotten when the outermost ends (backward rules keep what they use).
+// Does nothing where packed_gemm::available() is false, and for float64.
+class WeightPackScope {
+public:
+    WeightPackScope();
+    ~WeightPackScope();
+    WeightPackScope(const WeightPackScope&) = delete;
+    WeightPackScope& operator=(const WeightPackScope&) = delete;
+};
 
 }  // namespace tapegrad

@@ -1,0 +1,134 @@
+#include "core/packed_gemm.hpp"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+namespace tapegrad::packed_gemm {
+
+namespace {
+
+constexpr std::size_t lanes = 16;          // floats in a zmm register
+constexpr std::size_t vectors = 3;         // zmm registers across a panel
+constexpr std::size_t nr = lanes * vectors;  // columns in a panel
+constexpr std::size_t mr = 8;              // rows of c a kernel call keeps in registers
+constexpr std::size_t kc = 256;            // depth per pass: one panel's slice stays in L1
+
+// c[r, 0:cols] = addend[r, 0:cols] (when given) + sum over kk < depth of a[r, kk] * panel[kk, :], r < MR. MR*NV accumulators
+// stay in registers; each depth step broadcasts one element of each row of a against NV vectors
+// of the panel. The last panel of a matrix may use fewer vectors (NV < vectors) and mask its
+// last one (cols < 16 NV).
+template <std::size_t MR, std::size_t NV>
+__attribute__((target("avx512f"))) void kernel(std::size_t depth, const float* a, std::size_t lda,
+                                                const float* panel, float* c, std::size_t ldc,
+                                                std::size_t cols, const float* addend,
+                                                std::size_t addend_ld) {
+    __m512 acc[MR][NV];
+    for (std::size_t r = 0; r < MR; ++r)
+        for (std::size_t v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+    for (std::size_t kk = 0; kk < depth; ++kk) {
+        __m512 b[NV];
+        for (std::size_t v = 0; v < NV; ++v) b[v] = _mm512_load_ps(panel + kk * nr + v * lanes);
+        for (std::size_t r = 0; r < MR; ++r) {
+            const __m512 x = _mm512_set1_ps(a[r * lda + kk]);
+            for (std::size_t v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
+        }
+    }
+    for (std::size_t v = 0; v < NV; ++v) {
+        const std::size_t valid = std::min(lanes, cols - v * lanes);
+        const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1u);
+        for (std::size_t r = 0; r < MR; ++r) {
+            __m512 value = acc[r][v];
+            if (addend)
+                value = _mm512_add_ps(
+                    value, _mm512_maskz_loadu_ps(mask, addend + r * addend_ld + v * lanes));
+            _mm512_mask_storeu_ps(c + r * ldc + v * lanes, mask, value);
+        }
+    }
+}
+
+using Kernel = void (*)(std::size_t, const float*, std::size_t, const float*, float*, std::size_t,
+                        std::size_t, const float*, std::size_t);
+
+template <std::size_t... R>
+constexpr auto kernel_table(std::index_sequence<R...>) {
+    // [rows][vectors]: row 0 and column 0 unused
+    return std::array<std::array<Kernel, vectors + 1>, sizeof...(R)>{
+        {{nullptr, kernel<R == 0 ? 1 : R, 1>, kernel<R == 0 ? 1 : R, 2>,
+          kernel<R == 0 ? 1 : R, 3>}...}};
+}
+// kernels[r][v] handles r rows with v vectors: the full kernel is kernels[mr][vectors]
+constexpr auto kernels = kernel_table(std::make_index_sequence<mr + 1>{});
+
+thread_local std::size_t packed_count = 0;
+
+bool cpu_supported() {
+    if (const char* v = std::getenv("TAPEGRAD_PACKED_GEMM"); v && std::strcmp(v, "0") == 0)
+        return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
+std::atomic<bool> enabled{true};
+
+}  // namespace
+
+bool available() {
+    static const bool yes = cpu_supported();
+    return yes && enabled.load(std::memory_order_relaxed);
+}
+
+void set_enabled(bool on) { enabled.store(on, std::memory_order_relaxed); }
+
+std::size_t matrices_packed() { return packed_count; }
+
+PackedMatrix::PackedMatrix(const float* b, std::size_t k, std::size_t n, std::size_t ld,
+                           bool transposed)
+    : k_(k), n_(n), panels_(((n + nr - 1) / nr) * k * nr, 0.0f) {
+    ++packed_count;
+    for (std::size_t p = 0; p * nr < n; ++p) {
+        const std::size_t cols = std::min(nr, n - p * nr);
+        float* panel = panels_.data() + p * k * nr;
+        for (std::size_t i = 0; i < k; ++i)
+            for (std::size_t j = 0; j < cols; ++j) {
+                const std::size_t col = p * nr + j;
+                panel[i * nr + j] = transposed ? b[col * ld + i] : b[i * ld + col];
+            }
+    }
+}
+
+void PackedMatrix::multiply(std::size_t m, const float* a, std::size_t lda, float* c,
+                            const float* addend, std::size_t addend_ld) const {
+    if (m == 0 || n_ == 0) return;
+    if (k_ == 0) {
+        for (std::size_t i = 0; i < m; ++i)
+            if (addend) std::copy_n(addend + i * addend_ld, n_, c + i * n_);
+            else std::fill_n(c + i * n_, n_, 0.0f);
+        return;
+    }
+    // Depth slices outermost: each kernel call reads one slice of one panel, which the next
+    // row blocks then find in L1.
+    for (std::size_t k0 = 0; k0 < k_; k0 += kc) {
+        const std::size_t depth = std::min(kc, k_ - k0);
+        // the first slice adds the addend, later ones what the slices before left in c
+        const float* base = k0 == 0 ? addend : c;
+        const std::size_t base_ld = k0 == 0 ? addend_ld : n_;
+        for (std::size_t p = 0; p * nr < n_; ++p) {
+            const float* panel = panels_.data() + (p * k_ + k0) * nr;
+            const std::size_t cols = std::min(nr, n_ - p * nr);
+            for (std::size_t i = 0; i < m; i += mr) {
+                const std::size_t rows = std::min(mr, m - i);
+                kernels[rows][(cols + lanes - 1) / lanes](
+                    depth, a + i * lda + k0, lda, panel, c + i * n_ + p * nr, n_, cols,
+                    base ? base + i * base_ld + p * nr : nullptr, base_ld);
+            }
+        }
+    }
+}
+
+}  // namespace tapegrad::packed_gemm

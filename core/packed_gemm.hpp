@@ -1,0 +1,51 @@
+// A float32 matrix product whose right operand is packed once and then reused.
+//
+// A recurrent weight is multiplied at every time step by a few dozen rows of state. BLAS
+// repacks the weight on each of those calls, and for few rows that packing and its small-row
+// kernels dominate: OpenBLAS 0.3.21 multiplies [32,128] x [128,512] at about half of its
+// large-matrix throughput. PackedMatrix stores the operand once in the layout an AVX-512
+// kernel streams (panels of 48 columns, each row of a panel contiguous), and multiply() runs
+// that kernel directly. matmul and addmm use it inside a WeightPackScope (ops/linalg.hpp).
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include <xsimd/memory/xsimd_aligned_allocator.hpp>
+
+namespace tapegrad::packed_gemm {
+
+// True when the CPU runs AVX-512F, TAPEGRAD_PACKED_GEMM is not "0" in the environment (read
+// once per process) and set_enabled(false) is not in force.
+bool available();
+// Turns the packed kernel off (products go to BLAS) or back on, for the whole process; for
+// comparing the two in one run. Products from then on follow it; backward rules of earlier
+// products keep the packings they were given.
+void set_enabled(bool on);
+
+// How many PackedMatrix this thread has made (tests and benchmarks check packing happens).
+std::size_t matrices_packed();
+
+// Products with more rows than this go to BLAS, whose larger kernels win there.
+inline constexpr std::size_t max_rows = 96;
+
+class PackedMatrix {
+public:
+    // B [k, n] with B(i, j) = transposed ? b[j * ld + i] : b[i * ld + j].
+    PackedMatrix(const float* b, std::size_t k, std::size_t n, std::size_t ld, bool transposed);
+
+    std::size_t rows() const { return k_; }
+    std::size_t cols() const { return n_; }
+
+    // c[m, n] = a[m, k] B, plus `addend` when given: its row i at addend + i * addend_ld
+    // (addend_ld 0 repeats one row, a bias); addend may be c itself (addend_ld n). a has row
+    // length lda, c row length n. Requires available().
+    void multiply(std::size_t m, const float* a, std::size_t lda, float* c,
+                  const float* addend = nullptr, std::size_t addend_ld = 0) const;
+
+private:
+    std::size_t k_, n_;
+    std::vector<float, xsimd::aligned_allocator<float, 64>> panels_;  // [n/48 rounded up][k][48]
+};
+
+}  // namespace tapegrad::packed_gemm

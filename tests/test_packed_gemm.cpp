@@ -1,0 +1,208 @@
+// The packed float32 kernel (core/packed_gemm.hpp) and WeightPackScope: products, gradients and
+// second-order gradients agree with plain BLAS, a write to a packed weight is seen, and the
+// recurrent driver packs each recurrent weight once per sequence.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include <tapegrad/tapegrad.hpp>
+
+using namespace tapegrad;
+
+namespace {
+
+// max |a - b| / (1 + max |b|), so float32 sums over a few hundred terms compare at ~1e-6
+double relative_diff(const Tensor& a, const Tensor& b) {
+    REQUIRE(a.shape() == b.shape());
+    double largest = 0;
+    for (double v : b.to_vector()) largest = std::max(largest, std::abs(v));
+    return max_abs_diff(a, b) / (1 + largest);
+}
+
+// Runs f inside a WeightPackScope and outside one; returns {packed, blas} and checks that
+// packing happened exactly `packings` times inside.
+template <class F>
+std::pair<std::vector<Tensor>, std::vector<Tensor>> both_ways(F f, std::size_t packings) {
+    const std::size_t before = packed_gemm::matrices_packed();
+    std::vector<Tensor> packed;
+    {
+        WeightPackScope scope;
+        packed = f();
+    }
+    CHECK(packed_gemm::matrices_packed() - before == packings);
+    const std::size_t middle = packed_gemm::matrices_packed();
+    std::vector<Tensor> blas = f();
+    CHECK(packed_gemm::matrices_packed() == middle);  // nothing packed outside a scope
+    return {packed, blas};
+}
+
+}  // namespace
+
+TEST_CASE("packed gemm: the kernel matches a double-precision product on ragged shapes") {
+    if (!packed_gemm::available()) {
+        MESSAGE("no AVX-512F here (or TAPEGRAD_PACKED_GEMM=0): the packed kernel is not used");
+        return;
+    }
+    Generator g(3);
+    for (std::size_t m : {1, 7, 8, 13, 96})
+        for (std::size_t k : {1, 5, 256, 300, 600})
+            for (std::size_t n : {1, 17, 48, 50, 97})
+                for (bool transposed : {false, true})
+                    for (bool accumulate : {false, true}) {
+                        CAPTURE(m); CAPTURE(k); CAPTURE(n); CAPTURE(transposed); CAPTURE(accumulate);
+                        const Tensor a = g.normal({m, k}, 0, 1, float32);
+                        // B stored as [k, n], or as [n, k] when read transposed
+                        const Tensor b = g.normal(transposed ? Shape{n, k} : Shape{k, n}, 0, 1, float32);
+                        Tensor c = g.normal({m, n}, 0, 1, float32);
+                        const Tensor c0 = c.clone();
+                        const packed_gemm::PackedMatrix packed(b.xt<float>().data(), k, n, transposed ? k : n, transposed);
+                        CHECK(packed.rows() == k);
+                        CHECK(packed.cols() == n);
+                        // accumulate: c += a B in place; otherwise c = a B
+                        float* out = c.mutable_xt<float>().data();
+                        packed.multiply(m, a.xt<float>().data(), k, out, accumulate ? out : nullptr, n);
+                        double worst = 0;
+                        for (std::size_t i = 0; i < m; ++i)
+                            for (std::size_t j = 0; j < n; ++j) {
+                                double want = accumulate ? c0.flat(i * n + j) : 0.0;
+                                for (std::size_t p = 0; p < k; ++p)
+                                    want += a.flat(i * k + p) * b.flat(transposed ? j * k + p : p * n + j);
+                                worst = std::max(worst, std::abs(c.flat(i * n + j) - want) / (1 + std::abs(want)));
+                            }
+                        CHECK(worst < 1e-5 * std::sqrt(static_cast<double>(k)));
+                    }
+}
+
+TEST_CASE("packed gemm: an addend row is added to every row, and k = 0 leaves just the addend") {
+    if (!packed_gemm::available()) return;
+    Generator g(4);
+    for (std::size_t k : {0, 3, 700}) {
+        CAPTURE(k);
+        const std::size_t m = 11, n = 53;
+        const Tensor a = g.normal({m, k}, 0, 1, float32), b = g.normal({k, n}, 0, 1, float32);
+        const Tensor bias = g.normal({n}, 0, 1, float32);
+        Tensor c = Tensor::full({m, n}, 1e30, float32);  // overwritten, never read
+        packed_gemm::PackedMatrix(b.xt<float>().data(), k, n, n, false)
+            .multiply(m, a.xt<float>().data(), k, c.mutable_xt<float>().data(), bias.xt<float>().data(), 0);
+        double worst = 0;
+        for (std::size_t i = 0; i < m; ++i)
+            for (std::size_t j = 0; j < n; ++j) {
+                double want = bias.flat(j);
+                for (std::size_t p = 0; p < k; ++p) want += a.flat(i * k + p) * b.flat(p * n + j);
+                worst = std::max(worst, std::abs(c.flat(i * n + j) - want) / (1 + std::abs(want)));
+            }
+        CHECK(worst < 1e-4);
+    }
+}
+
+TEST_CASE("packed gemm: matmul and addmm in a WeightPackScope agree with BLAS, gradients too") {
+    if (!packed_gemm::available()) return;
+    Generator g(5);
+    const Variable w(g.normal({200, 70}, 0, 1, float32), true, "w");
+    const Variable bias(g.normal({200}, 0, 1, float32), true, "bias");
+    const Variable x1(g.normal({9, 70}, 0, 1, float32), true), x2(g.normal({3, 4, 70}, 0, 1, float32), true);
+    const Variable h(g.normal({9, 200}, 0, 1, float32), true);
+    const Variable probe(g.normal({9, 200}, 0, 1, float32));
+    auto run = [&] {
+        // the same weight three times: x1 wᵀ and (batched) x2 wᵀ share one packing of wᵀ, h w
+        // packs w as it is stored
+        // c as a bias row, as a full [9, 200] matrix and as a column (copied, then accumulated)
+        const Variable a = addmm(bias, x1, w, false, true) * probe, b = matmul(h, w),
+                       c = matmul(x2, w, false, true), d = addmm(probe, x1, w, false, true),
+                       e = addmm(narrow(probe, 1, 0, 1), x1, w, false, true);
+        const Variable loss = sum(a * a) + sum(b * b) + sum(c * c) + sum(d * e);
+        auto grads = grad(loss, {w, bias, x1, x2, h});
+        std::vector<Tensor> out{loss.value()};
+        for (auto& v : grads) out.push_back(v.value());
+        return out;
+    };
+    auto [packed, blas] = both_ways(run, 4);  // (wᵀ, w) for the first product, (w, wᵀ) for h w
+    for (std::size_t i = 0; i < packed.size(); ++i) {
+        CAPTURE(i);
+        CHECK(relative_diff(packed[i], blas[i]) < 1e-5);
+    }
+}
+
+TEST_CASE("packed gemm: second-order gradients through a packed product agree with BLAS") {
+    if (!packed_gemm::available()) return;
+    Generator g(6);
+    const Variable w(g.normal({40, 30}, 0, 0.3, float32), true), x(g.normal({5, 30}, 0, 1, float32), true);
+    auto run = [&] {
+        const Variable y = tanh(matmul(x, w, false, true));
+        const Variable loss = sum(y * y * y);
+        const auto first = grad(loss, {x}, {}, {.create_graph = true});
+        const auto second = grad(sum(first[0] * first[0]), {w, x});
+        return std::vector<Tensor>{first[0].value(), second[0].value(), second[1].value()};
+    };
+    auto [packed, blas] = both_ways(run, 2);
+    for (std::size_t i = 0; i < packed.size(); ++i) {
+        CAPTURE(i);
+        CHECK(relative_diff(packed[i], blas[i]) < 1e-5);
+    }
+}
+
+TEST_CASE("packed gemm: a write to a packed weight inside the scope is seen by the next product") {
+    if (!packed_gemm::available()) return;
+    Generator g(7);
+    Variable w(g.normal({64, 32}, 0, 1, float32), true);
+    const Variable x(g.normal({4, 32}, 0, 1, float32));
+    WeightPackScope scope;
+    const Tensor before = matmul(x, w, false, true).value();
+    const std::size_t packed = packed_gemm::matrices_packed();
+    CHECK(relative_diff(matmul(x, w, false, true).value(), before) == 0.0);  // reused, same values
+    CHECK(packed_gemm::matrices_packed() == packed);
+    w.mutable_value().mutable_xt<float>() *= 2.0f;
+    const Tensor after = matmul(x, w, false, true).value();
+    CHECK(packed_gemm::matrices_packed() == packed + 2);  // the new values were packed
+    Tensor doubled = before.clone();
+    doubled.mutable_xt<float>() *= 2.0f;
+    CHECK(relative_diff(after, doubled) < 1e-6);
+}
+
+TEST_CASE("packed gemm: float64, many rows and no scope stay on BLAS") {
+    if (!packed_gemm::available()) return;
+    Generator g(8);
+    const std::size_t start = packed_gemm::matrices_packed();
+    WeightPackScope scope;
+    matmul(Variable(g.normal({4, 8}, 0, 1, float64)), Variable(g.normal({8, 8}, 0, 1, float64)));
+    matmul(Variable(g.normal({packed_gemm::max_rows + 1, 8}, 0, 1, float32)), Variable(g.normal({8, 8}, 0, 1, float32)));
+    CHECK(packed_gemm::matrices_packed() == start);
+}
+
+TEST_CASE("packed gemm: the driver packs each recurrent weight once per sequence; results match steps run alone") {
+    if (!packed_gemm::available()) return;
+    for (const char* kind : {"rnn", "lstm", "gru"}) {
+        CAPTURE(kind);
+        Generator g(9);
+        std::shared_ptr<Recurrent> layer;
+        const std::size_t I = 6, H = 20, T = 7, B = 5;
+        if (std::string(kind) == "rnn") layer = std::make_shared<RNN>(I, H, RecurrentOptions{}, g, float32);
+        if (std::string(kind) == "lstm") layer = std::make_shared<LSTM>(I, H, RecurrentOptions{}, g, float32);
+        if (std::string(kind) == "gru") layer = std::make_shared<GRU>(I, H, RecurrentOptions{}, g, float32);
+        const Variable x(g.normal({T, B, I}, 0, 1, float32), true);
+        auto params = layer->parameters();
+        std::vector<Variable> wanted(params.begin(), params.end());
+        wanted.push_back(x);
+        const std::size_t before = packed_gemm::matrices_packed();
+        const Variable out = layer->forward(x).output;
+        // RNN and LSTM: weight_hh and its transpose; GRU: its two per-sequence slices, each twice
+        CHECK(packed_gemm::matrices_packed() - before == (std::string(kind) == "gru" ? 4 : 2));
+        const auto grads = grad(sum(out * out), wanted);
+
+        // the same steps through cell.step outside any scope: BLAS throughout
+        Cell& cell = layer->cell(0, 0);
+        State state(cell.state_count(), constant(Tensor::zeros({B, H}, float32)));
+        Variable total = constant(0.0, float32);
+        for (std::size_t t = 0; t < T; ++t) {
+            const Variable xt = reshape(narrow(x, 0, static_cast<long>(t), 1), Shape{B, I});
+            state = cell.step(cell.projects_input() ? cell.project_input(xt) : xt, state);
+            total = total + sum(state[0] * state[0]);
+        }
+        const auto alone = grad(total, wanted);
+        CHECK(packed_gemm::matrices_packed() - before == (std::string(kind) == "gru" ? 4 : 2));
+        for (std::size_t i = 0; i < grads.size(); ++i) {
+            CAPTURE(i);
+            CHECK(relative_diff(grads[i].value(), alone[i].value()) < 1e-5);
+        }
+    }
+}
