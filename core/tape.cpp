@@ -211,11 +211,20 @@ void Backward::add_product(std::size_t i, const Variable& x, const Variable& y) 
 }
 
 namespace {
+// xᵀ y for x [K, M], y [K, N]. A weight gradient much taller than wide ([4H, I] of an input
+// weight) is faster with OpenBLAS as (yᵀ x)ᵀ: [512,32] from 1600 rows went from 99 to 142
+// GFLOP/s, [1024,64] from 6400 rows from 162 to 208; for wide outputs it is not.
+Variable transposed_product(const Variable& x, const Variable& y) {
+    const std::size_t m = x.shape()[1], n = y.shape()[1];
+    if (n <= 64 && m >= 2 * n) return transpose(matmul(y, x, true, false), 0, 1);
+    return matmul(x, y, true, false);
+}
+
 // Σ xᵢᵀ yᵢ over a leaf's deferred products: the x's rows stacked into one [ΣK, M] matrix and
 // the y's into [ΣK, N], then one matmul.
 Variable sum_of_products(const std::vector<std::pair<Tensor, Tensor>>& products) {
     if (products.size() == 1)
-        return matmul(Variable(products[0].first), Variable(products[0].second), true, false);
+        return transposed_product(Variable(products[0].first), Variable(products[0].second));
     std::size_t rows = 0;
     for (const auto& [x, y] : products) rows += x.shape()[0];
     const std::size_t m = products[0].first.shape()[1], n = products[0].second.shape()[1];
@@ -229,7 +238,7 @@ Variable sum_of_products(const std::vector<std::pair<Tensor, Tensor>>& products)
             py = std::copy_n(y.template xt<T>().data(), y.numel(), py);
         }
     });
-    return matmul(Variable(xs), Variable(ys), true, false);
+    return transposed_product(Variable(xs), Variable(ys));
 }
 }  // namespace
 
