@@ -14,6 +14,7 @@
 #include "core/tape.hpp"
 #include "core/tensor.hpp"
 #include "core/variable.hpp"
+#include "core/vector_math.hpp"
 #include "layers/basic.hpp"
 #include "layers/cell.hpp"
 #include "layers/cells.hpp"

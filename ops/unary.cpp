@@ -4,6 +4,7 @@
 #include <xtensor/xoperation.hpp>
 
 #include "core/tape.hpp"
+#include "core/vector_math.hpp"
 #include "ops/kernels.hpp"
 
 namespace tapegrad {
@@ -11,9 +12,23 @@ namespace tapegrad {
 using kernels::map;
 using kernels::require_defined;
 
+namespace {
+// f elementwise: float32 through the AVX-512 routine `fast` where the CPU has it (about twice
+// xsimd's AVX2 speed), otherwise, and for float64, through xtensor's `f`.
+template <class F>
+Tensor map_fast(const Tensor& x, void (*fast)(const float*, float*, std::size_t), F&& f) {
+    if (x.dtype() == float32 && vector_math::available()) {
+        auto y = xt::xarray<float>::from_shape(x.shape());
+        fast(x.xt<float>().data(), y.data(), y.size());
+        return Tensor(std::move(y));
+    }
+    return kernels::map(x, f);
+}
+}  // namespace
+
 Variable exp(const Variable& x, const Loc& loc) {
     require_defined("exp", x, loc);
-    Tensor out = map(x.value(), [](const auto& v) { return xt::exp(v); });
+    Tensor out = map_fast(x.value(), vector_math::exp, [](const auto& v) { return xt::exp(v); });
     return record("exp", std::move(out), {x}, [](Backward& bw) {
         // d exp(x) = exp(x)
         bw.add(0, bw.grad_out() * bw.result());
@@ -31,7 +46,7 @@ Variable log(const Variable& x, const Loc& loc) {
 
 Variable tanh(const Variable& x, const Loc& loc) {
     require_defined("tanh", x, loc);
-    Tensor out = map(x.value(), [](const auto& v) { return xt::tanh(v); });
+    Tensor out = map_fast(x.value(), vector_math::tanh, [](const auto& v) { return xt::tanh(v); });
     return record("tanh", std::move(out), {x}, [](Backward& bw) {
         // d tanh(x) = 1 - tanh(x)^2
         bw.add(0, kernels::pointwise_grad(bw.grad_out(), bw.result(),
@@ -41,8 +56,9 @@ Variable tanh(const Variable& x, const Loc& loc) {
 
 Variable sigmoid(const Variable& x, const Loc& loc) {
     require_defined("sigmoid", x, loc);
-    Tensor out = dispatch(x.dtype(), [&]<class T>() {
-        return Tensor(xt::xarray<T>(T(1) / (T(1) + xt::exp(-x.value().xt<T>()))));
+    Tensor out = map_fast(x.value(), vector_math::sigmoid, [](const auto& v) {
+        using T = typename std::decay_t<decltype(v)>::value_type;
+        return T(1) / (T(1) + xt::exp(-v));
     });
     return record("sigmoid", std::move(out), {x}, [](Backward& bw) {
         // d sigmoid(x) = s (1 - s)
