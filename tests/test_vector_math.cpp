@@ -44,9 +44,9 @@ TEST_CASE("vector math: exp, sigmoid and tanh stay within a few ulps everywhere"
         MESSAGE("no AVX-512F here (or TAPEGRAD_VECTOR_MATH=0): xtensor's versions are used");
         return;
     }
-    // every 97th float32 bit pattern between -120 and 120: ~2.2 million values, all exponents
+    // every 397th float32 bit pattern between -120 and 120: ~5.6 million values, all exponents
     std::vector<float> x;
-    for (std::uint32_t bits = 0; bits < 0x7f800000u; bits += 97) {
+    for (std::uint32_t bits = 0; bits < 0x7f800000u; bits += 397) {
         float v;
         std::memcpy(&v, &bits, sizeof v);
         if (v > 120) break;
