@@ -102,38 +102,78 @@ struct One {
 // Warm-up steps before the timed ones, as bench/rnn_torch.py does (3).
 constexpr int warmup_steps = 3;
 
-// `rows` rows per shard (parallel_backward): B for one shard, B/2 for two.
+// One training step of `cell` on config c, `rows` rows per shard (parallel_backward): B for
+// one shard, B/2 for two.
+struct Step {
+    Config c;
+    Generator gen{0};
+    std::shared_ptr<Recurrent> layer;
+    Variable xs, y;
+    std::unique_ptr<SGD> opt;
+    std::vector<Variable> params;
+    std::size_t rows;
+    std::vector<double> tape_bytes;
+    double loss = 0, tape_bytes_per_step = 0;
+
+    Step(const std::string& cell, const Config& config, std::size_t rows_per_shard)
+        : c(config), layer(make_layer(cell, c, gen)),
+          xs(gen.normal({c.T, c.B, c.I}, 0, 1, DType::float32)),
+          y(gen.normal({c.B, c.H}, 0, 1, DType::float32)),
+          opt(std::make_unique<SGD>(*layer, SGDOptions{.lr = 0.01})), params(layer->parameters()),
+          rows(rows_per_shard), tape_bytes(make_shards(c.B, {.rows = rows}).size()) {}
+
+    void operator()() {
+        opt->zero_grad();
+        loss = parallel_backward(params, c.B, [&](const Shard& s) {
+            const long b0 = static_cast<long>(s.begin), n = static_cast<long>(s.size());
+            RecurrentOutput out = layer->forward(narrow(xs, 1, b0, n));
+            const Variable h_last = reshape(out.states[0], Shape{s.size(), c.H});
+            const Variable l = mse_loss(h_last, narrow(y, 0, b0, n));
+            tape_bytes[s.index] = static_cast<double>(current_tape().saved_bytes());
+            return l;
+        }, {.rows = rows});
+        tape_bytes_per_step = std::accumulate(tape_bytes.begin(), tape_bytes.end(), 0.0) / static_cast<double>(c.T);
+        opt->step();
+    }
+};
+
 One measure(const std::string& cell, const Config& c, int threads, std::size_t rows, int reps) {
     set_num_threads(static_cast<std::size_t>(threads));
-    Generator gen(0);
-    auto layer = make_layer(cell, c, gen);
-    const Variable xs(gen.normal({c.T, c.B, c.I}, 0, 1, DType::float32));
-    const Variable y(gen.normal({c.B, c.H}, 0, 1, DType::float32));
-    SGD opt(*layer, {.lr = 0.01});
-    const auto params = layer->parameters();
-    One r;
-    std::vector<double> tape_bytes(make_shards(c.B, {.rows = rows}).size());
-    auto step = [&] {
-        opt.zero_grad();
-        r.loss = parallel_backward(params, c.B, [&](const Shard& s) {
-            const long b0 = static_cast<long>(s.begin), rows = static_cast<long>(s.size());
-            RecurrentOutput out = layer->forward(narrow(xs, 1, b0, rows));
-            const Variable h_last = reshape(out.states[0], Shape{s.size(), c.H});
-            const Variable loss = mse_loss(h_last, narrow(y, 0, b0, rows));
-            tape_bytes[s.index] = static_cast<double>(current_tape().saved_bytes());
-            return loss;
-        }, {.rows = rows});
-        r.tape_bytes_per_step = std::accumulate(tape_bytes.begin(), tape_bytes.end(), 0.0) / static_cast<double>(c.T);
-        opt.step();
-    };
-    auto samples = tb::time_reps(warmup_steps, reps, step);
+    Step step(cell, c, rows);
+    auto samples = tb::time_reps(warmup_steps, reps, [&] { step(); });
     const auto s = tb::summarize(samples, 1e3);
+    One r;
+    r.loss = step.loss;
+    r.tape_bytes_per_step = step.tape_bytes_per_step;
     r.ms = s.time.median;
     r.wall_ms = s.wall.median;
     r.cpu_ms = s.cpu.median;
     r.ms_min = s.time.min;
     r.peak_rss_mib = tb::peak_rss_mib();
     return r;
+}
+
+// The AVX-512 kernels (packed per-step products, exp/sigmoid/tanh) on and off in the same
+// process, one thread, one shard: 2 * reps steps alternating on, off, off, on, ... so both
+// see the same machine; the median ms of each.
+std::pair<double, double> kernels_on_off(const std::string& cell, const Config& c, int reps) {
+    set_num_threads(1);
+    Step step(cell, c, c.B);
+    auto use = [](bool on) {
+        packed_gemm::set_enabled(on);
+        vector_math::set_enabled(on);
+    };
+    for (int i = 0; i < warmup_steps; ++i) step();
+    std::vector<tb::Elapsed> on, off;
+    for (int i = 0; i < 2 * reps; ++i) {
+        const bool mode = (i + i / 2) % 2 == 0;
+        use(mode);
+        const tb::Instant start;
+        step();
+        (mode ? on : off).push_back(start.since());
+    }
+    use(true);
+    return {tb::summarize(on, 1e3).time.median, tb::summarize(off, 1e3).time.median};
 }
 
 // Runs this binary with --one in a child and parses its JSON line.
@@ -179,7 +219,7 @@ std::string fmt_ratio(double a, double b) { return a > 0 && b > 0 ? fmt::format(
 
 int main(int argc, char** argv) {
     CLI::App app{"tapegrad vs PyTorch: one RNN/LSTM/GRU training step"};
-    bool one = false, no_torch = false, no_sgemm = false;
+    bool one = false, no_torch = false, no_sgemm = false, kernels_ab = false;
     std::string cell = "lstm", config = "large";
     int threads = 1, reps = 7, rounds = 2;
     std::size_t one_rows = 0;
@@ -199,6 +239,7 @@ int main(int argc, char** argv) {
     app.add_option("--reps", reps, "timed repetitions (median reported)");
     app.add_flag("--no-torch", no_torch, "skip the PyTorch peer");
     app.add_flag("--no-sgemm", no_sgemm, "with --one: skip the sgemm reference (to profile the step alone)");
+    app.add_flag("--kernels-ab", kernels_ab, "with --one: 1 thread, the AVX-512 kernels on and off in turn in this process");
     app.add_option("--out", out, "Markdown file for the table");
     CLI11_PARSE(app, argc, argv);
 
@@ -211,6 +252,11 @@ int main(int argc, char** argv) {
     if (one) {
         openblas_set_num_threads(1);
         const Config c = find(config);
+        if (kernels_ab) {
+            const auto [on, off] = kernels_on_off(cell, c, reps);
+            fmt::print("{}\n", nlohmann::json{{"on_ms", on}, {"off_ms", off}}.dump());
+            return 0;
+        }
         const One r = measure(cell, c, threads, one_rows == 0 ? c.B : one_rows, reps);
         nlohmann::json j{{"ms", r.ms}, {"ms_min", r.ms_min}, {"wall_ms", r.wall_ms}, {"cpu_ms", r.cpu_ms}, {"tape_bytes_per_step", r.tape_bytes_per_step},
                          {"peak_rss_mib", r.peak_rss_mib}, {"loss", r.loss},
@@ -263,6 +309,26 @@ int main(int argc, char** argv) {
         }
     }
 
+    // The AVX-512 kernels' share: each config in a child that alternates them on and off.
+    std::string kernels_table;
+    if (packed_gemm::available() && vector_math::available()) {
+        kernels_table = "\nThe AVX-512 kernels (core/packed_gemm.hpp: per-step products with the weight packed "
+                        "once per sequence; core/vector_math.hpp: exp, sigmoid, tanh) switched on and off in "
+                        "turn within one process, tapegrad 1T, median ms of each "
+                        "(`bench/rnn --one --kernels-ab --cell C --config K`):\n\n"
+                        "| config | cell | kernels on | off | on / off |\n|---|---|---|---|---|\n";
+        for (const Row& r : rows) {
+            fmt::print("bench/rnn: {} {}, AVX-512 kernels on and off ...\n", r.config, r.cell);
+            std::fflush(stdout);
+            auto j = tb::run_command_json(fmt::format("{} --one --kernels-ab --cell {} --config {} --reps {}",
+                                                      tb::shell_quote(self), r.cell, r.config, 2 * reps));
+            if (!j) continue;
+            const double on = (*j)["on_ms"].get<double>(), off = (*j)["off_ms"].get<double>();
+            kernels_table += fmt::format("| {} | {} | {} | {} | {} |\n", r.config, r.cell, fmt_ms(on), fmt_ms(off),
+                                         fmt_ratio(on, off));
+        }
+    }
+
     const BlasInfo blas = blas_info();
     std::string table = fmt::format(
         "- Date: {}; CPU: {}; OpenBLAS core: {} (OPENBLAS_CORETYPE={}); command: `{}`\n"
@@ -298,6 +364,7 @@ int main(int argc, char** argv) {
             worst_at = r.config + " " + r.cell;
         }
     }
+    table += kernels_table;
     fmt::print("\n{}", table);
     const std::string summary = worst > 0
         ? fmt::format("bench/rnn: worst ratio tapegrad / PyTorch best (1 thread): {:.2f} ({})", worst, worst_at)

@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -82,12 +83,16 @@ bool cpu_supported() {
     return __builtin_cpu_supports("avx512f");
 }
 
+std::atomic<bool> enabled{true};
+
 }  // namespace
 
 bool available() {
     static const bool yes = cpu_supported();
-    return yes;
+    return yes && enabled.load(std::memory_order_relaxed);
 }
+
+void set_enabled(bool on) { enabled.store(on, std::memory_order_relaxed); }
 
 void exp(const float* x, float* y, std::size_t n) { apply<exp16>(x, y, n); }
 void sigmoid(const float* x, float* y, std::size_t n) { apply<sigmoid16>(x, y, n); }

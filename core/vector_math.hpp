@@ -9,8 +9,12 @@
 
 namespace tapegrad::vector_math {
 
-// True when the CPU runs AVX-512F and TAPEGRAD_VECTOR_MATH is not "0" (read once).
+// True when the CPU runs AVX-512F, TAPEGRAD_VECTOR_MATH is not "0" (read once) and
+// set_enabled(false) is not in force.
 bool available();
+// Turns these routines off (the ops use xtensor's) or back on, for the whole process; for
+// comparing the two in one run.
+void set_enabled(bool on);
 
 // y[i] = f(x[i]) for i < n; x and y may be the same array. Require available().
 void exp(const float* x, float* y, std::size_t n);

@@ -167,6 +167,15 @@ TEST_CASE("packed gemm: float64, many rows and no scope stay on BLAS") {
     matmul(Variable(g.normal({4, 8}, 0, 1, float64)), Variable(g.normal({8, 8}, 0, 1, float64)));
     matmul(Variable(g.normal({packed_gemm::max_rows + 1, 8}, 0, 1, float32)), Variable(g.normal({8, 8}, 0, 1, float32)));
     CHECK(packed_gemm::matrices_packed() == start);
+    // switched off for the process: BLAS; switched back on: packed again
+    const Variable x(g.normal({4, 8}, 0, 1, float32)), w(g.normal({8, 8}, 0, 1, float32));
+    packed_gemm::set_enabled(false);
+    CHECK_FALSE(packed_gemm::available());
+    matmul(x, w);
+    CHECK(packed_gemm::matrices_packed() == start);
+    packed_gemm::set_enabled(true);
+    matmul(x, w);
+    CHECK(packed_gemm::matrices_packed() == start + 2);
 }
 
 TEST_CASE("packed gemm: the driver packs each recurrent weight once per sequence; results match steps run alone") {
