@@ -4,10 +4,9 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
-#include <cstdlib>
-#include <cstring>
 #include <utility>
+
+#include "core/avx512_switch.hpp"
 
 namespace tapegrad::packed_gemm {
 
@@ -67,23 +66,16 @@ constexpr auto kernels = kernel_table(std::make_index_sequence<mr + 1>{});
 
 thread_local std::size_t packed_count = 0;
 
-bool cpu_supported() {
-    if (const char* v = std::getenv("TAPEGRAD_PACKED_GEMM"); v && std::strcmp(v, "0") == 0)
-        return false;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+detail::Avx512Switch& state() {
+    static detail::Avx512Switch s("TAPEGRAD_PACKED_GEMM");
+    return s;
 }
-
-std::atomic<bool> enabled{true};
 
 }  // namespace
 
-bool available() {
-    static const bool yes = cpu_supported();
-    return yes && enabled.load(std::memory_order_relaxed);
-}
+bool available() { return state().on(); }
 
-void set_enabled(bool on) { enabled.store(on, std::memory_order_relaxed); }
+void set_enabled(bool on) { state().set(on); }
 
 std::size_t matrices_packed() { return packed_count; }
 

@@ -2,9 +2,7 @@
 
 #include <immintrin.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <cstring>
+#include "core/avx512_switch.hpp"
 
 namespace tapegrad::vector_math {
 
@@ -76,23 +74,16 @@ TAPEGRAD_AVX512 void apply(const float* x, float* y, std::size_t n) {
     }
 }
 
-bool cpu_supported() {
-    if (const char* v = std::getenv("TAPEGRAD_VECTOR_MATH"); v && std::strcmp(v, "0") == 0)
-        return false;
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+detail::Avx512Switch& state() {
+    static detail::Avx512Switch s("TAPEGRAD_VECTOR_MATH");
+    return s;
 }
-
-std::atomic<bool> enabled{true};
 
 }  // namespace
 
-bool available() {
-    static const bool yes = cpu_supported();
-    return yes && enabled.load(std::memory_order_relaxed);
-}
+bool available() { return state().on(); }
 
-void set_enabled(bool on) { enabled.store(on, std::memory_order_relaxed); }
+void set_enabled(bool on) { state().set(on); }
 
 void exp(const float* x, float* y, std::size_t n) { apply<exp16>(x, y, n); }
 void sigmoid(const float* x, float* y, std::size_t n) { apply<sigmoid16>(x, y, n); }

@@ -30,7 +30,7 @@ void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T
 // A matrix right operand packed for the kernel of core/packed_gemm.hpp: op(B) [K, N] for the
 // product A op(B), and op(B)ᵀ [N, K] for its backward's G op(B)ᵀ. Empty: BLAS does the product.
 struct RhsPacks {
-    std::shared_ptr<const packed_gemm::PackedMatrix> rhs, rhs_t;
+    std::shared_ptr<const packed_gemm::PackedMatrix> rhs, rhs_t;  // rhs_t: none without grad
     explicit operator bool() const { return rhs != nullptr; }
     RhsPacks transposed() const { return {rhs_t, rhs}; }
 };
@@ -57,16 +57,21 @@ RhsPacks packs_for(const Variable& b, bool tb, std::size_t rows) {
         return {};
     const Tensor& value = b.value();
     const float* data = value.xt<float>().data();
-    for (const auto& e : pack_cache.entries)
-        if (e.transposed == tb && e.held.xt<float>().data() == data &&
-            e.held.shape() == value.shape())
-            return e.packs;
     const Shape& s = value.shape();
     const std::size_t k = s[tb ? 1 : 0], n = s[tb ? 0 : 1];
-    RhsPacks packs{std::make_shared<const packed_gemm::PackedMatrix>(data, k, n, s[1], tb),
-                   std::make_shared<const packed_gemm::PackedMatrix>(data, n, k, s[1], !tb)};
-    pack_cache.entries.push_back({value, tb, packs});
-    return packs;
+    PackCache::Entry* entry = nullptr;
+    for (auto& e : pack_cache.entries)
+        if (e.transposed == tb && e.held.xt<float>().data() == data && e.held.shape() == s)
+            entry = &e;
+    if (!entry) {
+        pack_cache.entries.push_back(
+            {value, tb, {std::make_shared<const packed_gemm::PackedMatrix>(data, k, n, s[1], tb), {}}});
+        entry = &pack_cache.entries.back();
+    }
+    // op(b)ᵀ only serves a backward: not made while nothing is recorded (inference)
+    if (!entry->packs.rhs_t && grad_enabled())
+        entry->packs.rhs_t = std::make_shared<const packed_gemm::PackedMatrix>(data, n, k, s[1], !tb);
+    return entry->packs;
 }
 
 Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, RhsPacks packs,

@@ -19,10 +19,10 @@ double relative_diff(const Tensor& a, const Tensor& b) {
     return max_abs_diff(a, b) / (1 + largest);
 }
 
-// Runs f inside a WeightPackScope and outside one; returns {packed, blas} and checks that
-// packing happened exactly `packings` times inside.
+// Runs f inside a WeightPackScope and outside one: checks that packing happened exactly
+// `packings` times inside and never outside, and that each tensor f returns agrees.
 template <class F>
-std::pair<std::vector<Tensor>, std::vector<Tensor>> both_ways(F f, std::size_t packings) {
+void check_packed_agrees(F f, std::size_t packings) {
     const std::size_t before = packed_gemm::matrices_packed();
     std::vector<Tensor> packed;
     {
@@ -31,9 +31,13 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> both_ways(F f, std::size_t p
     }
     CHECK(packed_gemm::matrices_packed() - before == packings);
     const std::size_t middle = packed_gemm::matrices_packed();
-    std::vector<Tensor> blas = f();
+    const std::vector<Tensor> blas = f();
     CHECK(packed_gemm::matrices_packed() == middle);  // nothing packed outside a scope
-    return {packed, blas};
+    REQUIRE(packed.size() == blas.size());
+    for (std::size_t i = 0; i < packed.size(); ++i) {
+        CAPTURE(i);
+        CHECK(relative_diff(packed[i], blas[i]) < 1e-5);
+    }
 }
 
 }  // namespace
@@ -116,11 +120,7 @@ TEST_CASE("packed gemm: matmul and addmm in a WeightPackScope agree with BLAS, g
         for (auto& v : grads) out.push_back(v.value());
         return out;
     };
-    auto [packed, blas] = both_ways(run, 4);  // (wᵀ, w) for the first product, (w, wᵀ) for h w
-    for (std::size_t i = 0; i < packed.size(); ++i) {
-        CAPTURE(i);
-        CHECK(relative_diff(packed[i], blas[i]) < 1e-5);
-    }
+    check_packed_agrees(run, 4);  // (wᵀ, w) for the first product, (w, wᵀ) for h w
 }
 
 TEST_CASE("packed gemm: second-order gradients through a packed product agree with BLAS") {
@@ -134,11 +134,7 @@ TEST_CASE("packed gemm: second-order gradients through a packed product agree wi
         const auto second = grad(sum(first[0] * first[0]), {w, x});
         return std::vector<Tensor>{first[0].value(), second[0].value(), second[1].value()};
     };
-    auto [packed, blas] = both_ways(run, 2);
-    for (std::size_t i = 0; i < packed.size(); ++i) {
-        CAPTURE(i);
-        CHECK(relative_diff(packed[i], blas[i]) < 1e-5);
-    }
+    check_packed_agrees(run, 2);
 }
 
 TEST_CASE("packed gemm: a write to a packed weight inside the scope is seen by the next product") {
@@ -157,6 +153,26 @@ TEST_CASE("packed gemm: a write to a packed weight inside the scope is seen by t
     Tensor doubled = before.clone();
     doubled.mutable_xt<float>() *= 2.0f;
     CHECK(relative_diff(after, doubled) < 1e-6);
+}
+
+TEST_CASE("packed gemm: without recording only op(b) is packed, its transpose once a graph needs it") {
+    if (!packed_gemm::available()) return;
+    Generator g(10);
+    const Variable w(g.normal({24, 16}, 0, 1, float32), true), x(g.normal({3, 16}, 0, 1, float32));
+    WeightPackScope scope;
+    const std::size_t start = packed_gemm::matrices_packed();
+    Tensor inference;
+    {
+        NoGradGuard no_grad;
+        inference = matmul(x, w, false, true).value();
+    }
+    CHECK(packed_gemm::matrices_packed() == start + 1);
+    const Variable y = matmul(x, w, false, true);  // recorded: wᵀ's transpose is added
+    CHECK(packed_gemm::matrices_packed() == start + 2);
+    CHECK(relative_diff(y.value(), inference) == 0.0);
+    const auto gw = grad(sum(y * y), {w});
+    CHECK(packed_gemm::matrices_packed() == start + 2);
+    CHECK(gw[0].defined());
 }
 
 TEST_CASE("packed gemm: float64, many rows and no scope stay on BLAS") {
