@@ -90,10 +90,12 @@ inline Timings summarize(const std::vector<Elapsed>& samples, double factor = 1.
             scaled(summarize(std::move(cpu)), factor)};
 }
 
-// Runs f() `warmup` times untimed, then `reps` times; returns each timed run.
+// Runs f() untimed at least `warmup` times and for at least `warmup_seconds` of wall time,
+// then `reps` times; returns each timed run.
 template <class F>
-std::vector<Elapsed> time_reps(int warmup, int reps, F&& f) {
-    for (int i = 0; i < warmup; ++i) f();
+std::vector<Elapsed> time_reps(int warmup, int reps, F&& f, double warmup_seconds = 0) {
+    const auto warmup_start = Clock::now();
+    for (int i = 0; i < warmup || seconds_since(warmup_start) < warmup_seconds; ++i) f();
     std::vector<Elapsed> out;
     out.reserve(static_cast<std::size_t>(reps));
     for (int i = 0; i < reps; ++i) {

@@ -99,8 +99,11 @@ struct One {
     double ms = 0, ms_min = 0, wall_ms = 0, cpu_ms = 0, tape_bytes_per_step = 0, peak_rss_mib = 0, loss = 0;
 };
 
-// Warm-up steps before the timed ones, as bench/rnn_torch.py does (3).
+// Warm-up before the timed steps, the same rule as bench/rnn_torch.py: at least 3 steps and
+// at least 0.25 s. The first steps of a process fault in its memory and start TBB's workers;
+// with 3 steps alone, the small configs (1-2 ms a step) were timed while that still went on.
 constexpr int warmup_steps = 3;
+constexpr double warmup_seconds = 0.25;
 
 // One training step of `cell` on config c, `rows` rows per shard (parallel_backward): B for
 // one shard, B/2 for two.
@@ -140,7 +143,7 @@ struct Step {
 One measure(const std::string& cell, const Config& c, int threads, std::size_t rows, int reps) {
     set_num_threads(static_cast<std::size_t>(threads));
     Step step(cell, c, rows);
-    auto samples = tb::time_reps(warmup_steps, reps, [&] { step(); });
+    auto samples = tb::time_reps(warmup_steps, reps, [&] { step(); }, warmup_seconds);
     const auto s = tb::summarize(samples, 1e3);
     One r;
     r.loss = step.loss;
@@ -163,7 +166,7 @@ std::pair<double, double> kernels_on_off(const std::string& cell, const Config& 
         packed_gemm::set_enabled(on);
         vector_math::set_enabled(on);
     };
-    for (int i = 0; i < warmup_steps; ++i) step();
+    tb::time_reps(warmup_steps, 0, [&] { step(); }, warmup_seconds);
     std::vector<tb::Elapsed> on, off;
     for (int i = 0; i < 2 * reps; ++i) {
         const bool mode = (i + i / 2) % 2 == 0;
@@ -333,7 +336,7 @@ int main(int argc, char** argv) {
     std::string table = fmt::format(
         "- Date: {}; CPU: {}; OpenBLAS core: {} (OPENBLAS_CORETYPE={}); command: `{}`\n"
         "- ms per training step (forward + backward + SGD, float32): median of {} repetitions after "
-        "{} warm-up steps, each side in its own process, in {} rounds with the two sides "
+        "warm-up (at least {} steps and {} s), each side in its own process, in {} rounds with the two sides "
         "alternating; each side's best round is shown. PyTorch best = the fastest of nn.* (fused), "
         "primitive ops eager, TorchScript. tapegrad 1T = one thread, the batch as one shard; "
         "1T 2 shards and 2T = the batch cut into two shards of B/2 rows (parallel_backward), on "
@@ -342,7 +345,7 @@ int main(int argc, char** argv) {
         "with one-thread sgemm on the same shapes, over tapegrad 1T. RSS = peak resident MiB of "
         "the 1T process (PyTorch: its nn.* layer's process).\n\n",
         tb::today(), tb::cpu_model(), blas.corename, tb::env_or("OPENBLAS_CORETYPE", "unset"),
-        "./run.sh bench", reps, warmup_steps, rounds);
+        "./run.sh bench", reps, warmup_steps, warmup_seconds, rounds);
     table += "| config | cell | tapegrad 1T | 1T 2 shards | 2T | 2T speed-up | PyTorch nn.* 1T | PyTorch best 1T | "
              "PyTorch best 2T | ratio vs nn.* | ratio vs best | % sgemm | tape MiB/step | RSS tapegrad | RSS PyTorch |\n"
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";

@@ -115,8 +115,12 @@ def main():
     torch.set_num_threads(threads)
     T, B, I, H = CONFIGS[config]
     step = make_step(cell, way, T, B, I, H)
-    for _ in range(3):  # TorchScript's profiling executor optimises after two runs
+    # Warm-up: at least 3 steps (TorchScript's profiling executor optimises after two runs)
+    # and at least 0.25 s, the same rule as bench/rnn.cpp.
+    warm, start = 0, time.perf_counter()
+    while warm < 3 or time.perf_counter() - start < 0.25:
         step()
+        warm += 1
     # Each repetition counts as the smaller of its wall and process CPU time, as bench/rnn
     # does for tapegrad: on a shared machine a preempted run keeps its CPU time, and a run
     # on two threads is measured by its wall time.

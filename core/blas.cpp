@@ -1,6 +1,7 @@
 #include "core/blas.hpp"
 
 #include <cblas.h>
+#include <dlfcn.h>
 #include <cstdio>
 #include <mutex>
 
@@ -44,6 +45,20 @@ void warn_if_slow_blas() {
     std::call_once(once, [] {
         if (auto w = blas_warning(); !w.empty()) std::fprintf(stderr, "%s\n", w.c_str());
     });
+}
+
+void use_single_threaded_blas() {
+    static std::mutex mutex;
+    static bool stopped = false;  // guarded by mutex: the threads OpenBLAS started are gone
+    std::lock_guard lock(mutex);
+    if (stopped && openblas_get_num_threads() == 1) return;
+    openblas_set_num_threads(1);
+    // blas_thread_shutdown_ is what OpenBLAS itself calls before fork() and at exit; it is
+    // exported but not declared in its headers, so it is looked up rather than linked.
+    using Shutdown = int (*)();
+    if (auto shutdown = reinterpret_cast<Shutdown>(dlsym(RTLD_DEFAULT, "blas_thread_shutdown_")))
+        shutdown();
+    stopped = true;
 }
 
 }  // namespace tapegrad

@@ -26,4 +26,14 @@ std::string blas_warning(const BlasInfo& info);
 // Prints blas_warning() to stderr once per process when it is not empty.
 void warn_if_slow_blas();
 
+// Sets OpenBLAS to one thread and stops its idle worker threads, so that TBB's workers are
+// the only threads doing tapegrad's work (set_num_threads and parallel_backward call it).
+// OpenBLAS starts a thread per core when it loads. With one thread set they get no work, but
+// each keeps spinning on sched_yield for about 2^28 cycles (~0.1 s here) after start-up or
+// after its last job, and on a 2-core machine that takes half of the second core from a TBB
+// worker: 2-thread steps of the small benchmark configs ran at 1.6-1.8 ms instead of 0.9 ms
+// for their first ~0.1 s. OpenBLAS starts its threads again by itself if a caller later asks
+// it for more than one. Cheap when OpenBLAS is single-threaded already.
+void use_single_threaded_blas();
+
 }  // namespace tapegrad

@@ -1,6 +1,5 @@
 #include "core/parallel.hpp"
 
-#include <cblas.h>
 #include <memory>
 #include <mutex>
 
@@ -9,6 +8,7 @@
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
+#include "core/blas.hpp"
 #include "core/tape.hpp"
 #include "ops/arith.hpp"
 
@@ -17,15 +17,10 @@ namespace tapegrad {
 namespace {
 std::mutex control_mutex;
 std::unique_ptr<tbb::global_control> control;  // guarded by control_mutex
-
-void blas_single_threaded() {
-    static std::once_flag once;
-    std::call_once(once, [] { openblas_set_num_threads(1); });
-}
 }  // namespace
 
 void set_num_threads(std::size_t n) {
-    blas_single_threaded();
+    use_single_threaded_blas();
     std::lock_guard lock(control_mutex);
     control.reset();
     if (n > 0) control = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, n);
@@ -78,7 +73,7 @@ double parallel_backward(const std::vector<Variable>& params, std::size_t batch,
     if (shards.size() == 1) {
         run(0);
     } else {
-        blas_single_threaded();
+        use_single_threaded_blas();
         // one task per shard; the grain keeps TBB from merging shards
         tbb::parallel_for(tbb::blocked_range<std::size_t>(0, shards.size(), 1),
                           [&](const tbb::blocked_range<std::size_t>& r) {

@@ -2,7 +2,12 @@
 // the whole batch's, errors, and bitwise determinism across thread counts.
 #include <doctest/doctest.h>
 
+#include <cblas.h>
+#include <chrono>
+#include <ctime>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include <tapegrad/tapegrad.hpp>
 
@@ -92,6 +97,27 @@ TEST_CASE("set_num_threads governs TBB's parallelism") {
         CHECK(num_threads() == 2);
     }
     CHECK(num_threads() >= 1);
+}
+
+TEST_CASE("set_num_threads leaves no idle OpenBLAS thread spinning beside TBB's workers") {
+    // A product on two OpenBLAS threads wakes its worker, which then spins on sched_yield
+    // for ~0.1 s when nothing else comes. set_num_threads must leave OpenBLAS on one thread
+    // with that worker stopped: the process then burns no CPU while it sleeps.
+    openblas_set_num_threads(2);
+    const int n = 512;
+    std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a.data(), n, b.data(), n, 0, c.data(), n);
+    CHECK(c[0] == doctest::Approx(0.125 * n));
+    Threads scope(2);
+    CHECK(openblas_get_num_threads() == 1);
+    auto cpu_ms = [] {
+        timespec t{};
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+        return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) / 1e6;
+    };
+    const double before = cpu_ms();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(cpu_ms() - before < 25);
 }
 
 TEST_CASE("parallel_backward: one shard is exactly backward; shards give the batch's gradient") {
