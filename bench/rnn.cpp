@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <numeric>
 #include <string>
@@ -349,6 +350,32 @@ int main(int argc, char** argv) {
     table += "| config | cell | tapegrad 1T | 1T 2 shards | 2T | 2T speed-up | PyTorch nn.* 1T | PyTorch best 1T | "
              "PyTorch best 2T | ratio vs nn.* | ratio vs best | % sgemm | tape MiB/step | RSS tapegrad | RSS PyTorch |\n"
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    // What two threads can gain on this machine at most: two independent 1-thread processes
+    // running the same step at once, against one alone (before and after the pair). No
+    // sharing, no synchronisation: whatever slows the pair is the machine's (the two vCPUs'
+    // shared core, cache or clock), and it bounds any 2-thread scheme.
+    std::string ceiling_table =
+        "\nThe machine's ceiling for 2 threads: the 1T step run by two independent processes at "
+        "once, against one process alone just before and after (`bench/rnn --one --threads 1 "
+        "--no-sgemm`, median ms). Ceiling = 2 x alone / pair, the throughput two cores give "
+        "two programs that share nothing.\n\n"
+        "| config | cell | 1T alone | two 1T at once | ceiling | 2T speed-up |\n|---|---|---|---|---|---|\n";
+    for (const Row& r : rows) {
+        fmt::print("bench/rnn: {} {}, two processes at once ...\n", r.config, r.cell);
+        std::fflush(stdout);
+        const std::string cmd = fmt::format("{} --one --no-sgemm --cell {} --config {} --threads 1 --reps {}",
+                                            tb::shell_quote(self), r.cell, r.config, reps);
+        auto ms = [](const std::optional<nlohmann::json>& j) { return j ? (*j)["ms"].get<double>() : 0.0; };
+        const double before = ms(tb::run_command_json(cmd));
+        auto other = std::async(std::launch::async, [&] { return tb::run_command_json(cmd); });
+        const double pair_a = ms(tb::run_command_json(cmd)), pair_b = ms(other.get());
+        const double after = ms(tb::run_command_json(cmd));
+        if (before == 0 || after == 0 || pair_a == 0 || pair_b == 0) continue;
+        const double alone = (before + after) / 2, pair = (pair_a + pair_b) / 2;
+        ceiling_table += fmt::format("| {} | {} | {} | {} | {:.2f} | {} |\n", r.config, r.cell, fmt_ms(alone),
+                                     fmt_ms(pair), 2 * alone / pair, fmt_ratio(r.t1, r.t2));
+    }
+
     double worst = 0;
     std::string worst_at;
     for (const Row& r : rows) {
@@ -367,7 +394,7 @@ int main(int argc, char** argv) {
             worst_at = r.config + " " + r.cell;
         }
     }
-    table += kernels_table;
+    table += kernels_table + ceiling_table;
     fmt::print("\n{}", table);
     const std::string summary = worst > 0
         ? fmt::format("bench/rnn: worst ratio tapegrad / PyTorch best (1 thread): {:.2f} ({})", worst, worst_at)
