@@ -1,6 +1,7 @@
 #include "core/tape.hpp"
 
 #include <atomic>
+#include <exception>
 #include <fmt/format.h>
 
 #include "ops/arith.hpp"
@@ -154,7 +155,7 @@ Variable record(const char* op, Tensor result, std::initializer_list<Variable> i
     impl->index = static_cast<std::uint32_t>(tape.entries_.size());
     Variable out(std::move(impl));
     tape.entries_.push_back(Tape::Entry{op, loc, std::vector<Variable>(inputs), std::move(backward),
-                                        out, {}});
+                                        out, {}, {}});
     return out;
 }
 
@@ -199,7 +200,8 @@ void Backward::add(std::size_t i, const Variable& g_in) {
 void Backward::add_product(std::size_t i, const Variable& x, const Variable& y) {
     const Variable& in = (*inputs_)[i];
     if (!in.requires_grad()) return;
-    const bool deferrable = !create_graph_ && !anomaly_mode && in.impl()->tape == nullptr &&
+    const detail::VarImpl* v = in.impl();
+    const bool deferrable = !create_graph_ && !anomaly_mode && (v->tape == nullptr || v->tape == &tape_) &&
                             x.dim() == 2 && y.dim() == 2 && x.shape()[0] == y.shape()[0] &&
                             in.shape() == Shape{x.shape()[1], y.shape()[1]} && x.dtype() == in.dtype() &&
                             y.dtype() == in.dtype();
@@ -207,7 +209,12 @@ void Backward::add_product(std::size_t i, const Variable& x, const Variable& y) 
         add(i, matmul(x, y, true, false));
         return;
     }
-    leaf_grads_->pending[leaf_slot(in)].emplace_back(x.value(), y.value());
+    if (v->tape == nullptr) {
+        leaf_grads_->pending[leaf_slot(in)].emplace_back(x.value(), y.value());
+        return;
+    }
+    tape_.check_owned(*v, tape_.entries_[entry_].op);
+    tape_.entries_[v->index].pending.emplace_back(x.value(), y.value());
 }
 
 namespace {
@@ -279,10 +286,25 @@ std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& s
     } sweep(in_backward_);
     GradModeGuard mode(options.create_graph);
 
+    // Products deferred into recorded variables are added before those variables' rules run;
+    // if the sweep stops early, the ones not reached are dropped with it.
+    struct DropPending {
+        std::vector<Entry>& entries;
+        int exceptions = std::uncaught_exceptions();
+        ~DropPending() {
+            if (std::uncaught_exceptions() > exceptions)
+                for (Entry& e : entries) e.pending.clear();
+        }
+    } drop_pending{entries_};
+
     entries_[r].grad = seed;
     for (std::size_t i = r + 1; i-- > 0;) {
         Variable g = std::move(entries_[i].grad);
         entries_[i].grad = Variable();
+        if (!entries_[i].pending.empty()) {
+            g = accumulate(std::move(g), sum_of_products(entries_[i].pending), false);
+            entries_[i].pending.clear();
+        }
         if (!g.defined()) continue;
         if (auto it = wanted_slot.find(entries_[i].result.impl()); it != wanted_slot.end())
             out[it->second] = g;

@@ -72,6 +72,7 @@ private:
         BackwardFn backward;                   // empty once freed by a backward
         Variable result;                       // the op's output
         Variable grad;                         // adjoint, only during a sweep
+        std::vector<std::pair<Tensor, Tensor>> pending;  // deferred xᵀ y still to add to grad
     };
     std::vector<Entry> entries_;
     std::uint64_t generation_;
@@ -134,10 +135,12 @@ public:
     // may pass a gradient of the broadcast shape.
     void add(std::size_t i, const Variable& g);
     // Accumulates the matrix product xᵀ y ([K, M]ᵀ [K, N] -> [M, N]) into input i's gradient:
-    // the shape of a weight's gradient in a matmul's backward. For a leaf (a parameter) in a
-    // plain backward the product is deferred, and all of a leaf's products of the sweep are
-    // summed at its end as ONE gemm over their stacked rows — a recurrent weight used at T
-    // steps gets one [M, T*K] x [T*K, N] product instead of T small ones and T additions.
+    // the shape of a weight's gradient in a matmul's backward. In a plain backward the product
+    // is deferred, and all of an input's products are summed as ONE gemm over their stacked
+    // rows — a recurrent weight used at T steps gets one [M, T*K] x [T*K, N] product instead
+    // of T small ones and T additions. A leaf's (a parameter's) are summed at the end of the
+    // sweep; a recorded variable's (a slice of a parameter, say) just before its own backward
+    // rule runs, when no further product can reach it.
     void add_product(std::size_t i, const Variable& x, const Variable& y);
 
 private:
