@@ -22,7 +22,9 @@ constexpr std::size_t kc = 256;            // depth per pass: one panel's slice 
 // stay in registers; each depth step broadcasts one element of each row of a against NV vectors
 // of the panel. The last panel of a matrix may use fewer vectors (NV < vectors) and mask its
 // last one (cols < 16 NV).
-template <std::size_t MR, std::size_t NV>
+// With TransA, a holds the rows of c as its columns: element (r, kk) is a[kk * lda + r], so
+// the MR broadcasts of one depth step come from one cache line.
+template <std::size_t MR, std::size_t NV, bool TransA>
 __attribute__((target("avx512f"))) void kernel(std::size_t depth, const float* a, std::size_t lda,
                                                 const float* panel, float* c, std::size_t ldc,
                                                 std::size_t cols, const float* addend,
@@ -34,7 +36,7 @@ __attribute__((target("avx512f"))) void kernel(std::size_t depth, const float* a
         __m512 b[NV];
         for (std::size_t v = 0; v < NV; ++v) b[v] = _mm512_load_ps(panel + kk * nr + v * lanes);
         for (std::size_t r = 0; r < MR; ++r) {
-            const __m512 x = _mm512_set1_ps(a[r * lda + kk]);
+            const __m512 x = _mm512_set1_ps(TransA ? a[kk * lda + r] : a[r * lda + kk]);
             for (std::size_t v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
         }
     }
@@ -54,17 +56,18 @@ __attribute__((target("avx512f"))) void kernel(std::size_t depth, const float* a
 using Kernel = void (*)(std::size_t, const float*, std::size_t, const float*, float*, std::size_t,
                         std::size_t, const float*, std::size_t);
 
-template <std::size_t... R>
+template <bool TransA, std::size_t... R>
 constexpr auto kernel_table(std::index_sequence<R...>) {
     // [rows][vectors]: row 0 and column 0 unused
     return std::array<std::array<Kernel, vectors + 1>, sizeof...(R)>{
-        {{nullptr, kernel<R == 0 ? 1 : R, 1>, kernel<R == 0 ? 1 : R, 2>,
-          kernel<R == 0 ? 1 : R, 3>}...}};
+        {{nullptr, kernel<R == 0 ? 1 : R, 1, TransA>, kernel<R == 0 ? 1 : R, 2, TransA>,
+          kernel<R == 0 ? 1 : R, 3, TransA>}...}};
 }
-// kernels[r][v] handles r rows with v vectors: the full kernel is kernels[mr][vectors]
-constexpr auto kernels = kernel_table(std::make_index_sequence<mr + 1>{});
+// kernels[transposed a][r][v] handles r rows with v vectors: the full kernel is
+// kernels[t][mr][vectors]
+constexpr std::array kernels{kernel_table<false>(std::make_index_sequence<mr + 1>{}),
+                             kernel_table<true>(std::make_index_sequence<mr + 1>{})};
 
-thread_local std::size_t packed_count = 0;
 
 detail::Avx512Switch& state() {
     static detail::Avx512Switch s("TAPEGRAD_PACKED_GEMM");
@@ -77,12 +80,10 @@ bool available() { return state().on(); }
 
 void set_enabled(bool on) { state().set(on); }
 
-std::size_t matrices_packed() { return packed_count; }
 
 PackedMatrix::PackedMatrix(const float* b, std::size_t k, std::size_t n, std::size_t ld,
                            bool transposed)
     : k_(k), n_(n), panels_(((n + nr - 1) / nr) * k * nr, 0.0f) {
-    ++packed_count;
     for (std::size_t p = 0; p * nr < n; ++p) {
         const std::size_t cols = std::min(nr, n - p * nr);
         float* panel = panels_.data() + p * k * nr;
@@ -96,6 +97,15 @@ PackedMatrix::PackedMatrix(const float* b, std::size_t k, std::size_t n, std::si
 
 void PackedMatrix::multiply(std::size_t m, const float* a, std::size_t lda, float* c,
                             const float* addend, std::size_t addend_ld) const {
+    run(m, a, lda, false, c, addend, addend_ld);
+}
+
+void PackedMatrix::multiply_transposed(std::size_t m, const float* at, std::size_t ldat, float* c) const {
+    run(m, at, ldat, true, c, nullptr, 0);
+}
+
+void PackedMatrix::run(std::size_t m, const float* a, std::size_t lda, bool trans_a, float* c,
+                       const float* addend, std::size_t addend_ld) const {
     if (m == 0 || n_ == 0) return;
     if (k_ == 0) {
         for (std::size_t i = 0; i < m; ++i)
@@ -115,8 +125,8 @@ void PackedMatrix::multiply(std::size_t m, const float* a, std::size_t lda, floa
             const std::size_t cols = std::min(nr, n_ - p * nr);
             for (std::size_t i = 0; i < m; i += mr) {
                 const std::size_t rows = std::min(mr, m - i);
-                kernels[rows][(cols + lanes - 1) / lanes](
-                    depth, a + i * lda + k0, lda, panel, c + i * n_ + p * nr, n_, cols,
+                kernels[trans_a][rows][(cols + lanes - 1) / lanes](
+                    depth, trans_a ? a + k0 * lda + i : a + i * lda + k0, lda, panel, c + i * n_ + p * nr, n_, cols,
                     base ? base + i * base_ld + p * nr : nullptr, base_ld);
             }
         }

@@ -23,9 +23,6 @@ bool available();
 // products keep the packings they were given.
 void set_enabled(bool on);
 
-// How many PackedMatrix this thread has made (tests and benchmarks check packing happens).
-std::size_t matrices_packed();
-
 // Products with more rows than this go to BLAS, whose larger kernels win there.
 inline constexpr std::size_t max_rows = 96;
 
@@ -42,8 +39,13 @@ public:
     // length lda, c row length n. Requires available().
     void multiply(std::size_t m, const float* a, std::size_t lda, float* c,
                   const float* addend = nullptr, std::size_t addend_ld = 0) const;
+    // c[m, n] = atᵀ B for at [k, m] with row length ldat: a weight's gradient xᵀ y from the
+    // stacked rows of x and y, without transposing x. Requires available().
+    void multiply_transposed(std::size_t m, const float* at, std::size_t ldat, float* c) const;
 
 private:
+    void run(std::size_t m, const float* a, std::size_t lda, bool trans_a, float* c,
+             const float* addend, std::size_t addend_ld) const;
     std::size_t k_, n_;
     std::vector<float, xsimd::aligned_allocator<float, 64>> panels_;  // [n/48 rounded up][k][48]
 };

@@ -4,6 +4,7 @@
 #include <exception>
 #include <fmt/format.h>
 
+#include "core/packed_gemm.hpp"
 #include "ops/arith.hpp"
 #include "ops/linalg.hpp"
 #include "ops/shape.hpp"
@@ -227,11 +228,28 @@ Variable transposed_product(const Variable& x, const Variable& y) {
     return matmul(x, y, true, false);
 }
 
-// Σ xᵢᵀ yᵢ over a leaf's deferred products: the x's rows stacked into one [ΣK, M] matrix and
-// the y's into [ΣK, N], then one matmul.
+// Gradients of at most this many elements ([512,128] of a small LSTM's W_hh) run on the
+// packed kernel (core/packed_gemm.hpp), which reads x as it lies: from 1600 stacked rows,
+// [512,128] went from 176 to 188 GFLOP/s and [512,32] from 139 to 205 against OpenBLAS. For
+// larger ones OpenBLAS is faster ([1024,256] from 6400 rows: 174 against 162).
+constexpr std::size_t packed_gradient_max = std::size_t{1} << 16;
+
+// xᵀ y for x [K, M], y [K, N]: on the packed kernel (float32, small result) or with OpenBLAS.
+Variable product(const Tensor& x, const Tensor& y) {
+    const std::size_t k = x.shape()[0], m = x.shape()[1], n = y.shape()[1];
+    if (x.dtype() == DType::float32 && m * n <= packed_gradient_max && packed_gemm::available()) {
+        const packed_gemm::PackedMatrix packed(y.xt<float>().data(), k, n, n, false);
+        Tensor out = Tensor::empty({m, n}, DType::float32);
+        packed.multiply_transposed(m, x.xt<float>().data(), m, out.mutable_xt<float>().data());
+        return Variable(std::move(out));
+    }
+    return transposed_product(Variable(x), Variable(y));
+}
+
+// Σ xᵢᵀ yᵢ over an input's deferred products: the x's rows stacked into one [ΣK, M] matrix and
+// the y's into [ΣK, N], then one product.
 Variable sum_of_products(const std::vector<std::pair<Tensor, Tensor>>& products) {
-    if (products.size() == 1)
-        return transposed_product(Variable(products[0].first), Variable(products[0].second));
+    if (products.size() == 1) return product(products[0].first, products[0].second);
     std::size_t rows = 0;
     for (const auto& [x, y] : products) rows += x.shape()[0];
     const std::size_t m = products[0].first.shape()[1], n = products[0].second.shape()[1];
@@ -245,7 +263,7 @@ Variable sum_of_products(const std::vector<std::pair<Tensor, Tensor>>& products)
             py = std::copy_n(y.template xt<T>().data(), y.numel(), py);
         }
     });
-    return transposed_product(Variable(xs), Variable(ys));
+    return product(xs, ys);
 }
 }  // namespace
 

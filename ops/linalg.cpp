@@ -48,6 +48,13 @@ struct PackCache {
     std::vector<Entry> entries;
 };
 thread_local PackCache pack_cache;
+thread_local std::size_t packed_count = 0;
+
+std::shared_ptr<const packed_gemm::PackedMatrix> pack(const float* data, std::size_t k, std::size_t n,
+                                                      std::size_t ld, bool transposed) {
+    ++packed_count;
+    return std::make_shared<const packed_gemm::PackedMatrix>(data, k, n, ld, transposed);
+}
 
 // op(b)'s packings for a product with `rows` rows on the left: found or made inside a
 // WeightPackScope, empty outside one or where the packed kernel does not apply.
@@ -65,12 +72,12 @@ RhsPacks packs_for(const Variable& b, bool tb, std::size_t rows) {
             entry = &e;
     if (!entry) {
         pack_cache.entries.push_back(
-            {value, tb, {std::make_shared<const packed_gemm::PackedMatrix>(data, k, n, s[1], tb), {}}});
+            {value, tb, {pack(data, k, n, s[1], tb), {}}});
         entry = &pack_cache.entries.back();
     }
     // op(b)ᵀ only serves a backward: not made while nothing is recorded (inference)
     if (!entry->packs.rhs_t && grad_enabled())
-        entry->packs.rhs_t = std::make_shared<const packed_gemm::PackedMatrix>(data, n, k, s[1], !tb);
+        entry->packs.rhs_t = pack(data, n, k, s[1], !tb);
     return entry->packs;
 }
 
@@ -180,6 +187,8 @@ WeightPackScope::WeightPackScope() { ++pack_cache.depth; }
 WeightPackScope::~WeightPackScope() {
     if (--pack_cache.depth == 0) pack_cache.entries.clear();
 }
+
+std::size_t weights_packed() { return packed_count; }
 
 Variable matmul(const Variable& a, const Variable& b, const Loc& loc) {
     return matmul_impl(a, b, false, false, {}, loc);

@@ -23,16 +23,16 @@ double relative_diff(const Tensor& a, const Tensor& b) {
 // `packings` times inside and never outside, and that each tensor f returns agrees.
 template <class F>
 void check_packed_agrees(F f, std::size_t packings) {
-    const std::size_t before = packed_gemm::matrices_packed();
+    const std::size_t before = weights_packed();
     std::vector<Tensor> packed;
     {
         WeightPackScope scope;
         packed = f();
     }
-    CHECK(packed_gemm::matrices_packed() - before == packings);
-    const std::size_t middle = packed_gemm::matrices_packed();
+    CHECK(weights_packed() - before == packings);
+    const std::size_t middle = weights_packed();
     const std::vector<Tensor> blas = f();
-    CHECK(packed_gemm::matrices_packed() == middle);  // nothing packed outside a scope
+    CHECK(weights_packed() == middle);  // nothing packed outside a scope
     REQUIRE(packed.size() == blas.size());
     for (std::size_t i = 0; i < packed.size(); ++i) {
         CAPTURE(i);
@@ -75,6 +75,56 @@ TEST_CASE("packed gemm: the kernel matches a double-precision product on ragged 
                             }
                         CHECK(worst < 1e-5 * std::sqrt(static_cast<double>(k)));
                     }
+}
+
+TEST_CASE("packed gemm: atᵀ B with a read as it lies matches a double-precision product") {
+    if (!packed_gemm::available()) return;
+    Generator g(5);
+    for (std::size_t m : {1, 9, 128, 200})
+        for (std::size_t k : {0, 3, 256, 700})
+            for (std::size_t n : {1, 32, 50, 128}) {
+                CAPTURE(m); CAPTURE(k); CAPTURE(n);
+                const Tensor at = g.normal({k, m}, 0, 1, float32), b = g.normal({k, n}, 0, 1, float32);
+                Tensor c = Tensor::full({m, n}, 1e30, float32);  // overwritten, never read
+                packed_gemm::PackedMatrix(b.xt<float>().data(), k, n, n, false)
+                    .multiply_transposed(m, at.xt<float>().data(), m, c.mutable_xt<float>().data());
+                double worst = 0;
+                for (std::size_t i = 0; i < m; ++i)
+                    for (std::size_t j = 0; j < n; ++j) {
+                        double want = 0;
+                        for (std::size_t p = 0; p < k; ++p) want += at.flat(p * m + i) * b.flat(p * n + j);
+                        worst = std::max(worst, std::abs(c.flat(i * n + j) - want) / (1 + std::abs(want)));
+                    }
+                CHECK(worst < 1e-5 * std::sqrt(static_cast<double>(k + 1)));
+            }
+}
+
+TEST_CASE("packed gemm: a weight's deferred gradient products agree with BLAS on the kernel") {
+    // W [512, 32] used by 7 products: its gradient Σ_t g_tᵀ x_t ([512, 32] from 7 x 32 stacked
+    // rows) is small enough for the packed kernel; with the kernel off OpenBLAS computes it.
+    if (!packed_gemm::available()) return;
+    Generator g(6);
+    const Tensor w0 = g.normal({512, 32}, 0, 0.1, float32);
+    std::vector<Tensor> xs, cs;
+    for (int t = 0; t < 7; ++t) {
+        xs.push_back(g.normal({32, 32}, 0, 1, float32));
+        cs.push_back(g.normal({32, 512}, 0, 1, float32));
+    }
+    auto gradient = [&] {
+        Variable w(w0, true);
+        Variable loss;
+        for (int t = 0; t < 7; ++t) {
+            Variable term = sum(matmul(Variable(xs[t]), w, false, true) * Variable(cs[t]));
+            loss = loss.defined() ? loss + term : term;
+        }
+        return grad(loss, {w})[0].value();
+    };
+    const Tensor on = gradient();
+    packed_gemm::set_enabled(false);
+    const Tensor off = gradient();
+    packed_gemm::set_enabled(true);
+    CHECK(relative_diff(on, off) < 1e-5);
+    CHECK(max_abs_diff(on, off) > 0);  // the two paths did run: their sums differ in rounding
 }
 
 TEST_CASE("packed gemm: an addend row is added to every row, and k = 0 leaves just the addend") {
@@ -144,12 +194,12 @@ TEST_CASE("packed gemm: a write to a packed weight inside the scope is seen by t
     const Variable x(g.normal({4, 32}, 0, 1, float32));
     WeightPackScope scope;
     const Tensor before = matmul(x, w, false, true).value();
-    const std::size_t packed = packed_gemm::matrices_packed();
+    const std::size_t packed = weights_packed();
     CHECK(relative_diff(matmul(x, w, false, true).value(), before) == 0.0);  // reused, same values
-    CHECK(packed_gemm::matrices_packed() == packed);
+    CHECK(weights_packed() == packed);
     w.mutable_value().mutable_xt<float>() *= 2.0f;
     const Tensor after = matmul(x, w, false, true).value();
-    CHECK(packed_gemm::matrices_packed() == packed + 2);  // the new values were packed
+    CHECK(weights_packed() == packed + 2);  // the new values were packed
     Tensor doubled = before.clone();
     doubled.mutable_xt<float>() *= 2.0f;
     CHECK(relative_diff(after, doubled) < 1e-6);
@@ -160,38 +210,38 @@ TEST_CASE("packed gemm: without recording only op(b) is packed, its transpose on
     Generator g(10);
     const Variable w(g.normal({24, 16}, 0, 1, float32), true), x(g.normal({3, 16}, 0, 1, float32));
     WeightPackScope scope;
-    const std::size_t start = packed_gemm::matrices_packed();
+    const std::size_t start = weights_packed();
     Tensor inference;
     {
         NoGradGuard no_grad;
         inference = matmul(x, w, false, true).value();
     }
-    CHECK(packed_gemm::matrices_packed() == start + 1);
+    CHECK(weights_packed() == start + 1);
     const Variable y = matmul(x, w, false, true);  // recorded: wᵀ's transpose is added
-    CHECK(packed_gemm::matrices_packed() == start + 2);
+    CHECK(weights_packed() == start + 2);
     CHECK(relative_diff(y.value(), inference) == 0.0);
     const auto gw = grad(sum(y * y), {w});
-    CHECK(packed_gemm::matrices_packed() == start + 2);
+    CHECK(weights_packed() == start + 2);
     CHECK(gw[0].defined());
 }
 
 TEST_CASE("packed gemm: float64, many rows and no scope stay on BLAS") {
     if (!packed_gemm::available()) return;
     Generator g(8);
-    const std::size_t start = packed_gemm::matrices_packed();
+    const std::size_t start = weights_packed();
     WeightPackScope scope;
     matmul(Variable(g.normal({4, 8}, 0, 1, float64)), Variable(g.normal({8, 8}, 0, 1, float64)));
     matmul(Variable(g.normal({packed_gemm::max_rows + 1, 8}, 0, 1, float32)), Variable(g.normal({8, 8}, 0, 1, float32)));
-    CHECK(packed_gemm::matrices_packed() == start);
+    CHECK(weights_packed() == start);
     // switched off for the process: BLAS; switched back on: packed again
     const Variable x(g.normal({4, 8}, 0, 1, float32)), w(g.normal({8, 8}, 0, 1, float32));
     packed_gemm::set_enabled(false);
     CHECK_FALSE(packed_gemm::available());
     matmul(x, w);
-    CHECK(packed_gemm::matrices_packed() == start);
+    CHECK(weights_packed() == start);
     packed_gemm::set_enabled(true);
     matmul(x, w);
-    CHECK(packed_gemm::matrices_packed() == start + 2);
+    CHECK(weights_packed() == start + 2);
 }
 
 TEST_CASE("packed gemm: the driver packs each recurrent weight once per sequence; results match steps run alone") {
@@ -208,10 +258,10 @@ TEST_CASE("packed gemm: the driver packs each recurrent weight once per sequence
         auto params = layer->parameters();
         std::vector<Variable> wanted(params.begin(), params.end());
         wanted.push_back(x);
-        const std::size_t before = packed_gemm::matrices_packed();
+        const std::size_t before = weights_packed();
         const Variable out = layer->forward(x).output;
         // RNN and LSTM: weight_hh and its transpose; GRU: its two per-sequence slices, each twice
-        CHECK(packed_gemm::matrices_packed() - before == (std::string(kind) == "gru" ? 4 : 2));
+        CHECK(weights_packed() - before == (std::string(kind) == "gru" ? 4 : 2));
         const auto grads = grad(sum(out * out), wanted);
 
         // the same steps through cell.step outside any scope: BLAS throughout
@@ -224,7 +274,7 @@ TEST_CASE("packed gemm: the driver packs each recurrent weight once per sequence
             total = total + sum(state[0] * state[0]);
         }
         const auto alone = grad(total, wanted);
-        CHECK(packed_gemm::matrices_packed() - before == (std::string(kind) == "gru" ? 4 : 2));
+        CHECK(weights_packed() - before == (std::string(kind) == "gru" ? 4 : 2));
         for (std::size_t i = 0; i < grads.size(); ++i) {
             CAPTURE(i);
             CHECK(relative_diff(grads[i].value(), alone[i].value()) < 1e-5);
