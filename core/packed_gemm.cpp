@@ -95,6 +95,19 @@ PackedMatrix::PackedMatrix(const float* b, std::size_t k, std::size_t n, std::si
     }
 }
 
+PackedMatrix::PackedMatrix(std::span<const RowBlock> blocks, std::size_t n)
+    : k_(0), n_(n) {
+    for (const RowBlock& block : blocks) k_ += block.rows;
+    panels_.assign(((n + nr - 1) / nr) * k_ * nr, 0.0f);
+    for (std::size_t p = 0; p * nr < n; ++p) {
+        const std::size_t cols = std::min(nr, n - p * nr);
+        float* row = panels_.data() + p * k_ * nr;
+        for (const RowBlock& block : blocks)
+            for (std::size_t i = 0; i < block.rows; ++i, row += nr)
+                std::copy_n(block.data + i * n + p * nr, cols, row);
+    }
+}
+
 void PackedMatrix::multiply(std::size_t m, const float* a, std::size_t lda, float* c,
                             const float* addend, std::size_t addend_ld) const {
     run(m, a, lda, false, c, addend, addend_ld);

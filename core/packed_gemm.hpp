@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <span>
 #include <vector>
 
 #include <xsimd/memory/xsimd_aligned_allocator.hpp>
@@ -26,10 +27,18 @@ void set_enabled(bool on);
 // Products with more rows than this go to BLAS, whose larger kernels win there.
 inline constexpr std::size_t max_rows = 96;
 
+// `rows` consecutive rows of a matrix, each of its full row length, starting at `data`.
+struct RowBlock {
+    const float* data;
+    std::size_t rows;
+};
+
 class PackedMatrix {
 public:
     // B [k, n] with B(i, j) = transposed ? b[j * ld + i] : b[i * ld + j].
     PackedMatrix(const float* b, std::size_t k, std::size_t n, std::size_t ld, bool transposed);
+    // B [Σ rows, n]: the blocks' rows one after the other (no stacked copy needed).
+    PackedMatrix(std::span<const RowBlock> blocks, std::size_t n);
 
     std::size_t rows() const { return k_; }
     std::size_t cols() const { return n_; }

@@ -234,36 +234,37 @@ Variable transposed_product(const Variable& x, const Variable& y) {
 // larger ones OpenBLAS is faster ([1024,256] from 6400 rows: 174 against 162).
 constexpr std::size_t packed_gradient_max = std::size_t{1} << 16;
 
-// xᵀ y for x [K, M], y [K, N]: on the packed kernel (float32, small result) or with OpenBLAS.
-Variable product(const Tensor& x, const Tensor& y) {
-    const std::size_t k = x.shape()[0], m = x.shape()[1], n = y.shape()[1];
-    if (x.dtype() == DType::float32 && m * n <= packed_gradient_max && packed_gemm::available()) {
-        const packed_gemm::PackedMatrix packed(y.xt<float>().data(), k, n, n, false);
-        Tensor out = Tensor::empty({m, n}, DType::float32);
-        packed.multiply_transposed(m, x.xt<float>().data(), m, out.mutable_xt<float>().data());
-        return Variable(std::move(out));
-    }
-    return transposed_product(Variable(x), Variable(y));
+// The rows of the tensors of one side of an input's deferred products, stacked into one
+// [ΣK, cols] matrix (or the one tensor itself).
+Tensor stacked(const std::vector<std::pair<Tensor, Tensor>>& products, bool second) {
+    auto side = [&](const auto& p) -> const Tensor& { return second ? p.second : p.first; };
+    if (products.size() == 1) return side(products[0]);
+    std::size_t rows = 0;
+    for (const auto& p : products) rows += side(p).shape()[0];
+    const Tensor& first = side(products[0]);
+    Tensor out = Tensor::empty({rows, first.shape()[1]}, first.dtype());
+    dispatch(first.dtype(), [&]<class T>() {
+        T* to = out.mutable_xt<T>().data();
+        for (const auto& p : products) to = std::copy_n(side(p).template xt<T>().data(), side(p).numel(), to);
+    });
+    return out;
 }
 
-// Σ xᵢᵀ yᵢ over an input's deferred products: the x's rows stacked into one [ΣK, M] matrix and
-// the y's into [ΣK, N], then one product.
+// Σ xᵢᵀ yᵢ over an input's deferred products, as ONE product over their stacked rows. Small
+// float32 results run on the packed kernel, which packs the y's straight from their tensors
+// and reads the stacked x's as they lie; the rest go to OpenBLAS.
 Variable sum_of_products(const std::vector<std::pair<Tensor, Tensor>>& products) {
-    if (products.size() == 1) return product(products[0].first, products[0].second);
-    std::size_t rows = 0;
-    for (const auto& [x, y] : products) rows += x.shape()[0];
     const std::size_t m = products[0].first.shape()[1], n = products[0].second.shape()[1];
-    const DType dtype = products[0].first.dtype();
-    Tensor xs = Tensor::empty({rows, m}, dtype), ys = Tensor::empty({rows, n}, dtype);
-    dispatch(dtype, [&]<class T>() {
-        T* px = xs.mutable_xt<T>().data();
-        T* py = ys.mutable_xt<T>().data();
-        for (const auto& [x, y] : products) {
-            px = std::copy_n(x.template xt<T>().data(), x.numel(), px);
-            py = std::copy_n(y.template xt<T>().data(), y.numel(), py);
-        }
-    });
-    return product(xs, ys);
+    const Tensor xs = stacked(products, false);
+    if (xs.dtype() == DType::float32 && m * n <= packed_gradient_max && packed_gemm::available()) {
+        std::vector<packed_gemm::RowBlock> ys;
+        for (const auto& [x, y] : products) ys.push_back({y.xt<float>().data(), y.shape()[0]});
+        const packed_gemm::PackedMatrix packed(ys, n);
+        Tensor out = Tensor::empty({m, n}, DType::float32);
+        packed.multiply_transposed(m, xs.xt<float>().data(), m, out.mutable_xt<float>().data());
+        return Variable(std::move(out));
+    }
+    return transposed_product(Variable(xs), Variable(stacked(products, true)));
 }
 }  // namespace
 

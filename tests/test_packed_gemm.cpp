@@ -99,6 +99,29 @@ TEST_CASE("packed gemm: atᵀ B with a read as it lies matches a double-precisio
             }
 }
 
+TEST_CASE("packed gemm: B packed from row blocks is B packed from the stacked rows") {
+    if (!packed_gemm::available()) return;
+    Generator g(7);
+    const std::size_t n = 70, m = 20;
+    const std::vector<std::size_t> block_rows{3, 0, 32, 300};
+    std::vector<Tensor> blocks;
+    std::vector<packed_gemm::RowBlock> views;
+    std::vector<float> stacked_rows;
+    for (std::size_t rows : block_rows) {
+        blocks.push_back(g.normal({rows, n}, 0, 1, float32));
+        views.push_back({blocks.back().xt<float>().data(), rows});
+        stacked_rows.insert(stacked_rows.end(), blocks.back().xt<float>().begin(), blocks.back().xt<float>().end());
+    }
+    const std::size_t k = stacked_rows.size() / n;
+    const packed_gemm::PackedMatrix from_blocks(views, n), from_stack(stacked_rows.data(), k, n, n, false);
+    CHECK(from_blocks.rows() == k);
+    const Tensor at = g.normal({k, m}, 0, 1, float32);
+    Tensor c1 = Tensor::empty({m, n}, float32), c2 = Tensor::empty({m, n}, float32);
+    from_blocks.multiply_transposed(m, at.xt<float>().data(), m, c1.mutable_xt<float>().data());
+    from_stack.multiply_transposed(m, at.xt<float>().data(), m, c2.mutable_xt<float>().data());
+    CHECK(max_abs_diff(c1, c2) == 0);
+}
+
 TEST_CASE("packed gemm: a weight's deferred gradient products agree with BLAS on the kernel") {
     // W [512, 32] used by 7 products: its gradient Σ_t g_tᵀ x_t ([512, 32] from 7 x 32 stacked
     // rows) is small enough for the packed kernel; with the kernel off OpenBLAS computes it.
