@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
+#include <new>
 #include <utility>
+#include <vector>
 
 #include "core/avx512_switch.hpp"
 
@@ -83,28 +86,36 @@ void set_enabled(bool on) { state().set(on); }
 
 PackedMatrix::PackedMatrix(const float* b, std::size_t k, std::size_t n, std::size_t ld,
                            bool transposed)
-    : k_(k), n_(n), panels_(((n + nr - 1) / nr) * k * nr, 0.0f) {
-    for (std::size_t p = 0; p * nr < n; ++p) {
-        const std::size_t cols = std::min(nr, n - p * nr);
-        float* panel = panels_.data() + p * k * nr;
-        for (std::size_t i = 0; i < k; ++i)
-            for (std::size_t j = 0; j < cols; ++j) {
-                const std::size_t col = p * nr + j;
-                panel[i * nr + j] = transposed ? b[col * ld + i] : b[i * ld + col];
-            }
-    }
+    : k_(k), n_(n) {
+    // row i of B: b[i * ld + j], or b[j * ld + i] when transposed
+    fill([&](std::size_t i) { return transposed ? b + i : b + i * ld; }, transposed ? ld : 1);
 }
 
-PackedMatrix::PackedMatrix(std::span<const RowBlock> blocks, std::size_t n)
-    : k_(0), n_(n) {
-    for (const RowBlock& block : blocks) k_ += block.rows;
-    panels_.assign(((n + nr - 1) / nr) * k_ * nr, 0.0f);
-    for (std::size_t p = 0; p * nr < n; ++p) {
-        const std::size_t cols = std::min(nr, n - p * nr);
-        float* row = panels_.data() + p * k_ * nr;
-        for (const RowBlock& block : blocks)
-            for (std::size_t i = 0; i < block.rows; ++i, row += nr)
-                std::copy_n(block.data + i * n + p * nr, cols, row);
+PackedMatrix::PackedMatrix(std::span<const RowBlock> blocks, std::size_t n) : k_(0), n_(n) {
+    std::vector<const float*> rows;
+    for (const RowBlock& block : blocks)
+        for (std::size_t i = 0; i < block.rows; ++i) rows.push_back(block.data + i * n);
+    k_ = rows.size();
+    fill([&](std::size_t i) { return rows[i]; }, 1);
+}
+
+template <class Row>
+void PackedMatrix::fill(Row row, std::size_t stride) {
+    const std::size_t count = ((n_ + nr - 1) / nr) * k_ * nr;
+    // every element is written below, so the storage starts uninitialised (no memset)
+    const std::size_t bytes = std::max<std::size_t>(64, (count * sizeof(float) + 63) / 64 * 64);
+    panels_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
+    if (!panels_) throw std::bad_alloc();
+    for (std::size_t p = 0; p * nr < n_; ++p) {
+        const std::size_t cols = std::min(nr, n_ - p * nr);
+        float* to = panels_.get() + p * k_ * nr;
+        for (std::size_t i = 0; i < k_; ++i, to += nr) {
+            const float* from = row(i) + p * nr * stride;
+            if (stride == 1) std::copy_n(from, cols, to);
+            else
+                for (std::size_t j = 0; j < cols; ++j) to[j] = from[j * stride];
+            std::fill(to + cols, to + nr, 0.0f);  // the kernel reads whole vectors
+        }
     }
 }
 
@@ -134,7 +145,7 @@ void PackedMatrix::run(std::size_t m, const float* a, std::size_t lda, bool tran
         const float* base = k0 == 0 ? addend : c;
         const std::size_t base_ld = k0 == 0 ? addend_ld : n_;
         for (std::size_t p = 0; p * nr < n_; ++p) {
-            const float* panel = panels_.data() + (p * k_ + k0) * nr;
+            const float* panel = panels_.get() + (p * k_ + k0) * nr;
             const std::size_t cols = std::min(nr, n_ - p * nr);
             for (std::size_t i = 0; i < m; i += mr) {
                 const std::size_t rows = std::min(mr, m - i);

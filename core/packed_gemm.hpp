@@ -9,10 +9,9 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <span>
-#include <vector>
 
-#include <xsimd/memory/xsimd_aligned_allocator.hpp>
 
 namespace tapegrad::packed_gemm {
 
@@ -55,8 +54,13 @@ public:
 private:
     void run(std::size_t m, const float* a, std::size_t lda, bool trans_a, float* c,
              const float* addend, std::size_t addend_ld) const;
+    template <class Row>
+    void fill(Row row, std::size_t stride);  // packs B(i, j) = row(i)[j * stride]
+    struct Free {
+        void operator()(float* p) const { std::free(p); }
+    };
     std::size_t k_, n_;
-    std::vector<float, xsimd::aligned_allocator<float, 64>> panels_;  // [n/48 rounded up][k][48]
+    std::unique_ptr<float[], Free> panels_;  // [n/48 rounded up][k][48], 64-byte aligned
 };
 
 }  // namespace tapegrad::packed_gemm
