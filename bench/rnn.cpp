@@ -225,7 +225,7 @@ int main(int argc, char** argv) {
     CLI::App app{"tapegrad vs PyTorch: one RNN/LSTM/GRU training step"};
     bool one = false, no_torch = false, no_sgemm = false, kernels_ab = false;
     std::string cell = "lstm", config = "large";
-    int threads = 1, reps = 7, rounds = 2;
+    int threads = 1, reps = 7, rounds = 3;
     std::size_t one_rows = 0;
     std::vector<std::string> cells{"rnn", "lstm", "gru"}, config_names{"small", "large"};
     std::vector<int> thread_counts{1, 2};
