@@ -216,6 +216,12 @@ struct Row {
     }
 };
 
+// One progress line per child run of the table (they take seconds to minutes).
+void progress(const std::string& config, const std::string& cell, const std::string& what) {
+    fmt::print("bench/rnn: {} {}{} ...\n", config, cell, what);
+    std::fflush(stdout);
+}
+
 std::string fmt_ms(double v) { return v > 0 ? fmt::format("{:.1f}", v) : "—"; }
 std::string fmt_ratio(double a, double b) { return a > 0 && b > 0 ? fmt::format("{:.2f}", a / b) : "—"; }
 
@@ -282,8 +288,7 @@ int main(int argc, char** argv) {
             Row row;
             row.config = c.name;
             row.cell = cell_name;
-            fmt::print("bench/rnn: {} {} ...\n", c.name, cell_name);
-            std::fflush(stdout);
+            progress(c.name, cell_name, "");
             for (int round = 0; round < rounds; ++round)
                 for (int threads : thread_counts) {
                     // 1 thread: the batch as one shard, and as the two shards 2 threads run
@@ -322,8 +327,7 @@ int main(int argc, char** argv) {
                         "(`bench/rnn --one --kernels-ab --cell C --config K`):\n\n"
                         "| config | cell | kernels on | off | on / off |\n|---|---|---|---|---|\n";
         for (const Row& r : rows) {
-            fmt::print("bench/rnn: {} {}, AVX-512 kernels on and off ...\n", r.config, r.cell);
-            std::fflush(stdout);
+            progress(r.config, r.cell, ", AVX-512 kernels on and off");
             auto j = tb::run_command_json(fmt::format("{} --one --kernels-ab --cell {} --config {} --reps {}",
                                                       tb::shell_quote(self), r.cell, r.config, 2 * reps));
             if (!j) continue;
@@ -361,8 +365,7 @@ int main(int argc, char** argv) {
         "two programs that share nothing.\n\n"
         "| config | cell | 1T alone | two 1T at once | ceiling | 2T speed-up |\n|---|---|---|---|---|---|\n";
     for (const Row& r : rows) {
-        fmt::print("bench/rnn: {} {}, two processes at once ...\n", r.config, r.cell);
-        std::fflush(stdout);
+        progress(r.config, r.cell, ", two processes at once");
         const std::string cmd = fmt::format("{} --one --no-sgemm --cell {} --config {} --threads 1 --reps {}",
                                             tb::shell_quote(self), r.cell, r.config, reps);
         auto ms = [](const std::optional<nlohmann::json>& j) { return j ? (*j)["ms"].get<double>() : 0.0; };

@@ -71,7 +71,6 @@ constexpr auto kernel_table(std::index_sequence<R...>) {
 constexpr std::array kernels{kernel_table<false>(std::make_index_sequence<mr + 1>{}),
                              kernel_table<true>(std::make_index_sequence<mr + 1>{})};
 
-
 detail::Avx512Switch& state() {
     static detail::Avx512Switch s("TAPEGRAD_PACKED_GEMM");
     return s;
@@ -82,7 +81,6 @@ detail::Avx512Switch& state() {
 bool available() { return state().on(); }
 
 void set_enabled(bool on) { state().set(on); }
-
 
 PackedMatrix::PackedMatrix(const float* b, std::size_t k, std::size_t n, std::size_t ld,
                            bool transposed)

@@ -12,7 +12,6 @@
 #include <memory>
 #include <span>
 
-
 namespace tapegrad::packed_gemm {
 
 // True when the CPU runs AVX-512F, TAPEGRAD_PACKED_GEMM is not "0" in the environment (read

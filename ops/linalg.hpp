@@ -40,7 +40,7 @@ public:
 };
 
 // How many right operands this thread's WeightPackScopes have packed (op(B) and op(B)ᵀ count
-// one each); tests and benchmarks check that packing happens, and only once.
+// one each); tests check that packing happens, and only once.
 std::size_t weights_packed();
 
 }  // namespace tapegrad
