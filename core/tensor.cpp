@@ -3,6 +3,7 @@
 #include "core/memory.hpp"
 
 #include <cmath>
+#include <mutex>
 #include <fmt/format.h>
 #include <xtensor/xio.hpp>
 #include <xtensor/xmath.hpp>
@@ -32,22 +33,92 @@ std::size_t numel(const Shape& shape) {
     return n;
 }
 
+struct Tensor::View {
+    std::shared_ptr<Storage> base;
+    Shape shape;
+    Layout layout;
+    std::once_flag copied;
+    std::unique_ptr<Storage> copy;  // the elements in an array of their own, made on first xt()
+};
+
 void Tensor::require_defined(const char* what) const {
-    if (!storage_) throw ValueError(std::string("Tensor::") + what + ": the tensor is undefined");
+    if (!defined()) throw ValueError(std::string("Tensor::") + what + ": the tensor is undefined");
 }
 
-DType Tensor::dtype() const {
-    require_defined("dtype");
-    return storage_->index() == 0 ? DType::float32 : DType::float64;
+void Tensor::wrong_dtype(const char* what, DType asked) const {
+    throw DTypeError(fmt::format("Tensor::{}: tensor {} holds {}, asked for {}", what,
+                                 to_string(shape()), name(dtype()), name(asked)));
 }
+
+const Tensor::Storage& Tensor::base() const {
+    require_defined("base");
+    return view_ ? *view_->base : *storage_;
+}
+
+Tensor::Layout Tensor::layout() const {
+    return view_ ? view_->layout : Layout{0, 1, numel(), numel()};
+}
+
+const Tensor::Storage& Tensor::resolved() const {
+    if (!view_) {
+        require_defined("xt");
+        return *storage_;
+    }
+    View& v = *view_;
+    std::call_once(v.copied, [&] {
+        v.copy = std::make_unique<Storage>(std::visit([&](const auto& a) -> Storage {
+            using A = std::decay_t<decltype(a)>;
+            auto out = A::from_shape(v.shape);
+            const auto* src = a.data() + v.layout.offset;
+            for (std::size_t r = 0; r < v.layout.rows; ++r)
+                std::copy_n(src + r * v.layout.stride, v.layout.cols, out.data() + r * v.layout.cols);
+            return out;
+        }, *v.base));
+    });
+    return *v.copy;
+}
+
+Tensor Tensor::view(const Tensor& base, const Shape& shape, std::size_t offset, std::size_t rows,
+                    std::size_t cols, std::size_t stride) {
+    base.require_defined("view");
+    const std::size_t n = base.numel();
+    if (rows * cols != tapegrad::numel(shape) || (rows > 0 && cols > 0 &&
+        (offset + (rows - 1) * stride + cols > n || (rows > 1 && stride < cols))))
+        throw ShapeError(fmt::format("Tensor::view: {} rows of {} elements {} apart from offset {} "
+                                     "do not fit shape {} inside a tensor of {} elements",
+                                     rows, cols, stride, offset, to_string(shape), n));
+    Tensor t;
+    t.view_ = std::make_shared<View>();
+    if (base.view_) {
+        // A view of a view reads the same base when the outer view is one contiguous run;
+        // otherwise it reads the outer view's own copy.
+        const Layout& outer = base.view_->layout;
+        if (outer.rows <= 1 || outer.stride == outer.cols) {
+            t.view_->base = base.view_->base;
+            offset += outer.offset;
+        } else {
+            base.resolved();
+            t.view_->base = std::shared_ptr<Storage>(base.view_, base.view_->copy.get());
+        }
+    } else {
+        t.view_->base = base.storage_;
+    }
+    t.view_->shape = shape;
+    t.view_->layout = {offset, rows, cols, rows > 1 ? stride : cols};
+    return t;
+}
+
+DType Tensor::dtype() const { return base().index() == 0 ? DType::float32 : DType::float64; }
 
 const Shape& Tensor::shape() const {
     require_defined("shape");
+    if (view_) return view_->shape;
     return std::visit([](const auto& a) -> const Shape& { return a.shape(); }, *storage_);
 }
 
 std::size_t Tensor::numel() const {
     require_defined("numel");
+    if (view_) return view_->layout.rows * view_->layout.cols;
     return std::visit([](const auto& a) { return a.size(); }, *storage_);
 }
 
@@ -86,7 +157,10 @@ double Tensor::flat(std::size_t i) const {
     if (i >= numel())
         throw ValueError(fmt::format("Tensor::flat: index {} out of range for shape {}", i,
                                      to_string(shape())));
-    return std::visit([i](const auto& a) { return static_cast<double>(a.data()[i]); }, *storage_);
+    const Layout l = layout();
+    return std::visit([&](const auto& a) {
+        return static_cast<double>(a.data()[l.offset + i / l.cols * l.stride + i % l.cols]);
+    }, base());
 }
 
 void Tensor::set_flat(std::size_t i, double value) {
@@ -105,7 +179,7 @@ double Tensor::item() const {
 
 std::vector<double> Tensor::to_vector() const {
     return std::visit([](const auto& a) { return std::vector<double>(a.begin(), a.end()); },
-                      *storage_);
+                      resolved());
 }
 
 Tensor Tensor::to(DType target) const {
@@ -114,13 +188,13 @@ Tensor Tensor::to(DType target) const {
         [&](const auto& a) {
             return dispatch(target, [&]<class T>() { return Tensor(xt::xarray<T>(xt::cast<T>(a))); });
         },
-        *storage_);
+        resolved());
 }
 
 Tensor Tensor::clone() const {
     require_defined("clone");
     Tensor copy;
-    copy.storage_ = std::make_shared<Storage>(*storage_);
+    copy.storage_ = std::make_shared<Storage>(resolved());
     return copy;
 }
 
@@ -132,7 +206,7 @@ std::string Tensor::str() const {
             os << a;
             return os.str();
         },
-        *storage_);
+        resolved());
     return fmt::format("tensor({}, {}, {})", body, to_string(shape()), name(dtype()));
 }
 

@@ -1,6 +1,11 @@
 // Tensor: an immutable n-d array of float or double, chosen at run time. The storage is an
 // xtensor xarray shared between copies, so saving a tensor for backward costs no copy.
 // Mutation goes through mutable_xt(), which copies first when the storage is shared.
+//
+// A tensor can also be a view: a piece of another tensor's storage (what split, chunk and
+// unbind return), laid out as `rows` runs of `cols` contiguous elements, `stride` apart.
+// Kernels that take strided rows read a view in place (rows<T>()); everything else calls
+// xt<T>(), which copies the view into an array of its own once, on first use.
 #pragma once
 
 #include <cstdint>
@@ -39,7 +44,13 @@ public:
     static Tensor from(std::span<const double> values, const Shape& shape, DType dtype);
     static Tensor from(std::initializer_list<double> values, const Shape& shape, DType dtype);
 
-    bool defined() const { return storage_ != nullptr; }
+    // A view of `base`: `shape`'s elements in row-major order are `rows` runs of `cols`
+    // elements, run r starting at element offset + r * stride of base's storage.
+    static Tensor view(const Tensor& base, const Shape& shape, std::size_t offset,
+                       std::size_t rows, std::size_t cols, std::size_t stride);
+
+    bool defined() const { return storage_ != nullptr || view_ != nullptr; }
+    bool is_view() const { return view_ != nullptr; }
     DType dtype() const;
     const Shape& shape() const;
     std::size_t dim() const { return shape().size(); }
@@ -49,9 +60,22 @@ public:
     // The xtensor array; T must match dtype() (DTypeError otherwise).
     template <class T>
     const xt::xarray<T>& xt() const;
-    // Writable array; copies the storage first if another tensor shares it.
+    // Writable array; copies the storage first if another tensor shares it (a view always
+    // becomes a copy of its own).
     template <class T>
     xt::xarray<T>& mutable_xt();
+
+    // The elements in row-major order as runs of contiguous values, read in place: a view's
+    // own layout, or one run of numel() for a tensor that owns its storage.
+    template <class T>
+    struct Rows {
+        const T* data;
+        std::size_t rows, cols, stride;
+        bool contiguous() const { return rows <= 1 || stride == cols; }
+        const T* row(std::size_t r) const { return data + r * stride; }
+    };
+    template <class T>
+    Rows<T> rows() const;
 
     double item() const;                  // the only element of a 1-element tensor
     double flat(std::size_t i) const;     // element i in row-major order, as double
@@ -60,15 +84,24 @@ public:
 
     Tensor to(DType dtype) const;  // a converted copy (or *this when already dtype)
     Tensor clone() const;          // a deep copy with its own storage
-    bool shares_storage_with(const Tensor& other) const { return storage_ == other.storage_; }
-    bool unique() const { return storage_.use_count() == 1; }
+    bool shares_storage_with(const Tensor& other) const { return &base() == &other.base(); }
+    bool unique() const { return storage_.use_count() == 1; }  // false for a view
 
     std::string str() const;  // "tensor([[1, 2], [3, 4]], float64)"
 
 private:
     using Storage = std::variant<xt::xarray<float>, xt::xarray<double>>;
-    std::shared_ptr<Storage> storage_;
+    struct View;
+    std::shared_ptr<Storage> storage_;  // owned storage, or
+    std::shared_ptr<View> view_;        // a view (exactly one of the two is set)
     void require_defined(const char* what) const;
+    const Storage& base() const;      // the storage the elements live in (a view's base)
+    const Storage& resolved() const;  // an array holding exactly this tensor's elements
+    struct Layout {
+        std::size_t offset, rows, cols, stride;
+    };
+    Layout layout() const;  // a view's place in its base
+    [[noreturn]] void wrong_dtype(const char* what, DType asked) const;
 };
 
 bool all_finite(const Tensor& t);
@@ -78,17 +111,28 @@ double max_abs_diff(const Tensor& a, const Tensor& b);
 template <class T>
 const xt::xarray<T>& Tensor::xt() const {
     require_defined("xt");
-    if (auto* p = std::get_if<xt::xarray<T>>(storage_.get())) return *p;
-    throw DTypeError("Tensor::xt: tensor " + to_string(shape()) + " holds " +
-                     std::string(name(dtype())) + ", asked for " +
-                     std::string(name(dtype_of<T>())));
+    if (auto* p = std::get_if<xt::xarray<T>>(&resolved())) return *p;
+    wrong_dtype("xt", dtype_of<T>());
 }
 
 template <class T>
 xt::xarray<T>& Tensor::mutable_xt() {
     const auto& current = xt<T>();
-    if (storage_.use_count() > 1) storage_ = std::make_shared<Storage>(current);
+    if (view_ || storage_.use_count() > 1) {
+        storage_ = std::make_shared<Storage>(current);
+        view_.reset();
+    }
     return std::get<xt::xarray<T>>(*storage_);
+}
+
+template <class T>
+Tensor::Rows<T> Tensor::rows() const {
+    require_defined("rows");
+    const auto* a = std::get_if<xt::xarray<T>>(&base());
+    if (!a) wrong_dtype("rows", dtype_of<T>());
+    if (!view_) return {a->data(), 1, a->size(), a->size()};
+    const Layout l = layout();
+    return {a->data() + l.offset, l.rows, l.cols, l.stride};
 }
 
 }  // namespace tapegrad

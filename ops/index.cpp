@@ -225,14 +225,12 @@ std::vector<Variable> split_pieces(const char* op, const Variable& x, std::size_
             bw.add(0, join(squeeze ? "stack" : "concat", grads, axis, squeeze, Loc::current()));
         }, loc);
     }
+    // each piece is a view of x: b.outer runs of sizes[k] * b.inner elements (no copy)
     const Blocks b = blocks(x.shape(), axis);
     std::vector<Variable> pieces;
     for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k) {
-        Tensor t = dispatch(x.dtype(), [&]<class T>() {
-            auto a = xt::xarray<T>::from_shape(piece_shape(x.shape(), axis, sizes[k], squeeze));
-            take(x.value().xt<T>().data(), b, Range{axis, at, 1, sizes[k]}, a.data());
-            return Tensor(std::move(a));
-        });
+        Tensor t = Tensor::view(x.value(), piece_shape(x.shape(), axis, sizes[k], squeeze),
+                                at * b.inner, b.outer, sizes[k] * b.inner, b.size * b.inner);
         if (!track) {
             pieces.emplace_back(std::move(t));
             continue;

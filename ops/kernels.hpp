@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <optional>
 #include <source_location>
 #include <string>
 #include <vector>
@@ -291,14 +292,46 @@ xt::xarray<T> zip_rows(const xt::xarray<T>& x, const xt::xarray<T>& y, F&& f) {
     return r;
 }
 
+// f(a, b) on scalars for two tensors of one shape, read in place (Tensor::rows): the runs of
+// a view pace the loop, a contiguous operand is cut to match. Empty when both are views whose
+// runs differ in length.
+template <class T, class F>
+std::optional<xt::xarray<T>> zip_runs(const Tensor& a, const Tensor& b, F&& f) {
+    const std::size_t n = a.numel();
+    auto out = xt::xarray<T>::from_shape(a.shape());
+    if (n == 0) return out;
+    auto ra = a.rows<T>(), rb = b.rows<T>();
+    const std::size_t cols = !ra.contiguous() ? ra.cols : !rb.contiguous() ? rb.cols : n;
+    auto cut = [&](Tensor::Rows<T> r) {
+        return r.contiguous() ? Tensor::Rows<T>{r.data, n / cols, cols, cols} : r;
+    };
+    ra = cut(ra);
+    rb = cut(rb);
+    if (ra.cols != rb.cols) return std::nullopt;
+    T* o = out.data();
+    for (std::size_t r = 0; r < ra.rows; ++r, o += cols) {
+        const T* pa = ra.row(r);
+        const T* pb = rb.row(r);
+        for (std::size_t j = 0; j < cols; ++j) o[j] = f(pa[j], pb[j]);
+    }
+    return out;
+}
+
+// zip_rows<true> over tensors; operands of one shape go through zip_runs, so views are not
+// copied first.
+template <class T, class F>
+xt::xarray<T> zip_tensors(const Tensor& a, const Tensor& b, F&& f) {
+    if (a.shape() == b.shape())
+        if (auto r = zip_runs<T>(a, b, f)) return std::move(*r);
+    return zip_rows<true>(a.xt<T>(), b.xt<T>(), f);
+}
+
 // result = f(a, b) with broadcasting (shapes validated by the caller), through zip_rows:
 // same shapes, a scalar operand and outer-axis broadcasting run as contiguous rows. f is plain
 // arithmetic (add, sub, mul, div), valid on scalars too.
 template <class F>
 Tensor zip(const Tensor& a, const Tensor& b, F&& f) {
-    return dispatch(a.dtype(), [&]<class T>() {
-        return Tensor(zip_rows<true>(a.xt<T>(), b.xt<T>(), f));
-    });
+    return dispatch(a.dtype(), [&]<class T>() { return Tensor(zip_tensors<T>(a, b, f)); });
 }
 
 // xtensor keeps a named scalar in an expression by reference, and the expression f returns is
@@ -317,8 +350,8 @@ template <class F>
 Variable pointwise_grad(const Variable& g, const Variable& y, F&& f) {
     if (grad_enabled()) return f(g, y, 1.0);
     return Variable(dispatch(g.dtype(), [&]<class T>() {
-        return Tensor(zip_rows<true>(g.value().xt<T>(), y.value().xt<T>(),
-                               [&](const auto& a, const auto& b) { return f(a, b, one_v<T>); }));
+        return Tensor(zip_tensors<T>(g.value(), y.value(),
+                                     [&](const auto& a, const auto& b) { return f(a, b, one_v<T>); }));
     }));
 }
 

@@ -220,20 +220,23 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
     const RhsPacks packs = ta ? RhsPacks{} : packs_for(b, tb, m);
     Tensor out = dispatch(a.dtype(), [&]<class T>() {
         auto r = xt::xarray<T>::from_shape({m, n});
-        const T* cv = c.value().xt<T>().data();
         T* out = r.data();
         const std::size_t c_rows = c.dim() == 2 ? cs[0] : 1, c_cols = c.dim() >= 1 ? cs.back() : 1;
+        // c's rows are read in place, a view's too when its runs are c's rows
+        const auto c_runs = c.value().rows<T>();
+        const bool in_place = c_runs.contiguous() || (c_runs.rows == c_rows && c_runs.cols == c_cols);
+        const T* cv = in_place ? c_runs.data : c.value().xt<T>().data();
+        const std::size_t c_stride = c_rows == 1 ? 0 : in_place && !c_runs.contiguous() ? c_runs.stride : c_cols;
         if constexpr (std::is_same_v<T, float>) {
             // the packed kernel adds c's rows as it stores: no copy of c first
             if (packs && c_cols == n) {
-                packs.rhs->multiply(m, a.value().xt<T>().data(), as.back(), out, cv,
-                                    c_rows == 1 ? 0 : n);
+                packs.rhs->multiply(m, a.value().xt<T>().data(), as.back(), out, cv, c_stride);
                 return Tensor(std::move(r));
             }
         }
         // c broadcast into r with plain copies: c's rows (1 or M) by c's columns (1 or N)
         for (std::size_t i = 0; i < m; ++i) {
-            const T* src = cv + (c_rows == 1 ? 0 : i * c_cols);
+            const T* src = cv + i * c_stride;
             if (c_cols == n) std::copy_n(src, n, out + i * n);
             else std::fill_n(out + i * n, n, src[0]);
         }

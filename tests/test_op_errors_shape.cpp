@@ -103,6 +103,23 @@ TEST_CASE("concat, stack, split, chunk, unbind: values") {
     CHECK(u[4].shape() == Shape{2});
     CHECK(values(u[4]) == std::vector<double>{4, 10});
     CHECK(values(stack(u, 1)) == values(x));
+    // the pieces are views of x's storage, not copies
+    for (const auto& piece : {p[2], c[1], u[4]}) {
+        CHECK(piece.value().is_view());
+        CHECK(piece.value().shares_storage_with(x.value()));
+    }
+    // ops read views in place: elementwise, unary, and the addend of addmm
+    CHECK(values(c[1] * c[2]) == std::vector<double>{8, 15, 80, 99});
+    CHECK(values(tanh(c[1])) == values(tanh(Variable(c[1].value().clone()))));
+    CHECK(values(addmm(p[2], a, Variable(iota({2, 3})), false, false)) ==
+          values(addmm(Variable(p[2].value().clone()), a, Variable(iota({2, 3})), false, false)));
+    // float32: a strided view as the addend of the packed kernel's product (an RNN step)
+    Generator gen(5);
+    Variable gates(gen.normal({16, 96}, 0, 1, float32)), h(gen.normal({16, 32}, 0, 1, float32));
+    Variable weight(gen.normal({32, 32}, 0, 1, float32), true);
+    const auto q = chunk(gates, 3, 1);
+    CHECK(max_abs_diff(addmm(q[1], h, weight, false, true).value(),
+                       addmm(Variable(q[1].value().clone()), h, weight, false, true).value()) == 0.0);
 }
 
 TEST_CASE("chunk: gradients of the pieces, unused ones as zeros, joined once") {

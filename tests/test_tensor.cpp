@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <tbb/parallel_for.h>
+
 #include <tapegrad/tapegrad.hpp>
 
 using namespace tapegrad;
@@ -26,6 +28,66 @@ TEST_CASE("tensor: copies share storage, mutation copies first") {
     b.set_flat(0, 7.0);
     CHECK(b.flat(0) == 7.0);
     CHECK(a.flat(0) == 0.0);  // a is untouched
+}
+
+TEST_CASE("tensor: a view reads its base in place, copies only for xt(), and never aliases a write") {
+    // base [2, 6]: 0..11; the view is its columns 2..4 (2 runs of 3 elements, 6 apart)
+    std::vector<double> v(12);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(i);
+    Tensor base = Tensor::from(v, {2, 6}, float32);
+    Tensor w = Tensor::view(base, {2, 3}, 2, 2, 3, 6);
+    CHECK(w.is_view());
+    CHECK(w.shape() == Shape{2, 3});
+    CHECK(w.numel() == 6);
+    CHECK(w.dtype() == float32);
+    CHECK(w.shares_storage_with(base));
+    CHECK_FALSE(w.unique());
+    CHECK(w.to_vector() == std::vector<double>{2, 3, 4, 8, 9, 10});
+    CHECK(w.flat(4) == 9.0);
+    const auto runs = w.rows<float>();
+    CHECK(runs.data == base.xt<float>().data() + 2);  // in place: no copy
+    CHECK((runs.rows == 2 && runs.cols == 3 && runs.stride == 6 && !runs.contiguous()));
+    CHECK(w.xt<float>() == xt::xarray<float>({{2, 3, 4}, {8, 9, 10}}));
+    CHECK_THROWS_AS(w.rows<double>(), DTypeError);
+    // a view of a contiguous view reads the first base; of a strided one, the copy
+    Tensor row1 = Tensor::view(base, {6}, 6, 1, 6, 6);
+    Tensor inner = Tensor::view(row1, {2}, 1, 1, 2, 2);
+    CHECK(inner.rows<float>().data == base.xt<float>().data() + 7);
+    CHECK(inner.to_vector() == std::vector<double>{7, 8});
+    Tensor col = Tensor::view(w, {2}, 1, 2, 1, 3);
+    CHECK(col.to_vector() == std::vector<double>{3, 9});
+    // writes copy first, in either direction
+    Tensor w2 = w;
+    w2.set_flat(0, -1.0);
+    CHECK_FALSE(w2.is_view());
+    CHECK(w2.to_vector() == std::vector<double>{-1, 3, 4, 8, 9, 10});
+    CHECK(base.flat(2) == 2.0);
+    CHECK(w.flat(0) == 2.0);
+    base.set_flat(3, 100.0);
+    CHECK(w.flat(1) == 3.0);
+    CHECK(w.clone().to_vector() == std::vector<double>{2, 3, 4, 8, 9, 10});
+    // a layout that does not fit the base is refused, naming the shapes
+    CHECK_THROWS_AS(Tensor::view(base, {2, 3}, 4, 2, 3, 6), ShapeError);  // runs past the end
+    CHECK_THROWS_AS(Tensor::view(base, {2, 2}, 0, 2, 3, 6), ShapeError);  // shape of 4, layout of 6
+    CHECK_THROWS_AS(Tensor::view(base, {2, 3}, 0, 2, 3, 2), ShapeError);  // runs overlap
+    CHECK_THROWS_AS(Tensor::view(Tensor(), {1}, 0, 1, 1, 1), ValueError);
+}
+
+TEST_CASE("tensor: threads reading one view at once all see its values") {
+    Tensor base = Generator(3).normal({64, 256}, 0, 1, float32);
+    for (int trial = 0; trial < 20; ++trial) {
+        Tensor w = Tensor::view(base, {64, 64}, 64, 64, 64, 256);
+        std::vector<double> sums(8, 0.0);
+        tbb::parallel_for(0, 8, [&](int k) {
+            double s = 0;
+            for (float x : w.xt<float>()) s += x;
+            sums[static_cast<std::size_t>(k)] = s;
+        });
+        double expected = 0;
+        for (std::size_t r = 0; r < 64; ++r)
+            for (std::size_t c = 64; c < 128; ++c) expected += base.flat(r * 256 + c);
+        for (double s : sums) CHECK(s == doctest::Approx(expected).epsilon(1e-9));
+    }
 }
 
 TEST_CASE("generator: the same seed gives the same numbers") {
