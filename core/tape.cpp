@@ -1,5 +1,6 @@
 #include "core/tape.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <exception>
 #include <fmt/format.h>
@@ -219,6 +220,19 @@ void Backward::add_product(std::size_t i, const Variable& x, const Variable& y) 
 }
 
 namespace {
+thread_local std::size_t stacked_in_place_count = 0;
+}  // namespace
+
+std::size_t products_read_in_place() { return stacked_in_place_count; }
+
+void Backward::copied_into(const Tensor& whole, const Tensor& joined, std::size_t offset) {
+    // Only gradients someone else still holds (a deferred product) are worth finding again;
+    // keeping a record holds the gradient until the sweep ends.
+    if (create_graph_ || whole.is_view() || whole.unique() || joined.is_view()) return;
+    tape_.copied_.push_back({whole, joined, offset});
+}
+
+namespace {
 // xᵀ y for x [K, M], y [K, N]. A weight gradient much taller than wide ([4H, I] of an input
 // weight) is faster with OpenBLAS as (yᵀ x)ᵀ: [512,32] from 1600 rows went from 99 to 142
 // GFLOP/s, [1024,64] from 6400 rows from 162 to 208; for wide outputs it is not.
@@ -250,18 +264,52 @@ Tensor stacked(const std::vector<std::pair<Tensor, Tensor>>& products, bool seco
     return out;
 }
 
+// The x's of the products read in place, when each was copied whole into one joined array
+// (Backward::copied_into) and together they fill one range of it: that range as a [ΣK, M]
+// view, with `products` reordered to follow it. Undefined otherwise.
+Tensor stacked_in_place(std::vector<std::pair<Tensor, Tensor>>& products,
+                        const std::vector<Tape::Copied>& copied) {
+    if (products.size() < 2 || copied.empty()) return {};
+    std::vector<std::pair<std::size_t, std::size_t>> at;  // (offset in the joined array, product)
+    const Tensor* joined = nullptr;
+    for (std::size_t k = 0; k < products.size(); ++k) {
+        const Tensor& x = products[k].first;
+        auto c = std::find_if(copied.rbegin(), copied.rend(), [&](const Tape::Copied& c) {
+            return !x.is_view() && c.whole.shares_storage_with(x);
+        });
+        if (c == copied.rend() || (joined && !c->joined.shares_storage_with(*joined))) return {};
+        joined = &c->joined;
+        at.emplace_back(c->offset, k);
+    }
+    std::sort(at.begin(), at.end());
+    std::size_t rows = 0, end = at.front().first;
+    for (const auto& [offset, k] : at) {
+        if (offset != end) return {};  // a gap or an overlap
+        end += products[k].first.numel();
+        rows += products[k].first.shape()[0];
+    }
+    std::vector<std::pair<Tensor, Tensor>> ordered;
+    for (const auto& [offset, k] : at) ordered.push_back(std::move(products[k]));
+    products = std::move(ordered);
+    ++stacked_in_place_count;
+    const std::size_t n = end - at.front().first;
+    return Tensor::view(*joined, {rows, n / rows}, at.front().first, 1, n, n);
+}
+
 // Σ xᵢᵀ yᵢ over an input's deferred products, as ONE product over their stacked rows. Small
 // float32 results run on the packed kernel, which packs the y's straight from their tensors
 // and reads the stacked x's as they lie; the rest go to OpenBLAS.
-Variable sum_of_products(const std::vector<std::pair<Tensor, Tensor>>& products) {
+Variable sum_of_products(std::vector<std::pair<Tensor, Tensor>>& products,
+                         const std::vector<Tape::Copied>& copied) {
     const std::size_t m = products[0].first.shape()[1], n = products[0].second.shape()[1];
-    const Tensor xs = stacked(products, false);
+    Tensor xs = stacked_in_place(products, copied);
+    if (!xs.defined()) xs = stacked(products, false);
     if (xs.dtype() == DType::float32 && m * n <= packed_gradient_max && packed_gemm::available()) {
         std::vector<packed_gemm::RowBlock> ys;
         for (const auto& [x, y] : products) ys.push_back({y.xt<float>().data(), y.shape()[0]});
         const packed_gemm::PackedMatrix packed(ys, n);
         Tensor out = Tensor::empty({m, n}, DType::float32);
-        packed.multiply_transposed(m, xs.xt<float>().data(), m, out.mutable_xt<float>().data());
+        packed.multiply_transposed(m, xs.data<float>(), m, out.mutable_xt<float>().data());
         return Variable(std::move(out));
     }
     return transposed_product(Variable(xs), Variable(stacked(products, true)));
@@ -315,13 +363,17 @@ std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& s
                 for (Entry& e : entries) e.pending.clear();
         }
     } drop_pending{entries_};
+    struct ForgetCopied {  // copied_into records last for one sweep
+        std::vector<Copied>& copied;
+        ~ForgetCopied() { copied.clear(); }
+    } forget_copied{copied_};
 
     entries_[r].grad = seed;
     for (std::size_t i = r + 1; i-- > 0;) {
         Variable g = std::move(entries_[i].grad);
         entries_[i].grad = Variable();
         if (!entries_[i].pending.empty()) {
-            g = accumulate(std::move(g), sum_of_products(entries_[i].pending), false);
+            g = accumulate(std::move(g), sum_of_products(entries_[i].pending, copied_), false);
             entries_[i].pending.clear();
         }
         if (!g.defined()) continue;
@@ -361,7 +413,7 @@ std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& s
     }
     for (std::size_t k = 0; k < leaves.pending.size(); ++k) {
         if (leaves.pending[k].empty()) continue;
-        leaves.grads[k] = accumulate(std::move(leaves.grads[k]), sum_of_products(leaves.pending[k]), false);
+        leaves.grads[k] = accumulate(std::move(leaves.grads[k]), sum_of_products(leaves.pending[k], copied_), false);
         leaves.pending[k].clear();
     }
     for (std::size_t k = 0; k < leaves.leaves.size(); ++k)

@@ -61,6 +61,12 @@ public:
                                        std::span<const Variable> wanted, BackwardOptions options,
                                        LeafGrads* leaf_grads);
 
+    // A gradient, the joined array holding a copy of it, and where in that array it starts.
+    struct Copied {
+        Tensor whole, joined;
+        std::size_t offset;
+    };
+
 private:
     friend class Backward;
     friend Variable record(const char*, Tensor, std::initializer_list<Variable>, BackwardFn,
@@ -75,6 +81,7 @@ private:
         std::vector<std::pair<Tensor, Tensor>> pending;  // deferred xᵀ y still to add to grad
     };
     std::vector<Entry> entries_;
+    std::vector<Copied> copied_;  // this sweep's Backward::copied_into records
     std::uint64_t generation_;
     bool in_backward_ = false;
     std::size_t next_sweep_check_ = 4096;
@@ -142,6 +149,11 @@ public:
     // sweep; a recorded variable's (a slice of a parameter, say) just before its own backward
     // rule runs, when no further product can reach it.
     void add_product(std::size_t i, const Variable& x, const Variable& y);
+    // Tells the sweep that `whole`, a gradient this rule received, now also lies in `joined`
+    // (a contiguous array) from element `offset` on: a split's backward, which joins its
+    // pieces' gradients. Deferred products whose x's are such gradients, filling one range of
+    // one joined array, read that range in place instead of stacking the x's again.
+    void copied_into(const Tensor& whole, const Tensor& joined, std::size_t offset);
 
 private:
     friend class Tape;
@@ -156,6 +168,10 @@ private:
     Tape::LeafGrads* leaf_grads_ = nullptr;
     std::size_t leaf_slot(const Variable& leaf);  // leaf's index in *leaf_grads_, added if new
 };
+
+// How many sums of deferred products on this thread read their x's in place from a joined
+// gradient (Backward::copied_into) instead of stacking them. For tests and benchmarks.
+std::size_t products_read_in_place();
 
 // Records an op's result. When gradients are disabled or no input requires grad, returns a
 // plain value and records nothing.

@@ -108,7 +108,10 @@ Tensor Tensor::view(const Tensor& base, const Shape& shape, std::size_t offset, 
     return t;
 }
 
-DType Tensor::dtype() const { return base().index() == 0 ? DType::float32 : DType::float64; }
+DType Tensor::dtype() const {
+    require_defined("dtype");
+    return base().index() == 0 ? DType::float32 : DType::float64;
+}
 
 const Shape& Tensor::shape() const {
     require_defined("shape");

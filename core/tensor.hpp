@@ -76,6 +76,13 @@ public:
     };
     template <class T>
     Rows<T> rows() const;
+    // The elements in row-major order as one array: in place unless this is a strided view,
+    // which is copied once (as by xt()).
+    template <class T>
+    const T* data() const {
+        const Rows<T> r = rows<T>();
+        return r.contiguous() ? r.data : xt<T>().data();
+    }
 
     double item() const;                  // the only element of a 1-element tensor
     double flat(std::size_t i) const;     // element i in row-major order, as double
@@ -84,7 +91,9 @@ public:
 
     Tensor to(DType dtype) const;  // a converted copy (or *this when already dtype)
     Tensor clone() const;          // a deep copy with its own storage
-    bool shares_storage_with(const Tensor& other) const { return &base() == &other.base(); }
+    bool shares_storage_with(const Tensor& other) const {  // a view shares its base's
+        return defined() && other.defined() && &base() == &other.base();
+    }
     bool unique() const { return storage_.use_count() == 1; }  // false for a view
 
     std::string str() const;  // "tensor([[1, 2], [3, 4]], float64)"

@@ -222,7 +222,12 @@ std::vector<Variable> split_pieces(const char* op, const Variable& x, std::size_
                     grads[k] = Variable(Tensor::zeros(piece_shape(in.shape(), axis, sizes[k],
                                                                   squeeze), in.dtype()));
             }
-            bw.add(0, join(squeeze ? "stack" : "concat", grads, axis, squeeze, Loc::current()));
+            Variable joined = join(squeeze ? "stack" : "concat", grads, axis, squeeze, Loc::current());
+            const Blocks b = blocks(in.shape(), axis);
+            if (b.outer == 1)  // the pieces are consecutive ranges of the joined gradient
+                for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k)
+                    bw.copied_into(grads[k].value(), joined.value(), at * b.inner);
+            bw.add(0, joined);
         }, loc);
     }
     // each piece is a view of x: b.outer runs of sizes[k] * b.inner elements (no copy)

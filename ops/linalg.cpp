@@ -156,8 +156,8 @@ Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, Rhs
         auto c = xt::xarray<T>::from_shape(out_shape);
         if (k == 0) c.fill(T(0));
         if (m == 0 || n == 0 || k == 0) return Tensor(std::move(c));
-        const T* pa = a.value().xt<T>().data();
-        const T* pb = b.value().xt<T>().data();
+        const T* pa = a.value().data<T>();
+        const T* pb = b.value().data<T>();
         const std::size_t batches = numel(batch);
         if (numel(b_batch) == 1 && !ta) {  // a's batches stacked are one [batches*M, K] matrix
             if constexpr (std::is_same_v<T, float>) {
@@ -230,7 +230,7 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
         if constexpr (std::is_same_v<T, float>) {
             // the packed kernel adds c's rows as it stores: no copy of c first
             if (packs && c_cols == n) {
-                packs.rhs->multiply(m, a.value().xt<T>().data(), as.back(), out, cv, c_stride);
+                packs.rhs->multiply(m, a.value().data<T>(), as.back(), out, cv, c_stride);
                 return Tensor(std::move(r));
             }
         }
@@ -242,12 +242,12 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
         }
         if constexpr (std::is_same_v<T, float>) {
             if (packs) {
-                packs.rhs->multiply(m, a.value().xt<T>().data(), as.back(), out, out, n);
+                packs.rhs->multiply(m, a.value().data<T>(), as.back(), out, out, n);
                 return Tensor(std::move(r));
             }
         }
         if (m > 0 && n > 0 && k > 0)
-            gemm(ta, tb, m, n, k, a.value().xt<T>().data(), as.back(), b.value().xt<T>().data(),
+            gemm(ta, tb, m, n, k, a.value().data<T>(), as.back(), b.value().data<T>(),
                  bs.back(), r.data(), T(1));
         return Tensor(std::move(r));
     });

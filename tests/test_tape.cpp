@@ -318,3 +318,64 @@ TEST_CASE("tape: weight-gradient products deferred into a slice of a parameter r
     }
     current_tape().clear();
 }
+
+TEST_CASE("tape: a weight's products over the pieces of a split read the split's joined gradient in place") {
+    // P [T*B, M] is split into T steps, as the recurrent driver splits the projected inputs;
+    // step t's product addmm(P_t, h_t, W) hands the same gradient G_t to P_t and, deferred, to
+    // W's Σ G_tᵀ h_t. Once split's backward has joined the G_t into P's gradient, W's sum reads
+    // them there instead of stacking them a second time.
+    const std::size_t T = 5, B = 3, M = 4, N = 2;
+    Generator gen(11);
+    Variable p(gen.normal({T * B, M}, 0, 1, float64), true);
+    Variable w(gen.normal({M, N}, 0, 1, float64), true);
+    std::vector<Tensor> hs, cs;
+    for (std::size_t t = 0; t < T; ++t) {
+        hs.push_back(gen.normal({B, N}, 0, 1, float64));
+        cs.push_back(gen.normal({B, M}, 0, 1, float64));
+    }
+    auto loss_of = [&](const std::vector<std::size_t>& used) {
+        const auto steps = split(p, std::vector<long>(T, static_cast<long>(B)), 0);
+        Variable loss;
+        for (std::size_t t : used) {
+            Variable term = sum(addmm(steps[t], Variable(hs[t]), w, false, true) * Variable(cs[t]));
+            loss = loss.defined() ? loss + term : term;
+        }
+        return loss;
+    };
+    auto expected_w = [&](const std::vector<std::size_t>& used) {
+        std::vector<Tensor> c, h;
+        for (std::size_t t : used) {
+            c.push_back(cs[t]);
+            h.push_back(hs[t]);
+        }
+        return sum_of_transposed_products(c, h);
+    };
+    SUBCASE("every step used: one range of the joined gradient, read in place") {
+        const std::vector<std::size_t> all{0, 1, 2, 3, 4};
+        const std::size_t before = products_read_in_place();
+        const auto g = grad(loss_of(all), {w, p});
+        CHECK(products_read_in_place() == before + 1);
+        CHECK(max_abs_diff(g[0].value(), expected_w(all)) < 1e-12);
+        for (std::size_t t = 0; t < T; ++t)  // P's gradient: the G_t = C_t in order
+            for (std::size_t i = 0; i < B * M; ++i)
+                CHECK(g[1].value().flat(t * B * M + i) == cs[t].flat(i));
+    }
+    SUBCASE("a step left out leaves a gap: the products are stacked as before") {
+        const std::vector<std::size_t> some{0, 1, 3, 4};
+        const std::size_t before = products_read_in_place();
+        const auto g = grad(loss_of(some), {w});
+        CHECK(products_read_in_place() == before);
+        CHECK(max_abs_diff(g[0].value(), expected_w(some)) < 1e-12);
+    }
+    SUBCASE("in a float32 LSTM layer the recurrent weight's gradient takes this path and matches float64") {
+        Generator g32(5), g64(5);
+        LSTM lstm32(3, 8, {}, g32, float32), lstm64(3, 8, {}, g64, float64);
+        Tensor x = Generator(6).normal({6, 4, 3}, 0, 1, float64);
+        const std::size_t before = products_read_in_place();
+        sum(lstm32.forward(Variable(x.to(float32))).output).backward();
+        CHECK(products_read_in_place() > before);
+        sum(lstm64.forward(Variable(x)).output).backward();
+        CHECK(max_abs_diff(lstm32.parameters()[1].grad().to(float64), lstm64.parameters()[1].grad()) < 1e-4);
+    }
+    current_tape().clear();
+}
