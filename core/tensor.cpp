@@ -69,6 +69,7 @@ const Tensor::Storage& Tensor::resolved() const {
         v.copy = std::make_unique<Storage>(std::visit([&](const auto& a) -> Storage {
             using A = std::decay_t<decltype(a)>;
             auto out = A::from_shape(v.shape);
+            if (out.size() == 0) return out;  // an empty base may have no data at all
             const auto* src = a.data() + v.layout.offset;
             for (std::size_t r = 0; r < v.layout.rows; ++r)
                 std::copy_n(src + r * v.layout.stride, v.layout.cols, out.data() + r * v.layout.cols);

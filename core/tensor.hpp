@@ -141,6 +141,7 @@ Tensor::Rows<T> Tensor::rows() const {
     if (!a) wrong_dtype("rows", dtype_of<T>());
     if (!view_) return {a->data(), 1, a->size(), a->size()};
     const Layout l = layout();
+    if (l.rows * l.cols == 0) return {a->data(), 0, l.cols, l.cols};  // no runs to read
     return {a->data() + l.offset, l.rows, l.cols, l.stride};
 }
 

@@ -71,6 +71,16 @@ TEST_CASE("tensor: a view reads its base in place, copies only for xt(), and nev
     CHECK_THROWS_AS(Tensor::view(base, {2, 2}, 0, 2, 3, 6), ShapeError);  // shape of 4, layout of 6
     CHECK_THROWS_AS(Tensor::view(base, {2, 3}, 0, 2, 3, 2), ShapeError);  // runs overlap
     CHECK_THROWS_AS(Tensor::view(Tensor(), {1}, 0, 1, 1, 1), ValueError);
+    // views of an empty tensor (whose storage may have no data pointer) read nothing
+    Tensor none = Tensor::zeros({3, 0}, float32);
+    Tensor piece = Tensor::view(none, {0}, 0, 1, 0, 0);
+    CHECK(piece.numel() == 0);
+    CHECK(piece.xt<float>().size() == 0);
+    CHECK(piece.rows<float>().rows == 0);
+    for (const auto& p : unbind(Variable(none, true), 0)) {
+        CHECK(p.shape() == Shape{0});
+        CHECK(tanh(p * p).numel() == 0);
+    }
 }
 
 TEST_CASE("tensor: threads reading one view at once all see its values") {
