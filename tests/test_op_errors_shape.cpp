@@ -113,13 +113,20 @@ TEST_CASE("concat, stack, split, chunk, unbind: values") {
     CHECK(values(tanh(c[1])) == values(tanh(Variable(c[1].value().clone()))));
     CHECK(values(addmm(p[2], a, Variable(iota({2, 3})), false, false)) ==
           values(addmm(Variable(p[2].value().clone()), a, Variable(iota({2, 3})), false, false)));
-    // float32: a strided view as the addend of the packed kernel's product (an RNN step)
+    // float32: a strided view as the addend of addmm's product, plain and (inside a
+    // WeightPackScope, on an AVX-512 CPU) on the packed kernel, as at an RNN step
     Generator gen(5);
     Variable gates(gen.normal({16, 96}, 0, 1, float32)), h(gen.normal({16, 32}, 0, 1, float32));
     Variable weight(gen.normal({32, 32}, 0, 1, float32), true);
     const auto q = chunk(gates, 3, 1);
+    const Variable copied(q[1].value().clone());
     CHECK(max_abs_diff(addmm(q[1], h, weight, false, true).value(),
-                       addmm(Variable(q[1].value().clone()), h, weight, false, true).value()) == 0.0);
+                       addmm(copied, h, weight, false, true).value()) == 0.0);
+    WeightPackScope packs;
+    const std::size_t before = weights_packed();
+    const Tensor packed_sum = addmm(q[1], h, weight, false, true).value();
+    CHECK(weights_packed() == before + (packed_gemm::available() ? 2 : 0));  // op(W) and op(W)ᵀ
+    CHECK(max_abs_diff(packed_sum, addmm(copied, h, weight, false, true).value()) == 0.0);
 }
 
 TEST_CASE("chunk: gradients of the pieces, unused ones as zeros, joined once") {
