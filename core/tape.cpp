@@ -259,7 +259,7 @@ Tensor stacked(const std::vector<std::pair<Tensor, Tensor>>& products, bool seco
     Tensor out = Tensor::empty({rows, first.shape()[1]}, first.dtype());
     dispatch(first.dtype(), [&]<class T>() {
         T* to = out.mutable_xt<T>().data();
-        for (const auto& p : products) to = std::copy_n(side(p).template xt<T>().data(), side(p).numel(), to);
+        for (const auto& p : products) to = std::copy_n(side(p).template data<T>(), side(p).numel(), to);
     });
     return out;
 }
@@ -274,9 +274,9 @@ Tensor stacked_in_place(std::vector<std::pair<Tensor, Tensor>>& products,
     const Tensor* joined = nullptr;
     for (std::size_t k = 0; k < products.size(); ++k) {
         const Tensor& x = products[k].first;
-        auto c = std::find_if(copied.rbegin(), copied.rend(), [&](const Tape::Copied& c) {
-            return !x.is_view() && c.whole.shares_storage_with(x);
-        });
+        if (x.is_view()) return {};
+        auto c = std::find_if(copied.rbegin(), copied.rend(),
+                              [&](const Tape::Copied& c) { return c.whole.shares_storage_with(x); });
         if (c == copied.rend() || (joined && !c->joined.shares_storage_with(*joined))) return {};
         joined = &c->joined;
         at.emplace_back(c->offset, k);
@@ -306,7 +306,7 @@ Variable sum_of_products(std::vector<std::pair<Tensor, Tensor>>& products,
     if (!xs.defined()) xs = stacked(products, false);
     if (xs.dtype() == DType::float32 && m * n <= packed_gradient_max && packed_gemm::available()) {
         std::vector<packed_gemm::RowBlock> ys;
-        for (const auto& [x, y] : products) ys.push_back({y.xt<float>().data(), y.shape()[0]});
+        for (const auto& [x, y] : products) ys.push_back({y.data<float>(), y.shape()[0]});
         const packed_gemm::PackedMatrix packed(ys, n);
         Tensor out = Tensor::empty({m, n}, DType::float32);
         packed.multiply_transposed(m, xs.data<float>(), m, out.mutable_xt<float>().data());

@@ -298,8 +298,7 @@ xt::xarray<T> zip_rows(const xt::xarray<T>& x, const xt::xarray<T>& y, F&& f) {
 template <class T, class F>
 std::optional<xt::xarray<T>> zip_runs(const Tensor& a, const Tensor& b, F&& f) {
     const std::size_t n = a.numel();
-    auto out = xt::xarray<T>::from_shape(a.shape());
-    if (n == 0) return out;
+    if (n == 0) return xt::xarray<T>::from_shape(a.shape());
     auto ra = a.rows<T>(), rb = b.rows<T>();
     const std::size_t cols = !ra.contiguous() ? ra.cols : !rb.contiguous() ? rb.cols : n;
     auto cut = [&](Tensor::Rows<T> r) {
@@ -308,6 +307,7 @@ std::optional<xt::xarray<T>> zip_runs(const Tensor& a, const Tensor& b, F&& f) {
     ra = cut(ra);
     rb = cut(rb);
     if (ra.cols != rb.cols) return std::nullopt;
+    auto out = xt::xarray<T>::from_shape(a.shape());
     T* o = out.data();
     for (std::size_t r = 0; r < ra.rows; ++r, o += cols) {
         const T* pa = ra.row(r);
