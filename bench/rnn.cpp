@@ -17,6 +17,7 @@
 // PyTorch's children alternating, and each side keeps its best round (the lowest median), so
 // a slow phase of the machine does not land on one side only.
 #include <cblas.h>
+#include <sched.h>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -24,6 +25,7 @@
 #include <map>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -233,6 +235,7 @@ int main(int argc, char** argv) {
     std::string cell = "lstm", config = "large";
     int threads = 1, reps = 7, rounds = 3;
     std::size_t one_rows = 0;
+    int one_cpu = -1;
     std::vector<std::string> cells{"rnn", "lstm", "gru"}, config_names{"small", "large"};
     std::vector<int> thread_counts{1, 2};
     std::string out = tb::source_dir() + "/results.md";
@@ -241,6 +244,7 @@ int main(int argc, char** argv) {
     app.add_option("--config", config, "with --one: small or large");
     app.add_option("--threads", threads, "with --one: threads");
     app.add_option("--rows", one_rows, "with --one: rows per shard (default: the whole batch)");
+    app.add_option("--cpu", one_cpu, "with --one --threads 1: run on this CPU only (sched_setaffinity)");
     app.add_option("--rounds", rounds, "rounds, tapegrad and PyTorch alternating; each side keeps its best")
         ->check(CLI::PositiveNumber);
     app.add_option("--cells", cells, "cells in the table");
@@ -260,6 +264,19 @@ int main(int argc, char** argv) {
     };
 
     if (one) {
+        if (one_cpu >= 0) {
+            if (threads != 1) {
+                fmt::print(stderr, "bench/rnn: --cpu needs --threads 1\n");
+                return 2;
+            }
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            if (one_cpu < CPU_SETSIZE) CPU_SET(one_cpu, &set);
+            if (one_cpu >= CPU_SETSIZE || sched_setaffinity(0, sizeof set, &set) != 0) {
+                fmt::print(stderr, "bench/rnn: cannot run on CPU {} (sched_setaffinity failed)\n", one_cpu);
+                return 2;
+            }
+        }
         openblas_set_num_threads(1);
         const Config c = find(config);
         if (kernels_ab) {
@@ -357,13 +374,18 @@ int main(int argc, char** argv) {
     // What two threads can gain on this machine at most: two independent 1-thread processes
     // running the same step at once, against one alone (before and after the pair). No
     // sharing, no synchronisation: whatever slows the pair is the machine's (the two vCPUs'
-    // shared core, cache or clock), and it bounds any 2-thread scheme.
+    // shared core, cache or clock), and it bounds any 2-thread scheme. Then the step alone on
+    // each CPU in turn (pinned): when one vCPU is slower, two equal shards finish when the slow
+    // one does, so 2T can gain at most 2 x fast / slow.
     std::string ceiling_table =
         "\nThe machine's ceiling for 2 threads: the 1T step run by two independent processes at "
         "once, against one process alone just before and after (`bench/rnn --one --threads 1 "
         "--no-sgemm`, median ms). Ceiling = 2 x alone / pair, the throughput two cores give "
-        "two programs that share nothing.\n\n"
-        "| config | cell | 1T alone | two 1T at once | ceiling | 2T speed-up |\n|---|---|---|---|---|---|\n";
+        "two programs that share nothing. CPU 0 / CPU 1: the 1T step alone, pinned to each CPU "
+        "(`--cpu N`); with two equal shards, 2T gains at most 2 x faster / slower.\n\n"
+        "| config | cell | 1T alone | two 1T at once | ceiling | 1T on CPU 0 | 1T on CPU 1 | 2 x faster / slower | 2T speed-up |\n"
+        "|---|---|---|---|---|---|---|---|---|\n";
+    const int cpus = static_cast<int>(std::thread::hardware_concurrency());
     for (const Row& r : rows) {
         progress(r.config, r.cell, ", two processes at once");
         const std::string cmd = fmt::format("{} --one --no-sgemm --cell {} --config {} --threads 1 --reps {}",
@@ -375,8 +397,16 @@ int main(int argc, char** argv) {
         const double after = ms(tb::run_command_json(cmd));
         if (before == 0 || after == 0 || pair_a == 0 || pair_b == 0) continue;
         const double alone = (before + after) / 2, pair = (pair_a + pair_b) / 2;
-        ceiling_table += fmt::format("| {} | {} | {} | {} | {:.2f} | {} |\n", r.config, r.cell, fmt_ms(alone),
-                                     fmt_ms(pair), 2 * alone / pair, fmt_ratio(r.t1, r.t2));
+        double cpu0 = 0, cpu1 = 0;
+        if (cpus >= 2) {
+            cpu0 = ms(tb::run_command_json(cmd + " --cpu 0"));
+            cpu1 = ms(tb::run_command_json(cmd + " --cpu 1"));
+        }
+        const std::string bound = cpu0 > 0 && cpu1 > 0
+            ? fmt::format("{:.2f}", 2 * std::min(cpu0, cpu1) / std::max(cpu0, cpu1)) : "—";
+        ceiling_table += fmt::format("| {} | {} | {} | {} | {:.2f} | {} | {} | {} | {} |\n", r.config, r.cell,
+                                     fmt_ms(alone), fmt_ms(pair), 2 * alone / pair, fmt_ms(cpu0), fmt_ms(cpu1),
+                                     bound, fmt_ratio(r.t1, r.t2));
     }
 
     double worst = 0;

@@ -1,7 +1,14 @@
 #include "core/memory.hpp"
 
+#include <array>
+#include <atomic>
+#include <bit>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <algorithm>
+#include <string>
+#include <vector>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -24,11 +31,207 @@ MallocTuning tune() {
     return t;
 }
 
+// Size classes: 64 bytes, then four per power of two: 2^k + j * 2^(k-2) for j = 1..4, up to
+// 64 MiB. Larger buffers are not cached (they cost a page fault per 4 KiB anyway).
+constexpr unsigned min_log = 6;    // 64 bytes
+constexpr unsigned max_log = 26;   // 64 MiB
+constexpr std::size_t num_classes = 1 + (max_log - min_log) * 4;
+
+struct Class {
+    std::size_t index = 0;
+    std::size_t bytes = 0;  // 0: not cached
+};
+
+Class class_of(std::size_t bytes) {
+    if (bytes <= (std::size_t{1} << min_log)) return {0, std::size_t{1} << min_log};
+    if (bytes > (std::size_t{1} << max_log)) return {};
+    const unsigned k = static_cast<unsigned>(std::bit_width(bytes - 1)) - 1;  // 2^k < bytes <= 2^(k+1)
+    const std::size_t step = std::size_t{1} << (k - 2);
+    const std::size_t j = (bytes - (std::size_t{1} << k) + step - 1) / step;  // 1..4
+    return {1 + (k - min_log) * 4 + (j - 1), (std::size_t{1} << k) + j * step};
+}
+
+std::size_t class_of_index(std::size_t i) {
+    if (i == 0) return std::size_t{1} << min_log;
+    const std::size_t k = min_log + (i - 1) / 4, j = 1 + (i - 1) % 4;
+    return (std::size_t{1} << k) + j * (std::size_t{1} << (k - 2));
+}
+
+std::size_t limit_from_environment() {
+    if (const char* v = std::getenv("TAPEGRAD_BUFFER_CACHE_MIB"); v && *v) {
+        char* end = nullptr;
+        const unsigned long long mib = std::strtoull(v, &end, 10);
+        if (end && *end == '\0') return static_cast<std::size_t>(mib) << 20;
+    }
+#if defined(__SANITIZE_ADDRESS__)
+    return 0;  // AddressSanitizer sees every free, so a use after free is caught, not recycled
+#else
+    return std::size_t{256} << 20;
+#endif
+}
+
+std::atomic<std::size_t>& limit() {
+    static std::atomic<std::size_t> bytes{limit_from_environment()};
+    return bytes;
+}
+
+// What one thread keeps for itself; beyond it, freed buffers go to the shared pool, where
+// any thread finds them. Small, so a thread that frees what another allocated (a shard's
+// gradients summed on the calling thread) does not hoard buffers the other keeps asking for.
+constexpr std::size_t thread_share = std::size_t{8} << 20;
+
+struct Lists {
+    std::array<std::vector<void*>, num_classes> free;
+    std::size_t bytes = 0;
+
+    void* pop(const Class& c) {
+        auto& list = free[c.index];
+        if (list.empty()) return nullptr;
+        void* p = list.back();
+        list.pop_back();
+        bytes -= c.bytes;
+        return p;
+    }
+    bool push(void* p, const Class& c) noexcept {
+        try {
+            free[c.index].push_back(p);
+        } catch (...) {
+            return false;
+        }
+        bytes += c.bytes;
+        return true;
+    }
+    void drop() noexcept {
+        for (auto& list : free) {
+            for (void* p : list) std::free(p);
+            list.clear();
+        }
+        bytes = 0;
+    }
+};
+
+struct ThreadCache : Lists {
+    std::uint64_t hits = 0, misses = 0;
+    ~ThreadCache();
+};
+
+// The pool shared by all threads, up to the limit.
+struct SharedPool : Lists {
+    std::mutex mutex;
+};
+
+// Never destroyed: threads that exit after static destruction (TBB's workers) still hand
+// their caches to it.
+SharedPool& shared() {
+    static SharedPool* pool = new SharedPool;
+    return *pool;
+}
+
+// Set once the thread's cache is destroyed (at thread exit): buffers freed after that, by
+// other thread_local or static objects, go to the shared pool or straight to free().
+thread_local bool cache_gone = false;
+
+ThreadCache& cache() {
+    thread_local ThreadCache c;
+    return c;
+}
+
+void* take_shared(const Class& c) {
+    SharedPool& pool = shared();
+    std::lock_guard lock(pool.mutex);
+    return pool.pop(c);
+}
+
+void give_shared(void* p, const Class& c) noexcept {
+    SharedPool& pool = shared();
+    {
+        std::lock_guard lock(pool.mutex);
+        const std::size_t cap = buffer_cache_limit();
+        if (pool.bytes + c.bytes > cap) pool.drop();  // start afresh rather than keep stale sizes
+        if (c.bytes <= cap && pool.push(p, c)) return;
+    }
+    std::free(p);
+}
+
+ThreadCache::~ThreadCache() {
+    cache_gone = true;
+    for (std::size_t i = 0; i < num_classes; ++i)
+        for (void* p : free[i]) give_shared(p, Class{i, class_of_index(i)});
+    for (auto& list : free) list.clear();
+    bytes = 0;
+}
+
 }  // namespace
 
 MallocTuning malloc_tuning() {
     static const MallocTuning applied = tune();
     return applied;
 }
+
+void set_buffer_cache_limit(std::size_t bytes) {
+    limit().store(bytes, std::memory_order_relaxed);
+    if (!cache_gone && cache().bytes > std::min(bytes, thread_share)) cache().drop();
+    SharedPool& pool = shared();
+    std::lock_guard lock(pool.mutex);
+    if (pool.bytes > bytes) pool.drop();
+}
+
+std::size_t buffer_cache_limit() { return limit().load(std::memory_order_relaxed); }
+
+namespace buffers {
+
+std::size_t class_bytes(std::size_t bytes) { return class_of(bytes).bytes; }
+
+void* acquire(std::size_t bytes) {
+    if (bytes == 0) return nullptr;
+    const Class c = class_of(bytes);
+    if (c.bytes != 0) {
+        void* p = cache_gone ? nullptr : cache().pop(c);
+        if (!p) p = take_shared(c);
+        if (!cache_gone) ++(p ? cache().hits : cache().misses);
+        if (p) return p;
+    }
+    // Always the class's size, so the buffer can serve any request of its class later.
+    const std::size_t size = c.bytes != 0 ? c.bytes : (bytes + alignment - 1) / alignment * alignment;
+    if (size < bytes) throw std::bad_alloc();  // rounding overflowed
+    void* p = std::aligned_alloc(alignment, size);
+    if (!p) throw std::bad_alloc();
+    return p;
+}
+
+void release(void* p, std::size_t bytes) noexcept {
+    if (!p) return;
+    const Class c = class_of(bytes);
+    if (c.bytes == 0) {
+        std::free(p);
+        return;
+    }
+    if (!cache_gone) {
+        ThreadCache& tc = cache();
+        if (tc.bytes + c.bytes <= std::min(buffer_cache_limit(), thread_share) && tc.push(p, c)) return;
+    }
+    give_shared(p, c);
+}
+
+CacheStats stats() {
+    CacheStats s;
+    if (!cache_gone) {
+        const ThreadCache& tc = cache();
+        s = {tc.hits, tc.misses, tc.bytes};
+    }
+    SharedPool& pool = shared();
+    std::lock_guard lock(pool.mutex);
+    s.shared_bytes = pool.bytes;
+    return s;
+}
+
+void trim() {
+    if (!cache_gone) cache().drop();
+    SharedPool& pool = shared();
+    std::lock_guard lock(pool.mutex);
+    pool.drop();
+}
+
+}  // namespace buffers
 
 }  // namespace tapegrad

@@ -127,12 +127,12 @@ std::size_t Tensor::numel() const {
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
-    return dispatch(dtype, [&]<class T>() { return Tensor(xt::xarray<T>::from_shape(shape)); });
+    return dispatch(dtype, [&]<class T>() { return Tensor(Array<T>::from_shape(shape)); });
 }
 
 Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
     return dispatch(dtype, [&]<class T>() {
-        auto a = xt::xarray<T>::from_shape(shape);
+        auto a = Array<T>::from_shape(shape);
         a.fill(static_cast<T>(value));
         return Tensor(std::move(a));
     });
@@ -147,7 +147,7 @@ Tensor Tensor::from(std::span<const double> values, const Shape& shape, DType dt
         throw ShapeError(fmt::format("Tensor::from: {} values do not fill shape {} ({} elements)",
                                      values.size(), to_string(shape), tapegrad::numel(shape)));
     return dispatch(dtype, [&]<class T>() {
-        auto a = xt::xarray<T>::from_shape(shape);
+        auto a = Array<T>::from_shape(shape);
         std::copy(values.begin(), values.end(), a.begin());
         return Tensor(std::move(a));
     });
@@ -190,7 +190,7 @@ Tensor Tensor::to(DType target) const {
     if (dtype() == target) return *this;
     return std::visit(
         [&](const auto& a) {
-            return dispatch(target, [&]<class T>() { return Tensor(xt::xarray<T>(xt::cast<T>(a))); });
+            return dispatch(target, [&]<class T>() { return Tensor(Array<T>(xt::cast<T>(a))); });
         },
         resolved());
 }

@@ -1,5 +1,6 @@
 // Tensor: an immutable n-d array of float or double, chosen at run time. The storage is an
-// xtensor xarray shared between copies, so saving a tensor for backward costs no copy.
+// xtensor array (Array<T>: its buffers come from core/memory's cache) shared between copies,
+// so saving a tensor for backward costs no copy.
 // Mutation goes through mutable_xt(), which copies first when the storage is shared.
 //
 // A tensor can also be a view: a piece of another tensor's storage (what split, chunk and
@@ -13,6 +14,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -20,6 +22,7 @@
 
 #include "core/dtype.hpp"
 #include "core/error.hpp"
+#include "core/memory.hpp"
 
 namespace tapegrad {
 
@@ -32,8 +35,14 @@ class Tensor {
 public:
     Tensor() = default;  // undefined: defined() is false
     template <class T>
-    explicit Tensor(xt::xarray<T> values)
+    explicit Tensor(Array<T> values)
         : storage_(std::make_shared<Storage>(std::move(values))) {}
+    // Any float or double xtensor expression (an xt::xarray<T>, a + b, ...), evaluated into
+    // an Array<T> of its own.
+    template <class E>
+        requires(std::is_same_v<typename E::value_type, float> || std::is_same_v<typename E::value_type, double>)
+    explicit Tensor(const xt::xexpression<E>& values)
+        : Tensor(Array<typename E::value_type>(values)) {}
 
     static Tensor empty(const Shape& shape, DType dtype);
     static Tensor zeros(const Shape& shape, DType dtype);
@@ -59,11 +68,11 @@ public:
 
     // The xtensor array; T must match dtype() (DTypeError otherwise).
     template <class T>
-    const xt::xarray<T>& xt() const;
+    const Array<T>& xt() const;
     // Writable array; copies the storage first if another tensor shares it (a view always
     // becomes a copy of its own).
     template <class T>
-    xt::xarray<T>& mutable_xt();
+    Array<T>& mutable_xt();
 
     // The elements in row-major order as runs of contiguous values, read in place: a view's
     // own layout, or one run of numel() for a tensor that owns its storage.
@@ -99,7 +108,7 @@ public:
     std::string str() const;  // "tensor([[1, 2], [3, 4]], float64)"
 
 private:
-    using Storage = std::variant<xt::xarray<float>, xt::xarray<double>>;
+    using Storage = std::variant<Array<float>, Array<double>>;
     struct View;
     std::shared_ptr<Storage> storage_;  // owned storage, or
     std::shared_ptr<View> view_;        // a view (exactly one of the two is set)
@@ -118,26 +127,26 @@ bool all_finite(const Tensor& t);
 double max_abs_diff(const Tensor& a, const Tensor& b);
 
 template <class T>
-const xt::xarray<T>& Tensor::xt() const {
+const Array<T>& Tensor::xt() const {
     require_defined("xt");
-    if (auto* p = std::get_if<xt::xarray<T>>(&resolved())) return *p;
+    if (auto* p = std::get_if<Array<T>>(&resolved())) return *p;
     wrong_dtype("xt", dtype_of<T>());
 }
 
 template <class T>
-xt::xarray<T>& Tensor::mutable_xt() {
+Array<T>& Tensor::mutable_xt() {
     const auto& current = xt<T>();
     if (view_ || storage_.use_count() > 1) {
         storage_ = std::make_shared<Storage>(current);
         view_.reset();
     }
-    return std::get<xt::xarray<T>>(*storage_);
+    return std::get<Array<T>>(*storage_);
 }
 
 template <class T>
 Tensor::Rows<T> Tensor::rows() const {
     require_defined("rows");
-    const auto* a = std::get_if<xt::xarray<T>>(&base());
+    const auto* a = std::get_if<Array<T>>(&base());
     if (!a) wrong_dtype("rows", dtype_of<T>());
     if (!view_) return {a->data(), 1, a->size(), a->size()};
     const Layout l = layout();

@@ -54,12 +54,12 @@ Tensor pow_kernel(const Tensor& x, const Tensor& p) {
     const double e = p.flat(0);
     if (e == 1) return x;  // tensors are immutable: the result may share x's storage
     if (e == 0) return Tensor::ones(x.shape(), x.dtype());
-    return map(x, [e]<class T>(const xt::xarray<T>& v) -> xt::xarray<T> {
+    return map(x, [e]<class T>(const Array<T>& v) -> Array<T> {
         if (e == 2) return v * v;
         if (e == 3) return v * v * v;
         if (e == 0.5) return xt::sqrt(v);
         if (e == -1) return T(1) / v;
-        xt::xarray<T> out = xt::xarray<T>::from_shape(v.shape());
+        Array<T> out = Array<T>::from_shape(v.shape());
         std::transform(v.begin(), v.end(), out.begin(), [e](T a) { return std::pow(a, T(e)); });
         return out;
     });
@@ -161,12 +161,12 @@ Variable leaky_relu(const Variable& x, double negative_slope, const Loc& loc) {
                          fmt::format("negative_slope must be finite, got {} (input {})",
                                      negative_slope, describe(x.value())), loc);
     const double slope = negative_slope;
-    Tensor out = map(x.value(), [slope]<class T>(const xt::xarray<T>& v) {
+    Tensor out = map(x.value(), [slope]<class T>(const Array<T>& v) {
         return xt::where(v > T(0), v, v * T(slope));
     });
     return record("leaky_relu", std::move(out), {x}, [slope](Backward& bw) {
         // d leaky_relu(x) = x > 0 ? 1 : slope  (slope at the kink)
-        Tensor d = map(bw.input(0).value(), [slope]<class T>(const xt::xarray<T>& v) {
+        Tensor d = map(bw.input(0).value(), [slope]<class T>(const Array<T>& v) {
             return xt::where(v > T(0), T(1), T(slope));
         });
         bw.add(0, bw.grad_out() * constant(d));
@@ -179,9 +179,9 @@ Variable softplus(const Variable& x, double beta, double threshold, const Loc& l
         fail<ValueError>("softplus", fmt::format("needs a finite beta > 0 and a threshold that is "
                                                  "not NaN, got beta {} and threshold {} (input {})",
                                                  beta, threshold, describe(x.value())), loc);
-    Tensor out = map(x.value(), [&]<class T>(const xt::xarray<T>& v) -> xt::xarray<T> {
+    Tensor out = map(x.value(), [&]<class T>(const Array<T>& v) -> Array<T> {
         // log(1 + e^z) = max(z, 0) + log1p(e^-|z|) with z = beta x: no overflow
-        xt::xarray<T> r = xt::exp(-xt::abs(v * T(beta)));
+        Array<T> r = xt::exp(-xt::abs(v * T(beta)));
         r = xt::log1p(r);
         return xt::where(v * T(beta) > T(threshold), v, (r + xt::maximum(v * T(beta), T(0))) /
                                                             T(beta));
@@ -189,7 +189,7 @@ Variable softplus(const Variable& x, double beta, double threshold, const Loc& l
     return record("softplus", std::move(out), {x}, [beta, threshold](Backward& bw) {
         // d softplus(x) = sigmoid(beta x), 1 in the linear part
         const Variable& x = bw.input(0);
-        Tensor linear = map(x.value(), [&]<class T>(const xt::xarray<T>& v) {
+        Tensor linear = map(x.value(), [&]<class T>(const Array<T>& v) {
             return xt::where(v * T(beta) > T(threshold), T(1), T(0));
         });
         Variable s = sigmoid(beta == 1 ? x : x * beta);
@@ -211,12 +211,12 @@ Variable clamp(const Variable& x, std::optional<double> min, std::optional<doubl
     const double lo = min.value_or(-std::numeric_limits<double>::infinity());
     const double hi = max.value_or(std::numeric_limits<double>::infinity());
     // NaN compares false both ways, so it passes through, as in PyTorch
-    Tensor out = map(x.value(), [lo, hi]<class T>(const xt::xarray<T>& v) {
+    Tensor out = map(x.value(), [lo, hi]<class T>(const Array<T>& v) {
         return xt::where(v < T(lo), T(lo), xt::where(v > T(hi), T(hi), v));
     });
     return record("clamp", std::move(out), {x}, [lo, hi](Backward& bw) {
         // d clamp(x) = [lo <= x <= hi]  (1 on the bounds)
-        Tensor inside = map(bw.input(0).value(), [lo, hi]<class T>(const xt::xarray<T>& v) {
+        Tensor inside = map(bw.input(0).value(), [lo, hi]<class T>(const Array<T>& v) {
             return xt::where(v >= T(lo) && v <= T(hi), T(1), T(0));
         });
         bw.add(0, bw.grad_out() * constant(inside));
@@ -249,10 +249,10 @@ Variable where(const Tensor& mask, const Variable& a, const Variable& b, const L
             const auto& u = a.value().xt<T>();
             const auto& v = b.value().xt<T>();
             if (b.numel() == 1 && b.dim() <= a.dim())
-                return Tensor(xt::xarray<T>(xt::where(set, u, v.data()[0])));
+                return Tensor(Array<T>(xt::where(set, u, v.data()[0])));
             if (a.numel() == 1 && a.dim() <= b.dim())
-                return Tensor(xt::xarray<T>(xt::where(set, u.data()[0], v)));
-            return Tensor(xt::xarray<T>(xt::where(set, u, v)));
+                return Tensor(Array<T>(xt::where(set, u.data()[0], v)));
+            return Tensor(Array<T>(xt::where(set, u, v)));
         });
     });
     return record("where", std::move(out), {a, b}, [mask](Backward& bw) {

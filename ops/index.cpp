@@ -73,8 +73,8 @@ void put(const T* small, const Blocks& b, const Range& r, T* big) {
 }
 
 template <class T>
-xt::xarray<T> zeros(const Shape& shape) {
-    auto a = xt::xarray<T>::from_shape(shape);
+Array<T> zeros(const Shape& shape) {
+    auto a = Array<T>::from_shape(shape);
     a.fill(T(0));
     return a;
 }
@@ -118,7 +118,7 @@ Variable slice_scatter(const Variable& g, const Shape& shape, const Range& r, co
 Variable slice_range(const char* op, const Variable& x, const Range& r, const Loc& loc) {
     if (r.start == 0 && r.step == 1 && r.len == x.shape()[r.axis]) return x;
     Tensor out = dispatch(x.dtype(), [&]<class T>() {
-        auto a = xt::xarray<T>::from_shape(piece_shape(x.shape(), r.axis, r.len, false));
+        auto a = Array<T>::from_shape(piece_shape(x.shape(), r.axis, r.len, false));
         take(x.value().xt<T>().data(), blocks(x.shape(), r.axis), r, a.data());
         return Tensor(std::move(a));
     });
@@ -262,7 +262,7 @@ Variable join(const char* op, const std::vector<Variable>& xs, std::size_t axis,
         for (auto n : sizes) shape[axis] += n;
     }
     Tensor out = dispatch(xs[0].dtype(), [&]<class T>() {
-        auto a = xt::xarray<T>::from_shape(shape);
+        auto a = Array<T>::from_shape(shape);
         const Blocks b = blocks(shape, axis);
         for (std::size_t i = 0, at = 0; i < xs.size(); at += sizes[i], ++i)
             put(xs[i].value().xt<T>().data(), b, Range{axis, at, 1, sizes[i]}, a.data());
@@ -322,7 +322,7 @@ Variable index_add(const Variable& g, const Shape& shape, std::size_t axis, cons
 
 Variable select_rows(const Variable& x, std::size_t axis, const Indices& idx, const Loc& loc) {
     Tensor out = dispatch(x.dtype(), [&]<class T>() {
-        auto a = xt::xarray<T>::from_shape(piece_shape(x.shape(), axis, idx->size(), false));
+        auto a = Array<T>::from_shape(piece_shape(x.shape(), axis, idx->size(), false));
         const Blocks b = blocks(x.shape(), axis);
         const std::size_t row = b.inner, n = idx->size();
         const T* src = x.value().xt<T>().data();
@@ -386,7 +386,7 @@ Variable scatter_add(const Variable& g, const Shape& shape, std::size_t axis,
 Variable gather_at(const Variable& x, std::size_t axis,
                    const std::shared_ptr<const GatherIndex>& gi, const Loc& loc) {
     Tensor out = dispatch(x.dtype(), [&]<class T>() {
-        auto a = xt::xarray<T>::from_shape(gi->shape);
+        auto a = Array<T>::from_shape(gi->shape);
         const T* src = x.value().xt<T>().data();
         for_each_gathered(x.shape(), gi->shape, axis, gi->index,
                           [&](std::size_t p, std::size_t off) { a.data()[p] = src[off]; });

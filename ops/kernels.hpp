@@ -50,7 +50,7 @@ std::size_t normalize_axis(const char* op, long axis, std::size_t dim,
 // result = f(x) elementwise; f receives the xtensor array and returns an expression.
 template <class F>
 Tensor map(const Tensor& x, F&& f) {
-    return dispatch(x.dtype(), [&]<class T>() { return Tensor(xt::xarray<T>(f(x.xt<T>()))); });
+    return dispatch(x.dtype(), [&]<class T>() { return Tensor(Array<T>(f(x.xt<T>()))); });
 }
 
 
@@ -87,11 +87,11 @@ void for_each_row(const Shape& shape, const std::vector<bool>& reduce, F&& f) {
 
 // The result of reducing `in` over the flagged axes (kept as size 1), filled with `init`.
 template <class T>
-xt::xarray<T> reduced_array(const xt::xarray<T>& in, const std::vector<bool>& reduce, T init) {
+Array<T> reduced_array(const Array<T>& in, const std::vector<bool>& reduce, T init) {
     Shape out_shape = in.shape();
     for (std::size_t d = 0; d < out_shape.size(); ++d)
         if (reduce[d]) out_shape[d] = 1;
-    auto out = xt::xarray<T>::from_shape(out_shape);
+    auto out = Array<T>::from_shape(out_shape);
     out.fill(init);
     return out;
 }
@@ -100,7 +100,7 @@ xt::xarray<T> reduced_array(const xt::xarray<T>& in, const std::vector<bool>& re
 // replaces the running value a where pick(v, a) holds. pick must accept both T and
 // xsimd::batch<T> (see max_axes).
 template <class T, class Pick>
-xt::xarray<T> fold_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce, T init,
+Array<T> fold_axes(const Array<T>& in, const std::vector<bool>& reduce, T init,
                         Pick pick) {
     using B = xsimd::batch<T>;
     auto out = reduced_array(in, reduce, init);
@@ -138,12 +138,12 @@ xt::xarray<T> fold_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce
 // Largest / smallest element over the flagged axes (kept as size 1); NaN propagates. (NaN is
 // tested with isnan: xsimd 8.1's batch != is an ordered compare, false for NaN != NaN.)
 template <class T>
-xt::xarray<T> max_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce) {
+Array<T> max_axes(const Array<T>& in, const std::vector<bool>& reduce) {
     return fold_axes(in, reduce, -std::numeric_limits<T>::infinity(),
                      [](const auto& v, const auto& a) { return (v > a) | xsimd::isnan(v); });
 }
 template <class T>
-xt::xarray<T> min_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce) {
+Array<T> min_axes(const Array<T>& in, const std::vector<bool>& reduce) {
     return fold_axes(in, reduce, std::numeric_limits<T>::infinity(),
                      [](const auto& v, const auto& a) { return (v < a) | xsimd::isnan(v); });
 }
@@ -151,7 +151,7 @@ xt::xarray<T> min_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce)
 // Σ f(x, k) over the flagged axes (kept as size 1), where k is the element of `kept` (an
 // array of the reduced shape, flat) for x's group. f must accept both T and xsimd::batch<T>.
 template <class T, class F>
-xt::xarray<T> sum_map_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce,
+Array<T> sum_map_axes(const Array<T>& in, const std::vector<bool>& reduce,
                            const T* kept, F f) {
     using B = xsimd::batch<T>;
     auto out = reduced_array(in, reduce, T(0));
@@ -186,7 +186,7 @@ xt::xarray<T> sum_map_axes(const xt::xarray<T>& in, const std::vector<bool>& red
 
 // Sums a row-major array over the axes flagged in `reduce`, keeping them as size 1.
 template <class T>
-xt::xarray<T> sum_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce) {
+Array<T> sum_axes(const Array<T>& in, const std::vector<bool>& reduce) {
     const auto unused = reduced_array(in, reduce, T(0));  // sum_map_axes' `kept`, ignored here
     return sum_map_axes(in, reduce, unused.data(), [](const auto& x, const auto&) { return x; });
 }
@@ -194,7 +194,7 @@ xt::xarray<T> sum_axes(const xt::xarray<T>& in, const std::vector<bool>& reduce)
 // Gradient weights of a max or min reduction: 1/k on each of the k elements of a group equal
 // to the group's extreme value (`extreme`, flat, of the reduced shape), 0 elsewhere.
 template <class T>
-xt::xarray<T> tie_weights(const xt::xarray<T>& in, const std::vector<bool>& reduce,
+Array<T> tie_weights(const Array<T>& in, const std::vector<bool>& reduce,
                           const T* extreme) {
     const std::size_t inner = in.dimension() ? in.shape().back() : 1;
     const bool inner_reduced = in.dimension() == 0 || reduce.back();
@@ -214,7 +214,7 @@ xt::xarray<T> tie_weights(const xt::xarray<T>& in, const std::vector<bool>& redu
     });
     std::vector<T> share(count.size());
     for (std::size_t k = 0; k < count.size(); ++k) share[k] = count[k] ? T(1) / T(count[k]) : T(0);
-    auto out = xt::xarray<T>::from_shape(in.shape());
+    auto out = Array<T>::from_shape(in.shape());
     for_each_row(in.shape(), reduce, [&](std::size_t row, std::size_t o) {
         const T* src = in.data() + row * inner;
         T* dst = out.data() + row * inner;
@@ -238,10 +238,10 @@ xt::xarray<T> tie_weights(const xt::xarray<T>& in, const std::vector<bool>& redu
 // Scalar: f also takes two scalars (plain arithmetic); equal shapes then run as a plain loop,
 // which GCC vectorises, instead of an xtensor assignment (~0.25 us less per [32,128] call).
 template <bool Scalar = false, class T, class F>
-xt::xarray<T> zip_rows(const xt::xarray<T>& x, const xt::xarray<T>& y, F&& f) {
+Array<T> zip_rows(const Array<T>& x, const Array<T>& y, F&& f) {
     if (x.shape() == y.shape()) {
         if constexpr (Scalar) {
-            auto r = xt::xarray<T>::from_shape(x.shape());
+            auto r = Array<T>::from_shape(x.shape());
             const T* px = x.data();
             const T* py = y.data();
             T* pr = r.data();
@@ -268,7 +268,7 @@ xt::xarray<T> zip_rows(const xt::xarray<T>& x, const xt::xarray<T>& y, F&& f) {
         px *= sx[d];
         py *= sy[d];
     }
-    auto r = xt::xarray<T>::from_shape(out);
+    auto r = Array<T>::from_shape(out);
     const std::array<std::size_t, 1> row_shape{n};
     auto row = [&](const T* p) { return xt::adapt(p, n, xt::no_ownership(), row_shape); };
     std::vector<std::size_t> idx(dim, 0);
@@ -296,9 +296,9 @@ xt::xarray<T> zip_rows(const xt::xarray<T>& x, const xt::xarray<T>& y, F&& f) {
 // a view pace the loop, a contiguous operand is cut to match. Empty when both are views whose
 // runs differ in length.
 template <class T, class F>
-std::optional<xt::xarray<T>> zip_runs(const Tensor& a, const Tensor& b, F&& f) {
+std::optional<Array<T>> zip_runs(const Tensor& a, const Tensor& b, F&& f) {
     const std::size_t n = a.numel();
-    if (n == 0) return xt::xarray<T>::from_shape(a.shape());
+    if (n == 0) return Array<T>::from_shape(a.shape());
     auto ra = a.rows<T>(), rb = b.rows<T>();
     const std::size_t cols = !ra.contiguous() ? ra.cols : !rb.contiguous() ? rb.cols : n;
     auto cut = [&](Tensor::Rows<T> r) {
@@ -307,7 +307,7 @@ std::optional<xt::xarray<T>> zip_runs(const Tensor& a, const Tensor& b, F&& f) {
     ra = cut(ra);
     rb = cut(rb);
     if (ra.cols != rb.cols) return std::nullopt;
-    auto out = xt::xarray<T>::from_shape(a.shape());
+    auto out = Array<T>::from_shape(a.shape());
     T* o = out.data();
     for (std::size_t r = 0; r < ra.rows; ++r, o += cols) {
         const T* pa = ra.row(r);
@@ -320,7 +320,7 @@ std::optional<xt::xarray<T>> zip_runs(const Tensor& a, const Tensor& b, F&& f) {
 // zip_rows<true> over tensors; operands of one shape go through zip_runs, so views are not
 // copied first.
 template <class T, class F>
-xt::xarray<T> zip_tensors(const Tensor& a, const Tensor& b, F&& f) {
+Array<T> zip_tensors(const Tensor& a, const Tensor& b, F&& f) {
     if (a.shape() == b.shape())
         if (auto r = zip_runs<T>(a, b, f)) return std::move(*r);
     return zip_rows<true>(a.xt<T>(), b.xt<T>(), f);

@@ -153,7 +153,7 @@ Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, Rhs
     out_shape.push_back(m);
     out_shape.push_back(n);
     Tensor out = dispatch(a.dtype(), [&]<class T>() {
-        auto c = xt::xarray<T>::from_shape(out_shape);
+        auto c = Array<T>::from_shape(out_shape);
         if (k == 0) c.fill(T(0));
         if (m == 0 || n == 0 || k == 0) return Tensor(std::move(c));
         const T* pa = a.value().data<T>();
@@ -219,7 +219,7 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
                                               to_string(cs), m, n), loc);
     const RhsPacks packs = ta ? RhsPacks{} : packs_for(b, tb, m);
     Tensor out = dispatch(a.dtype(), [&]<class T>() {
-        auto r = xt::xarray<T>::from_shape({m, n});
+        auto r = Array<T>::from_shape({m, n});
         T* out = r.data();
         const std::size_t c_rows = c.dim() == 2 ? cs[0] : 1, c_cols = c.dim() >= 1 ? cs.back() : 1;
         // c's rows are read in place, a view's too when its runs are c's rows

@@ -81,7 +81,7 @@ Variable binary_cross_entropy_with_logits(const Variable& logits, const Variable
     Tensor out = dispatch(logits.dtype(), [&]<class T>() {
         const auto& x = logits.value().xt<T>();
         const auto& y = target.value().xt<T>();
-        return Tensor(xt::xarray<T>(xt::maximum(x, T(0)) - x * y + xt::log1p(xt::exp(-xt::abs(x)))));
+        return Tensor(Array<T>(xt::maximum(x, T(0)) - x * y + xt::log1p(xt::exp(-xt::abs(x)))));
     });
     Variable per_element = record("binary_cross_entropy_with_logits", std::move(out),
                                   {logits, target}, [](Backward& bw) {

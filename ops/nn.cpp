@@ -26,7 +26,7 @@ void for_each_lane(const Shape& shape, std::size_t axis, F&& f) {
 Tensor softmax_forward(const Tensor& x, std::size_t axis, bool log) {
     return dispatch(x.dtype(), [&]<class T>() {
         const T* in = x.xt<T>().data();
-        auto out = xt::xarray<T>::from_shape(x.shape());
+        auto out = Array<T>::from_shape(x.shape());
         T* o = out.data();
         for_each_lane<T>(x.shape(), axis, [&](std::size_t start, std::size_t stride, std::size_t n) {
             T m = -INFINITY;

@@ -52,7 +52,7 @@ Plan plan(const char* op, const Variable& x, const std::vector<long>& axes, cons
 }
 
 template <class T>
-Tensor shaped(xt::xarray<T> r, const Plan& p, bool keepdims) {
+Tensor shaped(Array<T> r, const Plan& p, bool keepdims) {
     if (!keepdims) r.reshape(p.dropped);
     return Tensor(std::move(r));
 }
@@ -123,12 +123,12 @@ Variable logsumexp(const Variable& x, const std::vector<long>& axes, bool keepdi
     Tensor out = dispatch(x.dtype(), [&]<class T>() {
         const auto& v = x.value().xt<T>();
         // m + log Σ exp(x - m), m the max (0 where infinite: all -Inf gives -Inf, +Inf gives +Inf)
-        xt::xarray<T> m = kernels::max_axes(v, p.reduce);
+        Array<T> m = kernels::max_axes(v, p.reduce);
         for (T& e : m)
             if (std::isinf(e)) e = T(0);
-        xt::xarray<T> s = kernels::sum_map_axes(v, p.reduce, m.data(), [](const auto& e,
+        Array<T> s = kernels::sum_map_axes(v, p.reduce, m.data(), [](const auto& e,
                                                 const auto& k) { return xsimd::exp(e - k); });
-        return shaped(xt::xarray<T>(xt::log(s) + m), p, keepdims);
+        return shaped(Array<T>(xt::log(s) + m), p, keepdims);
     });
     return record("logsumexp", std::move(out), {x}, [kept = p.kept](Backward& bw) {
         // d lse / dx = exp(x - lse): the softmax over the reduced axes
@@ -150,12 +150,12 @@ Variable var(const Variable& x, const std::vector<long>& axes, double correction
     Tensor out = dispatch(x.dtype(), [&]<class T>() {
         const auto& v = x.value().xt<T>();
         // two passes: the mean, then Σ (x - mean)^2
-        xt::xarray<T> m = xt::zeros<T>(p.kept);
+        Array<T> m = xt::zeros<T>(p.kept);
         m = kernels::sum_map_axes(v, p.reduce, m.data(), [](const auto& e, const auto&) {
             return e;
         });
         m /= static_cast<T>(p.count);
-        xt::xarray<T> ss = kernels::sum_map_axes(v, p.reduce, m.data(), [](const auto& e,
+        Array<T> ss = kernels::sum_map_axes(v, p.reduce, m.data(), [](const auto& e,
                                                  const auto& k) { return (e - k) * (e - k); });
         ss /= static_cast<T>(dof);
         return shaped(std::move(ss), p, keepdims);

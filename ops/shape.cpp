@@ -45,7 +45,7 @@ void for_each_offset(const Shape& shape, std::size_t n, const std::vector<std::s
 // so that the reads stay in cache.
 Tensor strided_copy(const Tensor& in, const Shape& shape, const std::vector<std::size_t>& stride) {
     return dispatch(in.dtype(), [&]<class T>() {
-        auto out = xt::xarray<T>::from_shape(shape);
+        auto out = Array<T>::from_shape(shape);
         const T* src = in.xt<T>().data();
         T* dst = out.data();
         const std::size_t dim = shape.size();
@@ -84,7 +84,7 @@ Variable reshape(const Variable& x, const Shape& shape, const Loc& loc) {
                          loc);
     if (shape == x.shape()) return x;
     Tensor out = dispatch(x.dtype(), [&]<class T>() {
-        xt::xarray<T> a = x.value().xt<T>();
+        Array<T> a = x.value().xt<T>();
         a.reshape(shape);
         return Tensor(std::move(a));
     });
@@ -237,7 +237,7 @@ Variable sum_to(const Variable& x, const Shape& shape, const Loc& loc) {
     for (std::size_t i = 0; i < x.dim(); ++i)
         reduce[i] = i < lead || (shape[i - lead] == 1 && x.shape()[i] != 1);
     Tensor out = dispatch(x.dtype(), [&]<class T>() {
-        xt::xarray<T> r = kernels::sum_axes(x.value().xt<T>(), reduce);
+        Array<T> r = kernels::sum_axes(x.value().xt<T>(), reduce);
         r.reshape(shape);
         return Tensor(std::move(r));
     });

@@ -18,7 +18,7 @@ namespace {
 template <class F>
 Tensor map_fast(const Tensor& x, void (*fast)(const float*, float*, std::size_t), F&& f) {
     if (x.dtype() == float32 && vector_math::available()) {
-        auto y = xt::xarray<float>::from_shape(x.shape());
+        auto y = Array<float>::from_shape(x.shape());
         const auto in = x.rows<float>();  // a view is read in place, run by run
         for (std::size_t r = 0; r < in.rows; ++r) fast(in.row(r), y.data() + r * in.cols, in.cols);
         return Tensor(std::move(y));
@@ -71,7 +71,7 @@ Variable sigmoid(const Variable& x, const Loc& loc) {
 Variable relu(const Variable& x, const Loc& loc) {
     require_defined("relu", x, loc);
     Tensor out = dispatch(x.dtype(), [&]<class T>() {
-        return Tensor(xt::xarray<T>(xt::maximum(x.value().xt<T>(), T(0))));
+        return Tensor(Array<T>(xt::maximum(x.value().xt<T>(), T(0))));
     });
     return record("relu", std::move(out), {x}, [](Backward& bw) {
         // d relu(x) = [x > 0]  (0 at the kink)
@@ -84,7 +84,7 @@ Variable relu(const Variable& x, const Loc& loc) {
             return;
         }
         Tensor mask = dispatch(x.dtype(), [&]<class T>() {
-            return Tensor(xt::xarray<T>(xt::cast<T>(x.value().xt<T>() > T(0))));
+            return Tensor(Array<T>(xt::cast<T>(x.value().xt<T>() > T(0))));
         });
         bw.add(0, bw.grad_out() * constant(mask));
     }, loc);

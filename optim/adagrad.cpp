@@ -22,7 +22,7 @@ void Adagrad::update(const Group& group, Variable& param, const Tensor& grad, Pa
     Tensor& sum_t = state.buffer("sum", param.value(), o.initial_accumulator_value);
     dispatch(param.dtype(), [&]<class T>() {
         auto& p = param.mutable_value().mutable_xt<T>();
-        xt::xarray<T> g = grad.xt<T>();
+        Array<T> g = grad.xt<T>();
         if (group.weight_decay != 0) g = g + T(group.weight_decay) * p;
         auto& s = sum_t.mutable_xt<T>();
         s = s + g * g;

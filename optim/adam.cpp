@@ -42,14 +42,14 @@ void Adam::update(const Group& group, Variable& param, const Tensor& grad, Param
     Tensor* vmax_t = o.amsgrad ? &state.buffer("max_exp_avg_sq", like) : nullptr;
     dispatch(param.dtype(), [&]<class T>() {
         auto& p = param.mutable_value().mutable_xt<T>();
-        xt::xarray<T> g = grad.xt<T>();
+        Array<T> g = grad.xt<T>();
         if (decoupled_) p *= T(1 - lr * wd);               // AdamW: decay the weights
         else if (wd != 0) g = g + T(wd) * p;               // Adam: L2 penalty in the gradient
         auto& m = m_t.mutable_xt<T>();
         auto& v = v_t.mutable_xt<T>();
         m = T(o.beta1) * m + T(1 - o.beta1) * g;
         v = T(o.beta2) * v + T(1 - o.beta2) * g * g;
-        xt::xarray<T> denom;
+        Array<T> denom;
         if (vmax_t) {
             auto& vmax = vmax_t->mutable_xt<T>();
             vmax = xt::maximum(vmax, v);

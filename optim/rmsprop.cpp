@@ -23,11 +23,11 @@ void RMSprop::update(const Group& group, Variable& param, const Tensor& grad, Pa
     Tensor* buf_t = o.momentum > 0 ? &state.buffer("momentum_buffer", like) : nullptr;
     dispatch(param.dtype(), [&]<class T>() {
         auto& p = param.mutable_value().mutable_xt<T>();
-        xt::xarray<T> g = grad.xt<T>();
+        Array<T> g = grad.xt<T>();
         if (group.weight_decay != 0) g = g + T(group.weight_decay) * p;
         auto& sq = sq_t.mutable_xt<T>();
         sq = T(o.alpha) * sq + T(1 - o.alpha) * g * g;
-        xt::xarray<T> denom;
+        Array<T> denom;
         if (avg_t) {
             // the variance estimate: E[g^2] - E[g]^2
             auto& a = avg_t->mutable_xt<T>();

@@ -28,7 +28,7 @@ void SGD::update(const Group& group, Variable& param, const Tensor& grad, ParamS
     ++state.step;
     dispatch(param.dtype(), [&]<class T>() {
         auto& p = param.mutable_value().mutable_xt<T>();
-        xt::xarray<T> d = grad.xt<T>();
+        Array<T> d = grad.xt<T>();
         if (group.weight_decay != 0) d = d + T(group.weight_decay) * p;
         if (o.momentum != 0) {
             if (!state.has("momentum_buffer")) {

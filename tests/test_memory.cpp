@@ -1,0 +1,150 @@
+// core/memory: the buffer cache behind every tensor's storage.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include <tapegrad/tapegrad.hpp>
+
+using namespace tapegrad;
+
+namespace {
+
+// Restores the cache limit a test changed.
+struct LimitGuard {
+    std::size_t saved = buffer_cache_limit();
+    ~LimitGuard() { set_buffer_cache_limit(saved); }
+};
+
+bool aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % buffers::alignment == 0; }
+
+}  // namespace
+
+TEST_CASE("memory: size classes hold the request and waste at most a quarter") {
+    CHECK(buffers::class_bytes(1) == 64);
+    CHECK(buffers::class_bytes(64) == 64);
+    CHECK(buffers::class_bytes(65) == 80);
+    CHECK(buffers::class_bytes(128) == 128);
+    CHECK(buffers::class_bytes(129) == 160);
+    CHECK(buffers::class_bytes(8192) == 8192);
+    CHECK(buffers::class_bytes(8193) == 10240);
+    CHECK(buffers::class_bytes(std::size_t{64} << 20) == std::size_t{64} << 20);
+    CHECK(buffers::class_bytes((std::size_t{64} << 20) + 1) == 0);  // too large to cache
+    for (std::size_t b = 1; b < (std::size_t{1} << 22); b = b * 3 / 2 + 7) {
+        const std::size_t c = buffers::class_bytes(b);
+        CHECK(c >= b);
+        CHECK((b <= 64 || 4 * c <= 5 * b + 4 * 64));  // within 25% above b
+        CHECK(buffers::class_bytes(c) == c);           // a class is its own class
+    }
+}
+
+TEST_CASE("memory: a freed buffer serves the next request of its class on the same thread") {
+    LimitGuard guard;
+    set_buffer_cache_limit(std::size_t{64} << 20);
+    buffers::trim();
+    void* a = buffers::acquire(10000);
+    REQUIRE(a != nullptr);
+    CHECK(aligned(a));
+    static_cast<char*>(a)[buffers::class_bytes(10000) - 1] = 1;  // the whole class is usable
+    buffers::release(a, 10000);
+    const auto before = buffers::stats();
+    CHECK(before.cached_bytes == buffers::class_bytes(10000));
+    void* b = buffers::acquire(10200);  // same class (10240)
+    CHECK(b == a);
+    CHECK(buffers::stats().hits == before.hits + 1);
+    CHECK(buffers::stats().cached_bytes == 0);
+    void* c = buffers::acquire(20000);  // another class: from malloc
+    CHECK(c != a);
+    CHECK(aligned(c));
+    CHECK(buffers::stats().misses == before.misses + 1);
+    buffers::release(b, 10200);
+    buffers::release(c, 20000);
+    CHECK(buffers::acquire(0) == nullptr);
+    buffers::release(nullptr, 0);  // no-op
+    buffers::trim();
+    CHECK(buffers::stats().cached_bytes == 0);
+    CHECK(buffers::stats().shared_bytes == 0);
+}
+
+TEST_CASE("memory: limit 0 caches nothing; buffers above 64 MiB are never cached") {
+    LimitGuard guard;
+    set_buffer_cache_limit(0);
+    void* a = buffers::acquire(4096);
+    CHECK(aligned(a));
+    buffers::release(a, 4096);
+    CHECK(buffers::stats().cached_bytes == 0);
+    CHECK(buffers::stats().shared_bytes == 0);
+
+    set_buffer_cache_limit(std::size_t{1} << 30);
+    const std::size_t big = (std::size_t{64} << 20) + 64;
+    void* p = buffers::acquire(big);
+    CHECK(aligned(p));
+    buffers::release(p, big);
+    CHECK(buffers::stats().cached_bytes == 0);
+    CHECK(buffers::stats().shared_bytes == 0);
+}
+
+TEST_CASE("memory: buffers freed on another thread reach the allocating thread through the shared pool") {
+    LimitGuard guard;
+    set_buffer_cache_limit(std::size_t{256} << 20);
+    buffers::trim();
+    // One thread allocates, another frees, many times: the freeing thread keeps at most its
+    // own share and hands the rest to the pool, so the allocating thread stops calling malloc.
+    const std::size_t bytes = std::size_t{1} << 20, n = 64;  // 64 MiB in all, more than a thread's share
+    std::vector<void*> blocks;
+    for (int round = 0; round < 4; ++round) {
+        for (std::size_t i = 0; i < n; ++i) blocks.push_back(buffers::acquire(bytes));
+        std::thread([&] {
+            for (void* p : blocks) buffers::release(p, bytes);
+            CHECK(buffers::stats().cached_bytes <= std::size_t{8} << 20);
+        }).join();
+        blocks.clear();
+    }
+    const auto s = buffers::stats();
+    CHECK(s.shared_bytes >= (n - 8) * bytes);  // what the other thread did not keep (it exited: all of it)
+    const auto misses = s.misses;
+    for (std::size_t i = 0; i < n; ++i) blocks.push_back(buffers::acquire(bytes));
+    CHECK(buffers::stats().misses == misses);  // every one came back from the pool
+    for (void* p : blocks) buffers::release(p, bytes);
+    buffers::trim();
+}
+
+TEST_CASE("memory: the shared pool stays within the limit") {
+    LimitGuard guard;
+    buffers::trim();
+    set_buffer_cache_limit(std::size_t{4} << 20);  // below a thread's share: the pool takes the rest
+    std::vector<void*> blocks;
+    for (int i = 0; i < 12; ++i) blocks.push_back(buffers::acquire(std::size_t{1} << 20));
+    for (void* p : blocks) buffers::release(p, std::size_t{1} << 20);
+    const auto s = buffers::stats();
+    CHECK(s.cached_bytes <= std::size_t{4} << 20);
+    CHECK(s.shared_bytes <= std::size_t{4} << 20);
+    CHECK(s.cached_bytes + s.shared_bytes >= std::size_t{1} << 20);  // it did keep some
+    buffers::trim();
+}
+
+TEST_CASE("memory: tensors allocate through the cache, and repeated steps reuse their buffers") {
+    LimitGuard guard;
+    set_buffer_cache_limit(std::size_t{64} << 20);
+    buffers::trim();
+    auto step = [] {
+        Variable w(Tensor::full({64, 64}, 0.5, float32), true);
+        Variable x(Tensor::full({16, 64}, 1.0, float32), false);
+        Variable loss = sum(tanh(matmul(x, w)));
+        loss.backward();
+        return w.grad().to_vector();
+    };
+    const std::vector<double> first = step();
+    const auto warm = buffers::stats();
+    const std::vector<double> second = step();
+    const auto after = buffers::stats();
+    CHECK(first == second);                      // reused buffers give the same numbers
+    CHECK(after.hits > warm.hits);
+    CHECK(after.misses == warm.misses);          // the second step's buffers all came from the cache
+    // A tensor's elements are cache-line aligned, and any xtensor expression still builds one.
+    Tensor t(xt::xarray<double>{{1.0, 2.0}, {3.0, 4.0}});
+    CHECK(aligned(t.xt<double>().data()));
+    CHECK(t.flat(3) == 4.0);
+    buffers::trim();
+}
