@@ -32,9 +32,10 @@ MallocTuning tune() {
 }
 
 // Size classes: 64 bytes, then four per power of two: 2^k + j * 2^(k-2) for j = 1..4, up to
-// 64 MiB. Larger buffers are not cached (they cost a page fault per 4 KiB anyway).
+// 64 KiB. Larger buffers go to malloc and free: glibc's cost per call is fixed while the work
+// on a buffer grows with its size.
 constexpr unsigned min_log = 6;    // 64 bytes
-constexpr unsigned max_log = 26;   // 64 MiB
+constexpr unsigned max_log = 16;   // 64 KiB
 constexpr std::size_t num_classes = 1 + (max_log - min_log) * 4;
 
 struct Class {

@@ -5,8 +5,9 @@
 // reallocates the same buffers every step. Through xsimd's aligned allocator each of those went
 // to glibc's posix_memalign, which takes the arena lock, splits off and frees the padding, and
 // coalesces on free: 6% of a small-RNN step on one shard, 10% on two (perf). The cache keeps
-// freed buffers in size classes (64 bytes, then four per power of two up to 64 MiB, so at most
-// 25% above the request) and hands them to the next request of the same class:
+// freed buffers of up to 64 KiB in size classes (64 bytes, then four per power of two, so at
+// most 25% above the request) and hands them to the next request of the same class (larger
+// buffers, where the call's cost is small beside the work, go to malloc):
 //   - each thread keeps up to 8 MiB for itself, without a lock;
 //   - beyond that, freed buffers go to a pool shared by all threads (one mutex), which is also
 //     where a thread looks when its own list is empty. A buffer freed on another thread than

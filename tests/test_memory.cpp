@@ -29,9 +29,9 @@ TEST_CASE("memory: size classes hold the request and waste at most a quarter") {
     CHECK(buffers::class_bytes(129) == 160);
     CHECK(buffers::class_bytes(8192) == 8192);
     CHECK(buffers::class_bytes(8193) == 10240);
-    CHECK(buffers::class_bytes(std::size_t{64} << 20) == std::size_t{64} << 20);
-    CHECK(buffers::class_bytes((std::size_t{64} << 20) + 1) == 0);  // too large to cache
-    for (std::size_t b = 1; b < (std::size_t{1} << 22); b = b * 3 / 2 + 7) {
+    CHECK(buffers::class_bytes(std::size_t{64} << 10) == std::size_t{64} << 10);
+    CHECK(buffers::class_bytes((std::size_t{64} << 10) + 1) == 0);  // too large to cache
+    for (std::size_t b = 1; b <= (std::size_t{64} << 10); b = b * 3 / 2 + 7) {
         const std::size_t c = buffers::class_bytes(b);
         CHECK(c >= b);
         CHECK((b <= 64 || 4 * c <= 5 * b + 4 * 64));  // within 25% above b
@@ -67,7 +67,7 @@ TEST_CASE("memory: a freed buffer serves the next request of its class on the sa
     CHECK(buffers::stats().shared_bytes == 0);
 }
 
-TEST_CASE("memory: limit 0 caches nothing; buffers above 64 MiB are never cached") {
+TEST_CASE("memory: limit 0 caches nothing; buffers above 64 KiB are never cached") {
     LimitGuard guard;
     set_buffer_cache_limit(0);
     void* a = buffers::acquire(4096);
@@ -77,7 +77,7 @@ TEST_CASE("memory: limit 0 caches nothing; buffers above 64 MiB are never cached
     CHECK(buffers::stats().shared_bytes == 0);
 
     set_buffer_cache_limit(std::size_t{1} << 30);
-    const std::size_t big = (std::size_t{64} << 20) + 64;
+    const std::size_t big = (std::size_t{64} << 10) + 64;
     void* p = buffers::acquire(big);
     CHECK(aligned(p));
     buffers::release(p, big);
@@ -91,7 +91,7 @@ TEST_CASE("memory: buffers freed on another thread reach the allocating thread t
     buffers::trim();
     // One thread allocates, another frees, many times: the freeing thread keeps at most its
     // own share and hands the rest to the pool, so the allocating thread stops calling malloc.
-    const std::size_t bytes = std::size_t{1} << 20, n = 64;  // 64 MiB in all, more than a thread's share
+    const std::size_t bytes = std::size_t{64} << 10, n = 256;  // 16 MiB in all, more than a thread's share
     std::vector<void*> blocks;
     for (int round = 0; round < 4; ++round) {
         for (std::size_t i = 0; i < n; ++i) blocks.push_back(buffers::acquire(bytes));
@@ -102,7 +102,7 @@ TEST_CASE("memory: buffers freed on another thread reach the allocating thread t
         blocks.clear();
     }
     const auto s = buffers::stats();
-    CHECK(s.shared_bytes >= (n - 8) * bytes);  // what the other thread did not keep (it exited: all of it)
+    CHECK(s.shared_bytes >= n * bytes - (std::size_t{8} << 20));  // what it did not keep (it exited: all of it)
     const auto misses = s.misses;
     for (std::size_t i = 0; i < n; ++i) blocks.push_back(buffers::acquire(bytes));
     CHECK(buffers::stats().misses == misses);  // every one came back from the pool
@@ -113,14 +113,15 @@ TEST_CASE("memory: buffers freed on another thread reach the allocating thread t
 TEST_CASE("memory: the shared pool stays within the limit") {
     LimitGuard guard;
     buffers::trim();
-    set_buffer_cache_limit(std::size_t{4} << 20);  // below a thread's share: the pool takes the rest
+    const std::size_t bytes = std::size_t{64} << 10;
+    set_buffer_cache_limit(4 * bytes);  // below a thread's share: the pool takes the rest
     std::vector<void*> blocks;
-    for (int i = 0; i < 12; ++i) blocks.push_back(buffers::acquire(std::size_t{1} << 20));
-    for (void* p : blocks) buffers::release(p, std::size_t{1} << 20);
+    for (int i = 0; i < 12; ++i) blocks.push_back(buffers::acquire(bytes));
+    for (void* p : blocks) buffers::release(p, bytes);
     const auto s = buffers::stats();
-    CHECK(s.cached_bytes <= std::size_t{4} << 20);
-    CHECK(s.shared_bytes <= std::size_t{4} << 20);
-    CHECK(s.cached_bytes + s.shared_bytes >= std::size_t{1} << 20);  // it did keep some
+    CHECK(s.cached_bytes == 4 * bytes);  // the thread's share, capped by the limit
+    CHECK(s.shared_bytes <= 4 * bytes);
+    CHECK(s.shared_bytes >= bytes);      // the pool kept some of the rest
     buffers::trim();
 }
 
