@@ -207,11 +207,13 @@ inline std::optional<nlohmann::json> run_command_json(const std::string& cmd) {
 // Runs `/usr/bin/python3 <script> <args...>` pinned to one thread unless `threads` says
 // otherwise, inheriting the rest of the environment (OPENBLAS_CORETYPE included); the last
 // line of its stdout is JSON.
+// cpu >= 0: the peer runs on that CPU only (taskset, from util-linux).
 inline std::optional<nlohmann::json> run_python_peer(const std::string& script,
                                                      const std::vector<std::string>& args,
-                                                     int threads = 1) {
+                                                     int threads = 1, int cpu = -1) {
     std::string cmd = "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=" + std::to_string(threads) +
-                      " MKL_NUM_THREADS=1 " + std::string(python) + " " + shell_quote(script);
+                      " MKL_NUM_THREADS=1 " + (cpu >= 0 ? "taskset -c " + std::to_string(cpu) + " " : std::string()) +
+                      std::string(python) + " " + shell_quote(script);
     for (const auto& a : args) cmd += " " + shell_quote(a);
     return run_command_json(cmd);
 }

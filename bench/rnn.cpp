@@ -15,7 +15,9 @@
 //
 // The machine is shared: every measurement is taken in --rounds rounds, tapegrad's and
 // PyTorch's children alternating, and each side keeps its best round (the lowest median), so
-// a slow phase of the machine does not land on one side only.
+// a slow phase of the machine does not land on one side only. The vCPUs are not equally fast
+// (one ran the small steps 20-40% slower than the other in the ceiling table), so the 1-thread
+// runs of both sides are pinned to the same CPU (--pin, default the last one).
 #include <cblas.h>
 #include <sched.h>
 #include <cstdio>
@@ -182,18 +184,22 @@ std::pair<double, double> kernels_on_off(const std::string& cell, const Config& 
     return {tb::summarize(on, 1e3).time.median, tb::summarize(off, 1e3).time.median};
 }
 
-// Runs this binary with --one in a child and parses its JSON line.
+// Runs this binary with --one in a child and parses its JSON line; cpu >= 0 pins a 1-thread
+// child to that CPU.
 std::optional<nlohmann::json> tapegrad_child(const std::string& self, const std::string& cell,
-                                             const Config& c, int threads, std::size_t rows, int reps) {
-    return tb::run_command_json(fmt::format("{} --one --cell {} --config {} --threads {} --rows {} --reps {}",
-                                            tb::shell_quote(self), cell, c.name, threads, rows, reps));
+                                             const Config& c, int threads, std::size_t rows, int reps, int cpu) {
+    std::string cmd = fmt::format("{} --one --cell {} --config {} --threads {} --rows {} --reps {}",
+                                  tb::shell_quote(self), cell, c.name, threads, rows, reps);
+    if (threads == 1 && cpu >= 0) cmd += fmt::format(" --cpu {}", cpu);
+    return tb::run_command_json(cmd);
 }
 
-// The PyTorch peer, one way in a child process (its own peak RSS).
+// The PyTorch peer, one way in a child process (its own peak RSS); pinned like tapegrad's.
 std::optional<nlohmann::json> torch_child(const std::string& cell, const Config& c,
-                                          const std::string& way, int threads, int reps) {
+                                          const std::string& way, int threads, int reps, int cpu) {
     return tb::run_python_peer(tb::source_dir() + "/rnn_torch.py",
-                               {cell, c.name, way, std::to_string(threads), std::to_string(reps)}, threads);
+                               {cell, c.name, way, std::to_string(threads), std::to_string(reps)}, threads,
+                               threads == 1 ? cpu : -1);
 }
 
 // The lower of two measurements, 0 meaning none.
@@ -236,6 +242,8 @@ int main(int argc, char** argv) {
     int threads = 1, reps = 7, rounds = 3;
     std::size_t one_rows = 0;
     int one_cpu = -1;
+    const int cpus = static_cast<int>(std::thread::hardware_concurrency());
+    int pin = cpus >= 2 ? cpus - 1 : -1;
     std::vector<std::string> cells{"rnn", "lstm", "gru"}, config_names{"small", "large"};
     std::vector<int> thread_counts{1, 2};
     std::string out = tb::source_dir() + "/results.md";
@@ -245,6 +253,8 @@ int main(int argc, char** argv) {
     app.add_option("--threads", threads, "with --one: threads");
     app.add_option("--rows", one_rows, "with --one: rows per shard (default: the whole batch)");
     app.add_option("--cpu", one_cpu, "with --one --threads 1: run on this CPU only (sched_setaffinity)");
+    app.add_option("--pin", pin, "the table's 1-thread runs, both sides, on this CPU only (-1: wherever the "
+                                 "scheduler puts them; default: the last CPU)");
     app.add_option("--rounds", rounds, "rounds, tapegrad and PyTorch alternating; each side keeps its best")
         ->check(CLI::PositiveNumber);
     app.add_option("--cells", cells, "cells in the table");
@@ -312,7 +322,7 @@ int main(int argc, char** argv) {
                     const std::vector<std::size_t> shard_rows =
                         threads == 1 ? std::vector<std::size_t>{c.B, c.B / 2} : std::vector<std::size_t>{c.B / 2};
                     for (std::size_t rows_per_shard : shard_rows) {
-                        auto j = tapegrad_child(self, cell_name, c, threads, rows_per_shard, reps);
+                        auto j = tapegrad_child(self, cell_name, c, threads, rows_per_shard, reps, pin);
                         if (!j) continue;
                         double& slot = threads != 1 ? row.t2 : rows_per_shard == c.B ? row.t1 : row.t1_shards;
                         slot = best_of(slot, (*j)["ms"].get<double>());
@@ -324,7 +334,7 @@ int main(int argc, char** argv) {
                     }
                     if (!torch) continue;
                     for (const auto& way : ways)
-                        if (auto j = torch_child(cell_name, c, way, threads, reps)) {
+                        if (auto j = torch_child(cell_name, c, way, threads, reps, pin)) {
                             double& slot = (threads == 1 ? row.torch1 : row.torch2)[way];
                             slot = best_of(slot, (*j)["ms"].get<double>());
                             if (threads == 1)
@@ -359,7 +369,8 @@ int main(int argc, char** argv) {
         "- Date: {}; CPU: {}; OpenBLAS core: {} (OPENBLAS_CORETYPE={}); command: `{}`\n"
         "- ms per training step (forward + backward + SGD, float32): median of {} repetitions after "
         "warm-up (at least {} steps and {} s), each side in its own process, in {} rounds with the two sides "
-        "alternating; each side's best round is shown. PyTorch best = the fastest of nn.* (fused), "
+        "alternating; each side's best round is shown. {} "
+        "PyTorch best = the fastest of nn.* (fused), "
         "primitive ops eager, TorchScript. tapegrad 1T = one thread, the batch as one shard; "
         "1T 2 shards and 2T = the batch cut into two shards of B/2 rows (parallel_backward), on "
         "one and two threads; 2T speed-up = 1T / 2T (in brackets: 1T 2 shards / 2T, the same work). "
@@ -367,7 +378,10 @@ int main(int argc, char** argv) {
         "with one-thread sgemm on the same shapes, over tapegrad 1T. RSS = peak resident MiB of "
         "the 1T process (PyTorch: its nn.* layer's process).\n\n",
         tb::today(), tb::cpu_model(), blas.corename, tb::env_or("OPENBLAS_CORETYPE", "unset"),
-        "./run.sh bench", reps, warmup_steps, warmup_seconds, rounds);
+        "./run.sh bench", reps, warmup_steps, warmup_seconds, rounds,
+        pin >= 0 ? fmt::format("Every 1-thread run, of both sides, is pinned to CPU {} (`--pin`), so a "
+                               "slower vCPU cannot land on one side only; 2T runs use every CPU.", pin)
+                 : std::string("1-thread runs are not pinned (`--pin -1`)."));
     table += "| config | cell | tapegrad 1T | 1T 2 shards | 2T | 2T speed-up | PyTorch nn.* 1T | PyTorch best 1T | "
              "PyTorch best 2T | ratio vs nn.* | ratio vs best | % sgemm | tape MiB/step | RSS tapegrad | RSS PyTorch |\n"
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
@@ -385,7 +399,6 @@ int main(int argc, char** argv) {
         "(`--cpu N`); with two equal shards, 2T gains at most 2 x faster / slower.\n\n"
         "| config | cell | 1T alone | two 1T at once | ceiling | 1T on CPU 0 | 1T on CPU 1 | 2 x faster / slower | 2T speed-up |\n"
         "|---|---|---|---|---|---|---|---|---|\n";
-    const int cpus = static_cast<int>(std::thread::hardware_concurrency());
     for (const Row& r : rows) {
         progress(r.config, r.cell, ", two processes at once");
         const std::string cmd = fmt::format("{} --one --no-sgemm --cell {} --config {} --threads 1 --reps {}",
