@@ -1,13 +1,14 @@
 #include "core/memory.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <bit>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-#include <algorithm>
-#include <string>
 #include <vector>
 
 #if defined(__GLIBC__)
@@ -59,16 +60,21 @@ std::size_t class_of_index(std::size_t i) {
 }
 
 std::size_t limit_from_environment() {
-    if (const char* v = std::getenv("TAPEGRAD_BUFFER_CACHE_MIB"); v && *v) {
-        char* end = nullptr;
-        const unsigned long long mib = std::strtoull(v, &end, 10);
-        if (end && *end == '\0') return static_cast<std::size_t>(mib) << 20;
-    }
 #if defined(__SANITIZE_ADDRESS__)
-    return 0;  // AddressSanitizer sees every free, so a use after free is caught, not recycled
+    const std::size_t fallback = 0;  // AddressSanitizer sees every free: a use after free is caught
 #else
-    return std::size_t{256} << 20;
+    const std::size_t fallback = std::size_t{256} << 20;
 #endif
+    const char* v = std::getenv("TAPEGRAD_BUFFER_CACHE_MIB");
+    if (!v || !*v) return fallback;
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long mib = std::strtoull(v, &end, 10);
+    if (errno == 0 && end && *end == '\0' && v[0] != '-' && mib <= (std::size_t{1} << 40))
+        return static_cast<std::size_t>(mib) << 20;
+    std::fprintf(stderr, "tapegrad: TAPEGRAD_BUFFER_CACHE_MIB='%s' is not a number of MiB from 0 to 2^40; "
+                         "using %zu\n", v, fallback >> 20);
+    return fallback;
 }
 
 std::atomic<std::size_t>& limit() {
@@ -193,10 +199,9 @@ void* acquire(std::size_t bytes) {
         if (p) return p;
     }
     // Always the class's size, so the buffer can serve any request of its class later.
-    const std::size_t size = c.bytes != 0 ? c.bytes : (bytes + alignment - 1) / alignment * alignment;
-    if (size < bytes) throw std::bad_alloc();  // rounding overflowed
-    void* p = std::aligned_alloc(alignment, size);
-    if (!p) throw std::bad_alloc();
+    // (posix_memalign: aligned_alloc wants a multiple of the alignment, which 80 bytes is not.)
+    void* p = nullptr;
+    if (posix_memalign(&p, alignment, c.bytes != 0 ? c.bytes : bytes) != 0 || !p) throw std::bad_alloc();
     return p;
 }
 

@@ -17,7 +17,8 @@
 //     first returns the whole pool to malloc, so a workload whose shapes change does not keep
 //     stale sizes. A thread's own buffers go to the pool when the thread exits.
 // TAPEGRAD_BUFFER_CACHE_MIB in the environment sets the limit at start-up (default 256; 0
-// turns the cache off, the default under AddressSanitizer, so that it sees every free).
+// turns the cache off, the default under AddressSanitizer, so that it sees every free); a
+// value that is not a number of MiB is reported on stderr and the default kept.
 // PyTorch's caching allocator does the same for its device tensors.
 //
 // glibc itself: at start-up tapegrad raises the mmap and trim thresholds once (mallopt), so
