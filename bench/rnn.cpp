@@ -301,6 +301,10 @@ int main(int argc, char** argv) {
         fmt::print("{}\n", j.dump());
         return 0;
     }
+    if (pin >= cpus) {
+        fmt::print(stderr, "bench/rnn: --pin {}: this machine has CPUs 0 to {}\n", pin, cpus - 1);
+        return 2;
+    }
     warn_if_slow_blas();
     const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
     const bool torch = !no_torch && tb::python_has_torch();

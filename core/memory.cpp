@@ -193,9 +193,10 @@ void* acquire(std::size_t bytes) {
     if (bytes == 0) return nullptr;
     const Class c = class_of(bytes);
     if (c.bytes != 0) {
-        void* p = cache_gone ? nullptr : cache().pop(c);
+        ThreadCache* tc = cache_gone ? nullptr : &cache();
+        void* p = tc ? tc->pop(c) : nullptr;
         if (!p) p = take_shared(c);
-        if (!cache_gone) ++(p ? cache().hits : cache().misses);
+        if (tc) ++(p ? tc->hits : tc->misses);
         if (p) return p;
     }
     // Always the class's size, so the buffer can serve any request of its class later.
