@@ -128,15 +128,37 @@ State GRUCell::step(const Variable& x_t, const State& state) {
         const Variable n = tanh(x[2] + r * hh[2]); // n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
         return {n + z * (h - n)};                  // h_t = (1 - z_t) * n_t + z_t * h_{t-1}
     }
-    // x_t arrives as W_i x_t + b_i + b_h (r, z, n); the weight slices come from
-    // begin_sequence, or are cut here when step runs on its own
+    // x_t arrives as W_i x_t + b_i + b_h (r, z, n)
+    const auto x = split(x_t, {2 * H, H}, 1);
+    return cho_step(x[0], x[1], h);
+}
+
+std::vector<Variable> GRUCell::project_input_parts(const Variable& x) {
+    if (variant_ != GRUVariant::cho) return {project_input(x)};
+    const long H = static_cast<long>(hidden_size_);
+    const Variable b = bias_ih + bias_hh;  // both biases move into the projection, as in project_input
+    return {addmm(narrow(b, 0, 0, 2 * H), x, narrow(weight_ih, 0, 0, 2 * H), false, true),
+            addmm(narrow(b, 0, 2 * H, H), x, narrow(weight_ih, 0, 2 * H, H), false, true)};
+}
+
+State GRUCell::step_parts(const std::vector<Variable>& x_t, const State& state) {
+    if (variant_ != GRUVariant::cho || x_t.size() == 1) return Cell::step_parts(x_t, state);
+    if (x_t.size() != 2)
+        throw ValueError(fmt::format("{}: step_parts got {} input parts; the Cho GRU's are 2 (r,z and n)",
+                                     type_name(), x_t.size()));
+    return cho_step(x_t[0], x_t[1], state[0]);
+}
+
+// x_rz = W_i x_t + b_i + b_h for r and z, x_n the same for n. The weight slices come from
+// begin_sequence, or are cut here when the step runs on its own.
+State GRUCell::cho_step(const Variable& x_rz, const Variable& x_n, const Variable& h) {
+    const long H = static_cast<long>(hidden_size_);
     const GRUSlices* open = slices_of(this);
     const Variable w_rz = open ? open->w_rz : narrow(weight_hh, 0, 0, 2 * H);
     const Variable w_n = open ? open->w_n : narrow(weight_hh, 0, 2 * H, H);
-    const auto x = split(x_t, {2 * H, H}, 1);
-    const auto rz = chunk(sigmoid(addmm(x[0], h, w_rz, false, true)), 2, 1);
+    const auto rz = chunk(sigmoid(addmm(x_rz, h, w_rz, false, true)), 2, 1);
     const Variable &r = rz[0], &z = rz[1];  // r_t = σ(W_r[x_t, h_{t-1}]),  z_t = σ(W_z[x_t, h_{t-1}])
-    const Variable candidate = tanh(addmm(x[1], r * h, w_n, false, true));  // h̃_t = tanh(W[x_t, r_t * h_{t-1}])
+    const Variable candidate = tanh(addmm(x_n, r * h, w_n, false, true));  // h̃_t = tanh(W[x_t, r_t * h_{t-1}])
     return {h + z * (candidate - h)};  // h_t = (1 - z_t) * h_{t-1} + z_t * h̃_t, in three ops
 }
 

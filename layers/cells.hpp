@@ -65,6 +65,11 @@ public:
             GRUVariant variant = GRUVariant::cho);
     Variable project_input(const Variable& x) override;
     State step(const Variable& x_t, const State& state) override;
+    // Cho: the r,z columns and the n columns projected apart, so that at every step each
+    // part's gradient is whole (nothing to cut from x_t and join again). reset_after: the
+    // one projection.
+    std::vector<Variable> project_input_parts(const Variable& x) override;
+    State step_parts(const std::vector<Variable>& x_t, const State& state) override;
     GRUVariant variant() const { return variant_; }
     // Cho: the r,z rows and the n rows of weight_hh, sliced once per sequence (kept per
     // thread, so TBB shards running the same cell each have their own).
@@ -72,6 +77,7 @@ public:
     void end_sequence() override;
 
 private:
+    State cho_step(const Variable& x_rz, const Variable& x_n, const Variable& h);
     GRUVariant variant_;
 };
 

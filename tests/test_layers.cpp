@@ -180,6 +180,58 @@ TEST_CASE("recurrent: hoisting the input projection changes nothing") {
     CHECK(max_abs_diff(hoisted.forward(x).output.value(), plain.forward(x).output.value()) < 1e-14);
 }
 
+TEST_CASE("recurrent: the Cho GRU projects its r,z and n columns apart; the numbers are the steps' own") {
+    // Through the driver the Cho GRU uses project_input_parts / step_parts: two projections,
+    // each step's two parts whole. The same cell's step() on its own (one projection, cut at
+    // every step) must give the same outputs and gradients.
+    const std::size_t I = 3, H = 4, T = 5, B = 2;
+    Generator g(21), gx(22);
+    GRU gru(I, H, {}, g, float64);
+    Cell& cell = gru.cell(0);
+    REQUIRE(cell.project_input_parts(Variable(gx.normal({T * B, I}, 0, 1, float64))).size() == 2);
+    const Variable x(gx.normal({T, B, I}, 0, 1, float64), true);
+    auto params = gru.parameters();
+    std::vector<Variable> wanted(params.begin(), params.end());
+    wanted.push_back(x);
+
+    const std::size_t before = products_read_in_place();
+    const Variable out = gru.forward(x).output;
+    const auto driven = grad(weighted(out, 1), wanted);
+    // w_rz's and w_n's per-step products read the joined gradients of the two projections
+    CHECK(products_read_in_place() - before == 2);
+
+    Variable h = constant(Tensor::zeros({B, H}, float64));
+    std::vector<Variable> hs;
+    for (std::size_t t = 0; t < T; ++t) {
+        const Variable xt = reshape(narrow(x, 0, static_cast<long>(t), 1), Shape{B, I});
+        h = cell.step(cell.project_input(xt), {h})[0];
+        hs.push_back(h);
+    }
+    const Variable alone_out = stack(hs, 0);
+    CHECK(max_abs_diff(out.value(), alone_out.value()) < 1e-14);
+    const auto alone = grad(weighted(alone_out, 1), wanted);
+    for (std::size_t i = 0; i < wanted.size(); ++i) {
+        CAPTURE(i);
+        CHECK(max_abs_diff(driven[i].value(), alone[i].value()) < 1e-13);
+    }
+
+    // a 2-layer bidirectional Cho GRU with lengths passes gradcheck through the parts
+    Generator g2(23);
+    GRU stacked(2, 2, {.num_layers = 2, .bidirectional = true}, g2);
+    auto f = [&](V v) {
+        auto o = stacked.forward(v[0], {v[1]}, {3, 1});
+        return weighted(o.output, 1) + weighted(o.states[0], 2);
+    };
+    CHECK_GRADCHECK(stacked, f, random_inputs({{3, 2, 2}, {4, 2, 2}}, 24));
+
+    // parts that do not fit the cell are refused, naming it
+    const Variable p(Tensor::zeros({B, 3 * H}, float64));
+    const State s{constant(Tensor::zeros({B, H}, float64))};
+    CHECK_THROWS_WITH_AS(cell.step_parts({p, p, p}, s), doctest::Contains("GRUCell"), ValueError);
+    LSTMCell lstm(I, H, g, float64);
+    CHECK_THROWS_WITH_AS(lstm.step_parts({p, p}, s), doctest::Contains("LSTMCell: step_parts got 2"), ValueError);
+}
+
 TEST_CASE("recurrent: outputs, final states and gradients match PyTorch (float64, 2 layers, bidirectional)") {
     const std::size_t I = 3, H = 4;
     for (std::string kind : {"rnn", "lstm", "gru"}) {
