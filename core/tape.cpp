@@ -65,6 +65,9 @@ AnomalyGuard::~AnomalyGuard() { anomaly_mode = previous_; }
 
 void Tape::reset() {
     entries_.clear();
+    release_queue_.clear();
+    records_since_release_ = 0;
+    release_floor_ = 0;
     generation_ = next_generation++;
 }
 
@@ -76,7 +79,7 @@ void Tape::clear() {
 std::size_t Tape::saved_bytes() const {
     std::size_t bytes = 0;
     for (const auto& e : entries_)
-        if (e.result.defined()) bytes += e.result.value().nbytes();
+        if (e.result.defined() && !e.result.released()) bytes += e.result.value().nbytes();
     return bytes;
 }
 
@@ -158,7 +161,65 @@ Variable record(const char* op, Tensor result, std::initializer_list<Variable> i
     Variable out(std::move(impl));
     tape.entries_.push_back(Tape::Entry{op, loc, std::vector<Variable>(inputs), std::move(backward),
                                         out, {}, {}});
+    // Until reads_only says otherwise, this rule may read its result and every input.
+    tape.entries_.back().readers = 1;
+    for (const auto& in : inputs) {
+        const auto* v = in.impl();
+        if (v && v->tape == &tape && v->generation == tape.generation_) {
+            ++tape.entries_[v->index].uses;
+            ++tape.entries_[v->index].readers;
+        }
+    }
+    if (++tape.records_since_release_ >= 16 && !tape.in_backward_) tape.release_unread();
     return out;
+}
+
+Variable reads_only(Variable out, std::initializer_list<std::size_t> inputs, bool result) {
+    const auto* v = out.impl();
+    if (!v || !v->tape || v->tape != &current_tape()) return out;
+    Tape& tape = *v->tape;
+    if (v->generation != tape.generation_ || v->index + 1 != tape.entries_.size()) return out;
+    Tape::Entry& e = tape.entries_[v->index];
+    auto unread = [&](Tape::Entry& t, std::uint32_t index) {
+        if (--t.readers == 0 && !t.queued && index >= tape.release_floor_) {
+            t.queued = true;
+            tape.release_queue_.push_back(index);
+        }
+    };
+    if (!result) unread(e, v->index);
+    for (std::size_t i = 0; i < e.inputs.size(); ++i) {
+        if (std::find(inputs.begin(), inputs.end(), i) != inputs.end()) continue;
+        const auto* in = e.inputs[i].impl();
+        if (in && in->tape == &tape && in->generation == tape.generation_)
+            unread(tape.entries_[in->index], in->index);
+    }
+    return out;
+}
+
+// Drops the values of queued entries that no backward rule reads once nothing outside the
+// tape holds them: the tape's own references are the entry's result and its later uses as
+// an input. A value still held stays queued; one a later rule reads leaves the queue.
+void Tape::release_unread() {
+    records_since_release_ = 0;
+    std::size_t kept = 0;
+    for (std::uint32_t index : release_queue_) {
+        Entry& e = entries_[index];
+        if (e.readers > 0 || !e.result.defined() || e.result.released()) {
+            e.queued = false;
+            continue;
+        }
+        if (e.result.impl_ptr().use_count() == 1 + static_cast<long>(e.uses)) {
+            detail::VarImpl* impl = e.result.impl();
+            impl->released_shape = impl->value.shape();
+            impl->released_dtype = impl->value.dtype();
+            impl->value = Tensor();
+            impl->released = true;
+            e.queued = false;
+            continue;
+        }
+        release_queue_[kept++] = index;
+    }
+    release_queue_.resize(kept);
 }
 
 Variable Backward::result() const { return tape_.entries_[entry_].result; }
@@ -330,6 +391,9 @@ std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& s
             "retain_graph=true to that call to run backward over it again",
             entries_[r].op, where(entries_[r].loc).empty() ? "" : " at " + where(entries_[r].loc)));
     const bool retain = options.retain_graph || options.create_graph;
+    for (std::uint32_t index : release_queue_) entries_[index].queued = false;
+    release_queue_.clear();
+    release_floor_ = entries_.size();
 
     std::unordered_map<const detail::VarImpl*, std::size_t> wanted_slot;
     for (std::size_t k = 0; k < wanted.size(); ++k) {

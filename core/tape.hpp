@@ -16,7 +16,10 @@
 //   }
 //
 // Backward rules are written with Variable ops, so with create_graph they are recorded too
-// and a gradient is itself differentiable.
+// and a gradient is itself differentiable. An op whose rule reads only some of its values
+// says which (reads_only, below), so the tape can release the others during forward.
+//
+//       return reads_only(record("tanh", ...), {}, true);  // reads its result, not x
 #pragma once
 
 #include <functional>
@@ -79,8 +82,18 @@ private:
         Variable result;                       // the op's output
         Variable grad;                         // adjoint, only during a sweep
         std::vector<std::pair<Tensor, Tensor>> pending;  // deferred xᵀ y still to add to grad
+        std::uint32_t uses = 0;     // inputs of later entries that are this result
+        std::uint32_t readers = 0;  // backward rules that may read the result's value
+        bool queued = false;        // in release_queue_
     };
     std::vector<Entry> entries_;
+    std::vector<std::uint32_t> release_queue_;  // entries no backward reads: released once unheld
+    std::uint32_t records_since_release_ = 0;
+    // Entries below this were recorded before a backward, which moves inputs and results
+    // out: the references release_unread counts no longer add up, so they are never released.
+    std::size_t release_floor_ = 0;
+    void release_unread();
+    friend Variable reads_only(Variable, std::initializer_list<std::size_t>, bool);
     std::vector<Copied> copied_;  // this sweep's Backward::copied_into records
     std::uint64_t generation_;
     bool in_backward_ = false;
@@ -178,6 +191,15 @@ std::size_t products_read_in_place();
 Variable record(const char* op, Tensor result, std::initializer_list<Variable> inputs,
                 BackwardFn backward,
                 const std::source_location& loc = std::source_location::current());
+
+// Declares which values the backward rule of the op that just recorded `out` reads: the
+// inputs listed (by position) and, when `result` is true, its own result. By default a rule
+// may read all of them. A recorded value that no rule reads and that nothing outside the
+// tape holds any more (a temporary: the gate pre-activations a chunk cuts, a product an add
+// consumes) is then released during forward, so its buffer is reused within the step
+// instead of being kept until backward. Reading a released value throws GraphError. Returns
+// `out`.
+Variable reads_only(Variable out, std::initializer_list<std::size_t> inputs, bool result);
 
 // d root / d wanted, as PyTorch's torch.autograd.grad: leaves' `grad` are not touched.
 // Inputs the root does not depend on get an undefined Variable.

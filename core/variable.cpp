@@ -18,6 +18,11 @@ void Variable::require_defined(const char* what) const {
 
 const Tensor& Variable::value() const {
     require_defined("value");
+    if (impl_->released)
+        throw GraphError(fmt::format("value: the value of a {} variable was released after forward, "
+                                     "since no backward rule declared it reads it; an op's "
+                                     "reads_only declaration is missing an input",
+                                     to_string(impl_->released_shape)));
     return impl_->value;
 }
 

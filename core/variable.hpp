@@ -32,6 +32,11 @@ struct VarImpl {
     Tape* tape = nullptr;
     std::uint64_t generation = 0;
     std::uint32_t index = 0;
+    // Set when the tape dropped the value after forward because no backward rule reads it
+    // and nothing outside the tape refers to the variable; shape and dtype stay known.
+    bool released = false;
+    Shape released_shape;
+    DType released_dtype = DType::float32;
 };
 }  // namespace detail
 
@@ -43,14 +48,16 @@ public:
 
     bool defined() const { return impl_ != nullptr; }
     const Tensor& value() const;
-    DType dtype() const { return value().dtype(); }
-    const Shape& shape() const { return value().shape(); }
-    std::size_t dim() const { return value().dim(); }
-    std::size_t numel() const { return value().numel(); }
+    DType dtype() const { return released() ? impl_->released_dtype : value().dtype(); }
+    const Shape& shape() const { return released() ? impl_->released_shape : value().shape(); }
+    std::size_t dim() const { return shape().size(); }
+    std::size_t numel() const { return tapegrad::numel(shape()); }
     double item() const { return value().item(); }
 
     bool requires_grad() const { return impl_ && impl_->requires_grad; }
     bool is_leaf() const { return impl_ && impl_->tape == nullptr; }
+    // The tape dropped this recorded variable's value (see Tape: values no backward reads).
+    bool released() const { return impl_ && impl_->released; }
     // Leaves only: turn gradient tracking on or off.
     Variable& set_requires_grad(bool on = true);
     const std::string& name() const;

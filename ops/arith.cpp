@@ -13,31 +13,31 @@ Variable add(const Variable& a, const Variable& b, const Loc& loc) {
     check_binary("add", a, b, loc);
     broadcast_shapes("add", a.shape(), b.shape(), loc);
     Tensor out = zip(a.value(), b.value(), [](const auto& x, const auto& y) { return x + y; });
-    return record("add", std::move(out), {a, b}, [](Backward& bw) {
+    return reads_only(record("add", std::move(out), {a, b}, [](Backward& bw) {
         bw.add(0, bw.grad_out());
         bw.add(1, bw.grad_out());
-    }, loc);
+    }, loc), {}, false);
 }
 
 Variable sub(const Variable& a, const Variable& b, const Loc& loc) {
     check_binary("sub", a, b, loc);
     broadcast_shapes("sub", a.shape(), b.shape(), loc);
     Tensor out = zip(a.value(), b.value(), [](const auto& x, const auto& y) { return x - y; });
-    return record("sub", std::move(out), {a, b}, [](Backward& bw) {
+    return reads_only(record("sub", std::move(out), {a, b}, [](Backward& bw) {
         bw.add(0, bw.grad_out());
         if (bw.needs(1)) bw.add(1, neg(bw.grad_out()));
-    }, loc);
+    }, loc), {}, false);
 }
 
 Variable mul(const Variable& a, const Variable& b, const Loc& loc) {
     check_binary("mul", a, b, loc);
     broadcast_shapes("mul", a.shape(), b.shape(), loc);
     Tensor out = zip(a.value(), b.value(), [](const auto& x, const auto& y) { return x * y; });
-    return record("mul", std::move(out), {a, b}, [](Backward& bw) {
+    return reads_only(record("mul", std::move(out), {a, b}, [](Backward& bw) {
         // d(ab) = b da + a db
         if (bw.needs(0)) bw.add(0, mul(bw.grad_out(), bw.input(1)));
         if (bw.needs(1)) bw.add(1, mul(bw.grad_out(), bw.input(0)));
-    }, loc);
+    }, loc), {0, 1}, false);
 }
 
 Variable div(const Variable& a, const Variable& b, const Loc& loc) {

@@ -122,9 +122,9 @@ Variable slice_range(const char* op, const Variable& x, const Range& r, const Lo
         take(x.value().xt<T>().data(), blocks(x.shape(), r.axis), r, a.data());
         return Tensor(std::move(a));
     });
-    return record(op, std::move(out), {x}, [r](Backward& bw) {
+    return reads_only(record(op, std::move(out), {x}, [r](Backward& bw) {
         bw.add(0, slice_scatter(bw.grad_out(), bw.input(0).shape(), r, Loc::current()));
-    }, loc);
+    }, loc), {}, false);
 }
 
 // ---- ops over many inputs. record() takes a fixed list: the entry gets 8 slots, unused
@@ -229,6 +229,7 @@ std::vector<Variable> split_pieces(const char* op, const Variable& x, std::size_
                     bw.copied_into(grads[k].value(), joined.value(), at * b.inner);
             bw.add(0, joined);
         }, loc);
+        hub = reads_only(hub, {}, false);  // the input's shape and dtype only
     }
     // each piece is a view of x: b.outer runs of sizes[k] * b.inner elements (no copy)
     const Blocks b = blocks(x.shape(), axis);
@@ -240,10 +241,10 @@ std::vector<Variable> split_pieces(const char* op, const Variable& x, std::size_
             pieces.emplace_back(std::move(t));
             continue;
         }
-        pieces.push_back(record(op, std::move(t), {hub}, [parked, k](Backward& bw) {
+        pieces.push_back(reads_only(record(op, std::move(t), {hub}, [parked, k](Backward& bw) {
             (*parked)[k] = bw.grad_out();
             bw.add(0, zero_scalar(bw.grad_out().dtype()));
-        }, loc));
+        }, loc), {}, false));
     }
     return pieces;
 }

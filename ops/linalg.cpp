@@ -175,9 +175,9 @@ Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, Rhs
         }
         return Tensor(std::move(c));
     });
-    return record("matmul", std::move(out), {a, b}, [ta, tb, packs](Backward& bw) {
+    return reads_only(record("matmul", std::move(out), {a, b}, [ta, tb, packs](Backward& bw) {
         matmul_backward(bw, 0, 1, ta, tb, packs);
-    }, loc);
+    }, loc), {0, 1}, false);
 }
 
 }  // namespace
@@ -251,10 +251,10 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
                  bs.back(), r.data(), T(1));
         return Tensor(std::move(r));
     });
-    return record("addmm", std::move(out), {c, a, b}, [ta, tb, packs](Backward& bw) {
+    return reads_only(record("addmm", std::move(out), {c, a, b}, [ta, tb, packs](Backward& bw) {
         bw.add(0, bw.grad_out());  // d c = G, summed over the broadcast axes by add
         matmul_backward(bw, 1, 2, ta, tb, packs);
-    }, loc);
+    }, loc), {1, 2}, false);
 }
 
 }  // namespace tapegrad

@@ -88,9 +88,9 @@ Variable reshape(const Variable& x, const Shape& shape, const Loc& loc) {
         a.reshape(shape);
         return Tensor(std::move(a));
     });
-    return record("reshape", std::move(out), {x}, [](Backward& bw) {
+    return reads_only(record("reshape", std::move(out), {x}, [](Backward& bw) {
         bw.add(0, reshape(bw.grad_out(), bw.input(0).shape()));
-    }, loc);
+    }, loc), {}, false);
 }
 
 Variable reshape(const Variable& x, const std::vector<long>& shape, const Loc& loc) {

@@ -30,10 +30,10 @@ Tensor map_fast(const Tensor& x, void (*fast)(const float*, float*, std::size_t)
 Variable exp(const Variable& x, const Loc& loc) {
     require_defined("exp", x, loc);
     Tensor out = map_fast(x.value(), vector_math::exp, [](const auto& v) { return xt::exp(v); });
-    return record("exp", std::move(out), {x}, [](Backward& bw) {
+    return reads_only(record("exp", std::move(out), {x}, [](Backward& bw) {
         // d exp(x) = exp(x)
         bw.add(0, bw.grad_out() * bw.result());
-    }, loc);
+    }, loc), {}, true);
 }
 
 Variable log(const Variable& x, const Loc& loc) {
@@ -48,11 +48,11 @@ Variable log(const Variable& x, const Loc& loc) {
 Variable tanh(const Variable& x, const Loc& loc) {
     require_defined("tanh", x, loc);
     Tensor out = map_fast(x.value(), vector_math::tanh, [](const auto& v) { return xt::tanh(v); });
-    return record("tanh", std::move(out), {x}, [](Backward& bw) {
+    return reads_only(record("tanh", std::move(out), {x}, [](Backward& bw) {
         // d tanh(x) = 1 - tanh(x)^2
         bw.add(0, kernels::pointwise_grad(bw.grad_out(), bw.result(),
                                           [](const auto& g, const auto& r, const auto& one) { return g * (one - r * r); }));
-    }, loc);
+    }, loc), {}, true);
 }
 
 Variable sigmoid(const Variable& x, const Loc& loc) {
@@ -61,11 +61,11 @@ Variable sigmoid(const Variable& x, const Loc& loc) {
         using T = typename std::decay_t<decltype(v)>::value_type;
         return T(1) / (T(1) + xt::exp(-v));
     });
-    return record("sigmoid", std::move(out), {x}, [](Backward& bw) {
+    return reads_only(record("sigmoid", std::move(out), {x}, [](Backward& bw) {
         // d sigmoid(x) = s (1 - s)
         bw.add(0, kernels::pointwise_grad(bw.grad_out(), bw.result(),
                                           [](const auto& g, const auto& s, const auto& one) { return g * (s * (one - s)); }));
-    }, loc);
+    }, loc), {}, true);
 }
 
 Variable relu(const Variable& x, const Loc& loc) {
