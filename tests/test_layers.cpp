@@ -209,6 +209,15 @@ TEST_CASE("recurrent: the Cho GRU projects its r,z and n columns apart; the numb
     }
     const Variable alone_out = stack(hs, 0);
     CHECK(max_abs_diff(out.value(), alone_out.value()) < 1e-14);
+    {  // a user's own loop inside SequenceScope: the slices begin_sequence cuts, same numbers
+        SequenceScope scope(cell);
+        Variable hh = constant(Tensor::zeros({B, H}, float64));
+        for (std::size_t t = 0; t < T; ++t) {
+            const Variable xt = reshape(narrow(x, 0, static_cast<long>(t), 1), Shape{B, I});
+            hh = cell.step(cell.project_input(xt), {hh})[0];
+            CHECK(max_abs_diff(hh.value(), hs[t].value()) < 1e-14);
+        }
+    }
     const auto alone = grad(weighted(alone_out, 1), wanted);
     for (std::size_t i = 0; i < wanted.size(); ++i) {
         CAPTURE(i);
