@@ -29,7 +29,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <new>
+#include <utility>
 
 #include <xtensor/xarray.hpp>
 
@@ -86,6 +88,14 @@ struct BufferAllocator {
     void deallocate(T* p, std::size_t n) noexcept { buffers::release(p, n * sizeof(T)); }
     friend bool operator==(const BufferAllocator&, const BufferAllocator&) noexcept { return true; }
 };
+
+// A shared object whose block (control block included) comes from the same cache: a step
+// makes and frees hundreds of tensors' storages, variables and tape entries' input lists,
+// more than glibc's per-thread cache keeps (7 a size), which then coalesces and splits them.
+template <class T, class... Args>
+std::shared_ptr<T> make_cached(Args&&... args) {
+    return std::allocate_shared<T>(BufferAllocator<T>{}, std::forward<Args>(args)...);
+}
 
 // The array type a tensor holds. Any xtensor expression converts to it.
 template <class T>

@@ -125,7 +125,7 @@ Variable record(const char* op, Tensor result, std::initializer_list<Variable> i
         fail<AnomalyError>(op, fmt::format("produced NaN or Inf in its forward result {}",
                                            to_string(result.shape())), loc);
     }
-    auto impl = std::make_shared<detail::VarImpl>();
+    auto impl = make_cached<detail::VarImpl>();
     impl->value = std::move(result);
     bool needs_grad = false;
     if (grad_mode)
@@ -159,7 +159,7 @@ Variable record(const char* op, Tensor result, std::initializer_list<Variable> i
     impl->generation = tape.generation_;
     impl->index = static_cast<std::uint32_t>(tape.entries_.size());
     Variable out(std::move(impl));
-    tape.entries_.push_back(Tape::Entry{op, loc, std::vector<Variable>(inputs), std::move(backward),
+    tape.entries_.push_back(Tape::Entry{op, loc, InputList(inputs), std::move(backward),
                                         out, {}, {}});
     // Until reads_only says otherwise, this rule may read its result and every input.
     tape.entries_.back().readers = 1;
@@ -451,7 +451,7 @@ std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& s
         // Move the rule and its inputs out: with create_graph the rule appends entries and
         // the vector may reallocate under us.
         BackwardFn fn = std::move(entries_[i].backward);
-        std::vector<Variable> inputs = std::move(entries_[i].inputs);
+        InputList inputs = std::move(entries_[i].inputs);
         entries_[i].backward = nullptr;
         Backward ctx(*this, i, g, options.create_graph);
         ctx.inputs_ = &inputs;

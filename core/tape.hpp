@@ -35,6 +35,8 @@ namespace tapegrad {
 
 class Backward;
 using BackwardFn = std::function<void(Backward&)>;
+// A recorded op's inputs, held from the cache tensors' buffers come from (core/memory.hpp).
+using InputList = std::vector<Variable, BufferAllocator<Variable>>;
 
 class Tape {
 public:
@@ -77,7 +79,7 @@ private:
     struct Entry {
         const char* op;
         std::source_location loc;
-        std::vector<Variable> inputs;
+        InputList inputs;
         BackwardFn backward;                   // empty once freed by a backward
         Variable result;                       // the op's output
         Variable grad;                         // adjoint, only during a sweep
@@ -176,7 +178,7 @@ private:
     std::size_t entry_;
     Variable grad_out_;
     bool create_graph_;
-    const std::vector<Variable>* inputs_ = nullptr;
+    const InputList* inputs_ = nullptr;
     std::unordered_map<detail::VarImpl*, std::size_t>* leaf_slots_ = nullptr;
     Tape::LeafGrads* leaf_grads_ = nullptr;
     std::size_t leaf_slot(const Variable& leaf);  // leaf's index in *leaf_grads_, added if new

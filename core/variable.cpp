@@ -5,7 +5,7 @@
 namespace tapegrad {
 
 Variable::Variable(Tensor value, bool requires_grad, std::string name)
-    : impl_(std::make_shared<detail::VarImpl>()) {
+    : impl_(make_cached<detail::VarImpl>()) {
     if (!value.defined()) throw ValueError("Variable: the value tensor is undefined");
     impl_->value = std::move(value);
     impl_->requires_grad = requires_grad;

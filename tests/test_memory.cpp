@@ -149,3 +149,23 @@ TEST_CASE("memory: tensors allocate through the cache, and repeated steps reuse 
     CHECK(t.flat(3) == 4.0);
     buffers::trim();
 }
+
+TEST_CASE("memory: a variable and a recorded op's input list come from the cache as well") {
+    LimitGuard guard;
+    set_buffer_cache_limit(std::size_t{64} << 20);
+    auto taken = [](const auto& make) {
+        const auto before = buffers::stats();
+        auto made = make();
+        const auto after = buffers::stats();
+        return (after.hits + after.misses) - (before.hits + before.misses);
+    };
+    Tensor t = Tensor::full({3}, 2.0, float32);
+    CHECK(taken([&] { return Variable(t); }) == 1);  // the variable's block, its control block inside
+    Variable x(Tensor::full({3}, 1.0, float32), true);
+    std::uint64_t plain = 0;
+    {
+        NoGradGuard off;
+        plain = taken([&] { return x * x; });
+    }
+    CHECK(taken([&] { return x * x; }) == plain + 1);  // recorded: its list of inputs besides
+}
