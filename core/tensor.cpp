@@ -33,26 +33,13 @@ std::size_t numel(const Shape& shape) {
     return n;
 }
 
-struct Tensor::View {
-    std::shared_ptr<Storage> base;
-    Shape shape;
-    Layout layout;
-    std::once_flag copied;
-    std::unique_ptr<Storage> copy;  // the elements in an array of their own, made on first xt()
-};
-
-void Tensor::require_defined(const char* what) const {
-    if (!defined()) throw ValueError(std::string("Tensor::") + what + ": the tensor is undefined");
+void Tensor::undefined(const char* what) {
+    throw ValueError(std::string("Tensor::") + what + ": the tensor is undefined");
 }
 
 void Tensor::wrong_dtype(const char* what, DType asked) const {
     throw DTypeError(fmt::format("Tensor::{}: tensor {} holds {}, asked for {}", what,
                                  to_string(shape()), name(dtype()), name(asked)));
-}
-
-const Tensor::Storage& Tensor::base() const {
-    require_defined("base");
-    return view_ ? *view_->base : *storage_;
 }
 
 Tensor::Layout Tensor::layout() const {
@@ -109,22 +96,6 @@ Tensor Tensor::view(const Tensor& base, const Shape& shape, std::size_t offset, 
     return t;
 }
 
-DType Tensor::dtype() const {
-    require_defined("dtype");
-    return base().index() == 0 ? DType::float32 : DType::float64;
-}
-
-const Shape& Tensor::shape() const {
-    require_defined("shape");
-    if (view_) return view_->shape;
-    return std::visit([](const auto& a) -> const Shape& { return a.shape(); }, *storage_);
-}
-
-std::size_t Tensor::numel() const {
-    require_defined("numel");
-    if (view_) return view_->layout.rows * view_->layout.cols;
-    return std::visit([](const auto& a) { return a.size(); }, *storage_);
-}
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
     return dispatch(dtype, [&]<class T>() { return Tensor(Array<T>::from_shape(shape)); });

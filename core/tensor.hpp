@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -60,7 +61,10 @@ public:
 
     bool defined() const { return storage_ != nullptr || view_ != nullptr; }
     bool is_view() const { return view_ != nullptr; }
-    DType dtype() const;
+    DType dtype() const {
+        require_defined("dtype");
+        return (view_ ? *view_->base : *storage_).index() == 0 ? DType::float32 : DType::float64;
+    }
     const Shape& shape() const;
     std::size_t dim() const { return shape().size(); }
     std::size_t numel() const;
@@ -109,15 +113,28 @@ public:
 
 private:
     using Storage = std::variant<Array<float>, Array<double>>;
-    struct View;
-    std::shared_ptr<Storage> storage_;  // owned storage, or
-    std::shared_ptr<View> view_;        // a view (exactly one of the two is set)
-    void require_defined(const char* what) const;
-    const Storage& base() const;      // the storage the elements live in (a view's base)
-    const Storage& resolved() const;  // an array holding exactly this tensor's elements
     struct Layout {
         std::size_t offset, rows, cols, stride;
     };
+    struct View {
+        std::shared_ptr<Storage> base;
+        Shape shape;
+        Layout layout;
+        std::once_flag copied;
+        std::unique_ptr<Storage> copy;  // the elements in an array of their own, made on first xt()
+    };
+    std::shared_ptr<Storage> storage_;  // owned storage, or
+    std::shared_ptr<View> view_;        // a view (exactly one of the two is set)
+    // Inline: every op asks a tensor its shape and dtype several times.
+    void require_defined(const char* what) const {
+        if (!defined()) [[unlikely]] undefined(what);
+    }
+    [[noreturn]] static void undefined(const char* what);
+    const Storage& base() const {  // the storage the elements live in (a view's base)
+        require_defined("base");
+        return view_ ? *view_->base : *storage_;
+    }
+    const Storage& resolved() const;  // an array holding exactly this tensor's elements
     Layout layout() const;  // a view's place in its base
     [[noreturn]] void wrong_dtype(const char* what, DType asked) const;
 };
@@ -125,6 +142,18 @@ private:
 bool all_finite(const Tensor& t);
 // max |a - b| over elements; shapes must match.
 double max_abs_diff(const Tensor& a, const Tensor& b);
+
+inline const Shape& Tensor::shape() const {
+    require_defined("shape");
+    if (view_) return view_->shape;
+    return std::visit([](const auto& a) -> const Shape& { return a.shape(); }, *storage_);
+}
+
+inline std::size_t Tensor::numel() const {
+    require_defined("numel");
+    if (view_) return view_->layout.rows * view_->layout.cols;
+    return std::visit([](const auto& a) -> std::size_t { return a.size(); }, *storage_);
+}
 
 template <class T>
 const Array<T>& Tensor::xt() const {

@@ -16,14 +16,12 @@ void Variable::require_defined(const char* what) const {
     if (!impl_) throw ValueError(std::string("Variable::") + what + ": the variable is undefined");
 }
 
-const Tensor& Variable::value() const {
+void Variable::value_unavailable() const {
     require_defined("value");
-    if (impl_->released)
-        throw GraphError(fmt::format("value: the value of a {} variable was released after forward, "
-                                     "since no backward rule declared it reads it; an op's "
-                                     "reads_only declaration is missing an input",
-                                     to_string(impl_->released_shape)));
-    return impl_->value;
+    throw GraphError(fmt::format("value: the value of a {} variable was released after forward, "
+                                 "since no backward rule declared it reads it; an op's "
+                                 "reads_only declaration is missing an input",
+                                 to_string(impl_->released_shape)));
 }
 
 Variable& Variable::set_requires_grad(bool on) {

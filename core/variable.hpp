@@ -47,7 +47,10 @@ public:
     explicit Variable(Tensor value, bool requires_grad = false, std::string name = {});
 
     bool defined() const { return impl_ != nullptr; }
-    const Tensor& value() const;
+    const Tensor& value() const {
+        if (!impl_ || impl_->released) [[unlikely]] value_unavailable();
+        return impl_->value;
+    }
     DType dtype() const { return released() ? impl_->released_dtype : value().dtype(); }
     const Shape& shape() const { return released() ? impl_->released_shape : value().shape(); }
     std::size_t dim() const { return shape().size(); }
@@ -86,6 +89,7 @@ public:
 private:
     std::shared_ptr<detail::VarImpl> impl_;
     void require_defined(const char* what) const;
+    [[noreturn]] void value_unavailable() const;  // value() of an undefined or released variable
 };
 
 // A constant (no grad) of the same dtype as `like`, used for scalar operands: x * 2.0
