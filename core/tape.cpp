@@ -65,6 +65,7 @@ AnomalyGuard::~AnomalyGuard() { anomaly_mode = previous_; }
 
 void Tape::reset() {
     entries_.clear();
+    destinations_.clear();
     release_queue_.clear();
     records_since_release_ = 0;
     release_floor_ = 0;
@@ -196,6 +197,26 @@ Variable reads_only(Variable out, std::initializer_list<std::size_t> inputs, boo
     return out;
 }
 
+Variable passes_gradient(Variable out, std::size_t input) {
+    const auto* v = out.impl();
+    if (!v || !v->tape || v->tape != &current_tape()) return out;
+    Tape& tape = *v->tape;
+    if (v->generation != tape.generation_ || v->index + 1 != tape.entries_.size()) return out;
+    Tape::Entry& e = tape.entries_[v->index];
+    if (input < e.inputs.size() && e.inputs[input].defined() && e.inputs[input].shape() == out.shape() &&
+        e.inputs[input].dtype() == out.dtype())
+        e.passes_to = static_cast<std::int32_t>(input);
+    return out;
+}
+
+void set_gradient_destination(const Variable& v, DestinationFn fn) {
+    const auto* impl = v.impl();
+    if (!impl || !impl->tape || impl->tape != &current_tape()) return;
+    Tape& tape = *impl->tape;
+    if (impl->generation != tape.generation_) return;
+    tape.destinations_[impl->index] = std::move(fn);
+}
+
 // Drops the values of queued entries that no backward rule reads once nothing outside the
 // tape holds them: the tape's own references are the entry's result and its later uses as
 // an input. A value still held stays queued; one a later rule reads leaves the queue.
@@ -286,6 +307,30 @@ thread_local std::size_t stacked_in_place_count = 0;
 
 std::size_t products_read_in_place() { return stacked_in_place_count; }
 
+std::uint64_t Backward::sweep() const { return tape_.sweep_; }
+
+GradientDestination Backward::destination(std::size_t i) {
+    const Variable& wanted = (*inputs_)[i];
+    if (create_graph_ || !wanted.requires_grad()) return {};
+    const Variable* in = &wanted;
+    for (int hops = 0; hops < 16; ++hops) {
+        const detail::VarImpl* v = in->impl();
+        if (!v || !v->requires_grad || v->tape != &tape_ || v->generation != tape_.generation_) return {};
+        const Tape::Entry& e = tape_.entries_[v->index];
+        // a gradient already there (or still to come from deferred products) is added to
+        if (!e.backward || e.grad.defined() || !e.pending.empty()) return {};
+        if (auto it = tape_.destinations_.find(v->index); it != tape_.destinations_.end()) {
+            GradientDestination d = it->second(tape_.sweep_);
+            if (!d.defined() || d.view.shape() != wanted.shape() || d.view.dtype() != wanted.dtype())
+                return {};
+            return d;
+        }
+        if (e.passes_to < 0) return {};
+        in = &e.inputs[static_cast<std::size_t>(e.passes_to)];
+    }
+    return {};
+}
+
 void Backward::copied_into(const Tensor& whole, const Tensor& joined, std::size_t offset) {
     // Only gradients someone else still holds (a deferred product) are worth finding again;
     // keeping a record holds the gradient until the sweep ends.
@@ -335,7 +380,20 @@ Tensor stacked_in_place(std::vector<std::pair<Tensor, Tensor>>& products,
     const Tensor* joined = nullptr;
     for (std::size_t k = 0; k < products.size(); ++k) {
         const Tensor& x = products[k].first;
-        if (x.is_view()) return {};
+        if (x.is_view()) {
+            // a gradient written straight into a joined array (Backward::destination)
+            auto c = std::find_if(copied.rbegin(), copied.rend(),
+                                  [&](const Tape::Copied& c) { return c.joined.shares_storage_with(x); });
+            if (c == copied.rend() || (joined && !c->joined.shares_storage_with(*joined))) return {};
+            const std::ptrdiff_t offset = dispatch(x.dtype(), [&]<class T>() -> std::ptrdiff_t {
+                const auto r = x.rows<T>();
+                return r.contiguous() ? r.data - c->joined.rows<T>().data : -1;
+            });
+            if (offset < 0) return {};
+            joined = &c->joined;
+            at.emplace_back(static_cast<std::size_t>(offset), k);
+            continue;
+        }
         auto c = std::find_if(copied.rbegin(), copied.rend(),
                               [&](const Tape::Copied& c) { return c.whole.shares_storage_with(x); });
         if (c == copied.rend() || (joined && !c->joined.shares_storage_with(*joined))) return {};
@@ -394,6 +452,7 @@ std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& s
     for (std::uint32_t index : release_queue_) entries_[index].queued = false;
     release_queue_.clear();
     release_floor_ = entries_.size();
+    ++sweep_;
 
     std::unordered_map<const detail::VarImpl*, std::size_t> wanted_slot;
     for (std::size_t k = 0; k < wanted.size(); ++k) {

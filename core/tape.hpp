@@ -38,6 +38,16 @@ using BackwardFn = std::function<void(Backward&)>;
 // A recorded op's inputs, held from the cache tensors' buffers come from (core/memory.hpp).
 using InputList = std::vector<Variable, BufferAllocator<Variable>>;
 
+// Memory a gradient may be written into directly (set_gradient_destination): `view` is the
+// tensor the gradient then is, `data` where its elements start, writable. None when null.
+struct GradientDestination {
+    Tensor view;
+    void* data = nullptr;
+    bool defined() const { return data != nullptr; }
+};
+// Called with the number of the running sweep; returns a destination or none.
+using DestinationFn = std::function<GradientDestination(std::uint64_t sweep)>;
+
 class Tape {
 public:
     Tape();
@@ -86,6 +96,7 @@ private:
         std::vector<std::pair<Tensor, Tensor>> pending;  // deferred xᵀ y still to add to grad
         std::uint32_t uses = 0;     // inputs of later entries that are this result
         std::uint32_t readers = 0;  // backward rules that may read the result's value
+        std::int32_t passes_to = -1;  // the input whose gradient is this result's, unchanged
         bool queued = false;        // in release_queue_
     };
     std::vector<Entry> entries_;
@@ -96,6 +107,10 @@ private:
     std::size_t release_floor_ = 0;
     void release_unread();
     friend Variable reads_only(Variable, std::initializer_list<std::size_t>, bool);
+    friend Variable passes_gradient(Variable, std::size_t);
+    friend void set_gradient_destination(const Variable&, DestinationFn);
+    std::unordered_map<std::uint32_t, DestinationFn> destinations_;  // by entry
+    std::uint64_t sweep_ = 0;  // backward sweeps run on this tape
     std::vector<Copied> copied_;  // this sweep's Backward::copied_into records
     std::uint64_t generation_;
     bool in_backward_ = false;
@@ -169,6 +184,14 @@ public:
     // pieces' gradients. Deferred products whose x's are such gradients, filling one range of
     // one joined array, read that range in place instead of stacking the x's again.
     void copied_into(const Tensor& whole, const Tensor& joined, std::size_t offset);
+    // Where input i's gradient may be written straight away: a destination registered for it
+    // (set_gradient_destination), or for the input its gradient passes to unchanged
+    // (passes_gradient), while no gradient has reached either yet. A split into consecutive
+    // ranges offers each piece its range of the joined gradient, so the rule that makes a
+    // piece's gradient (the join of an LSTM's gate gradients, say) writes it where the
+    // split's own backward would have copied it. None with create_graph.
+    GradientDestination destination(std::size_t i);
+    std::uint64_t sweep() const;  // the running sweep's number, as passed to a DestinationFn
 
 private:
     friend class Tape;
@@ -183,6 +206,16 @@ private:
     Tape::LeafGrads* leaf_grads_ = nullptr;
     std::size_t leaf_slot(const Variable& leaf);  // leaf's index in *leaf_grads_, added if new
 };
+
+// Declares that the backward rule of the op that just recorded `out` hands its gradient to
+// input `input` unchanged, same shape and all (addmm's addend when not broadcast), so that
+// input's gradient destination serves `out` as well. Returns `out`.
+Variable passes_gradient(Variable out, std::size_t input);
+
+// Registers where the gradient of `v`, recorded on this thread's tape, may be written during a
+// sweep: `fn` is asked at most once per request (Backward::destination) and hands out memory
+// that nothing else writes in that sweep. The registration lasts as long as the tape's graph.
+void set_gradient_destination(const Variable& v, DestinationFn fn);
 
 // How many sums of deferred products on this thread read their x's in place from a joined
 // gradient (Backward::copied_into) instead of stacking them. For tests and benchmarks.

@@ -200,43 +200,120 @@ Variable record_many(const char* op, Tensor value, const std::vector<Variable>& 
 Variable join(const char* op, const std::vector<Variable>& xs, std::size_t axis, bool stacked,
               const Loc& loc);
 
+thread_local std::size_t joined_in_place_count = 0;
+
+// The joined gradient of a split into consecutive ranges (b.outer == 1), made on the first
+// piece's request in a sweep; each piece's range is handed out once (Backward::destination).
+struct JoinTarget {
+    Shape shape;
+    DType dtype;
+    GradientDestination whole;
+    std::uint64_t sweep = 0;
+    std::vector<bool> handed;
+
+    GradientDestination piece(std::uint64_t now, std::size_t k, const Shape& piece_shape,
+                              std::size_t offset) {
+        if (sweep != now || !whole.defined()) {
+            Tensor t = Tensor::empty(shape, dtype);
+            void* data = dispatch(dtype, [&]<class T>() -> void* { return t.mutable_xt<T>().data(); });
+            whole = {std::move(t), data};
+            sweep = now;
+            handed.assign(handed.size(), false);
+        }
+        if (handed[k]) return {};
+        handed[k] = true;
+        const std::size_t n = tapegrad::numel(piece_shape);
+        return {Tensor::view(whole.view, piece_shape, offset, 1, n, n),
+                static_cast<char*>(whole.data) + offset * itemsize(dtype)};
+    }
+};
+
 // Pieces of x along `axis` of the given sizes (without the axis when `squeeze`: unbind).
 // A piece's backward parks its gradient and pokes a 0-d "hub" entry over x; the hub, recorded
 // before the pieces, runs after all of them and adds the join of the parked gradients (zeros
 // for pieces that got none) to x: one concat however many pieces.
+//
+// The join is written into the memory its own gradient may go to (Backward::destination: one
+// step's gate gradients straight into the joined gradient of the sequence's projection). When
+// the pieces are consecutive ranges (b.outer == 1), each piece offers its range of the joined
+// gradient as its own destination, and the pieces whose gradients were written there are not
+// copied again.
 std::vector<Variable> split_pieces(const char* op, const Variable& x, std::size_t axis,
                                    const std::vector<std::size_t>& sizes, bool squeeze,
                                    const Loc& loc) {
     const bool track = grad_enabled() && x.requires_grad();
+    const Blocks b = blocks(x.shape(), axis);
     std::shared_ptr<std::vector<Variable>> parked;
+    std::shared_ptr<JoinTarget> target;
     Variable hub;
     if (track) {
         parked = std::make_shared<std::vector<Variable>>(sizes.size());
+        if (b.outer == 1 && x.numel() > 0)
+            target = std::make_shared<JoinTarget>(JoinTarget{x.shape(), x.dtype(), {}, 0,
+                                                             std::vector<bool>(sizes.size())});
         hub = record(op, Tensor::zeros({}, x.dtype()), {x},
-                     [parked, sizes, axis, squeeze](Backward& bw) {
+                     [parked, target, sizes, axis, squeeze](Backward& bw) {
             const Variable& in = bw.input(0);
-            std::vector<Variable> grads(sizes.size());
-            for (std::size_t k = 0; k < sizes.size(); ++k) {
-                grads[k] = std::exchange((*parked)[k], Variable());
-                if (!grads[k].defined())
-                    grads[k] = Variable(Tensor::zeros(piece_shape(in.shape(), axis, sizes[k],
-                                                                  squeeze), in.dtype()));
-            }
-            Variable joined = join(squeeze ? "stack" : "concat", grads, axis, squeeze, Loc::current());
             const Blocks b = blocks(in.shape(), axis);
-            if (b.outer == 1)  // the pieces are consecutive ranges of the joined gradient
+            std::vector<Variable> grads(sizes.size());
+            for (std::size_t k = 0; k < sizes.size(); ++k) grads[k] = std::exchange((*parked)[k], Variable());
+            // Is piece k's gradient already at its place in d?
+            auto in_place = [&](std::size_t k, std::size_t at, const GradientDestination& d) {
+                if (!grads[k].defined() || b.outer != 1 || !d.defined()) return false;
+                return dispatch(in.dtype(), [&]<class T>() {
+                    const auto r = grads[k].value().template rows<T>();
+                    return r.contiguous() && r.data == static_cast<const T*>(d.data) + at * b.inner;
+                });
+            };
+            GradientDestination out;
+            if (target && target->sweep == bw.sweep() && target->whole.defined()) {
+                // Some pieces were given their ranges. One that holds another gradient now (a
+                // second use added to it) must not overwrite its range: the view handed out may
+                // still be read (a deferred product holds it). Then join into other memory.
+                GradientDestination own = std::exchange(target->whole, {});
+                bool clash = false;
+                for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k)
+                    clash = clash || (target->handed[k] && !in_place(k, at, own));
+                if (!clash) out = std::move(own);
+            }
+            if (!out.defined()) out = bw.destination(0);
+            Variable joined;
+            if (out.defined()) {
+                bool all_in_place = true;
+                for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k) {
+                    if (in_place(k, at, out)) continue;
+                    all_in_place = false;
+                    if (!grads[k].defined())
+                        grads[k] = Variable(Tensor::zeros(piece_shape(in.shape(), axis, sizes[k], squeeze),
+                                                          in.dtype()));
+                    dispatch(in.dtype(), [&]<class T>() {
+                        put(grads[k].value().template data<T>(), b, Range{axis, at, 1, sizes[k]},
+                            static_cast<T*>(out.data));
+                    });
+                }
+                joined_in_place_count += all_in_place;
+                joined = Variable(out.view);
+            } else {
+                for (std::size_t k = 0; k < sizes.size(); ++k)
+                    if (!grads[k].defined())
+                        grads[k] = Variable(Tensor::zeros(piece_shape(in.shape(), axis, sizes[k],
+                                                                      squeeze), in.dtype()));
+                joined = join(squeeze ? "stack" : "concat", grads, axis, squeeze, Loc::current());
+            }
+            if (b.outer == 1) {  // the pieces are consecutive ranges of the joined gradient
+                bw.copied_into(joined.value(), joined.value(), 0);  // pieces written in place
                 for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k)
                     bw.copied_into(grads[k].value(), joined.value(), at * b.inner);
+            }
             bw.add(0, joined);
         }, loc);
         hub = reads_only(hub, {}, false);  // the input's shape and dtype only
     }
     // each piece is a view of x: b.outer runs of sizes[k] * b.inner elements (no copy)
-    const Blocks b = blocks(x.shape(), axis);
     std::vector<Variable> pieces;
     for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k) {
-        Tensor t = Tensor::view(x.value(), piece_shape(x.shape(), axis, sizes[k], squeeze),
-                                at * b.inner, b.outer, sizes[k] * b.inner, b.size * b.inner);
+        const Shape shape = piece_shape(x.shape(), axis, sizes[k], squeeze);
+        Tensor t = Tensor::view(x.value(), shape, at * b.inner, b.outer, sizes[k] * b.inner, b.size * b.inner);
         if (!track) {
             pieces.emplace_back(std::move(t));
             continue;
@@ -245,6 +322,10 @@ std::vector<Variable> split_pieces(const char* op, const Variable& x, std::size_
             (*parked)[k] = bw.grad_out();
             bw.add(0, zero_scalar(bw.grad_out().dtype()));
         }, loc), {}, false));
+        if (target)
+            set_gradient_destination(pieces.back(), [target, k, shape, offset = at * b.inner](std::uint64_t sweep) {
+                return target->piece(sweep, k, shape, offset);
+            });
     }
     return pieces;
 }
@@ -538,5 +619,7 @@ Variable gather(const Variable& x, long axis, const std::vector<std::int64_t>& i
     return gather_at(x, a, std::make_shared<const GatherIndex>(GatherIndex{index, index_shape}),
                      loc);
 }
+
+std::size_t splits_joined_in_place() { return joined_in_place_count; }
 
 }  // namespace tapegrad

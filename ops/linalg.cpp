@@ -251,10 +251,10 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
                  bs.back(), r.data(), T(1));
         return Tensor(std::move(r));
     });
-    return reads_only(record("addmm", std::move(out), {c, a, b}, [ta, tb, packs](Backward& bw) {
+    return passes_gradient(reads_only(record("addmm", std::move(out), {c, a, b}, [ta, tb, packs](Backward& bw) {
         bw.add(0, bw.grad_out());  // d c = G, summed over the broadcast axes by add
         matmul_backward(bw, 1, 2, ta, tb, packs);
-    }, loc), {1, 2}, false);
+    }, loc), {1, 2}, false), 0);  // an addend of the result's shape gets G itself
 }
 
 }  // namespace tapegrad

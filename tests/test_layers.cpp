@@ -413,3 +413,36 @@ TEST_CASE("modules: Linear, Embedding, Dropout, LayerNorm, Sequential") {
     CHECK_THROWS_AS(emb.forward({10}), ValueError);
     current_tape().clear();
 }
+
+TEST_CASE("recurrent: each step's gate gradients are joined straight into the projection's gradient") {
+    // The driver cuts the hoisted projection into the steps' rows; each step's chunk of gate
+    // pre-activations writes its joined gradient into its rows of the projection's gradient
+    // (Backward::destination), so the projection's split copies nothing. The gradients are the
+    // same as a loop of steps with no split projection (no destinations at all).
+    const std::size_t I = 3, H = 4, T = 5, B = 2;
+    Generator g(31), gx(32);
+    LSTM lstm(I, H, {}, g, float64);
+    Cell& cell = lstm.cell(0);
+    const Variable x(gx.normal({T, B, I}, 0, 1, float64), true);
+    auto params = lstm.parameters();
+    std::vector<Variable> wanted(params.begin(), params.end());
+    wanted.push_back(x);
+
+    const std::size_t joined_before = splits_joined_in_place(), read_before = products_read_in_place();
+    const auto driven = grad(weighted(lstm.forward(x).output, 1), wanted);
+    CHECK(splits_joined_in_place() - joined_before == 1);
+    CHECK(products_read_in_place() - read_before == 1);  // W_hh's products read it in place
+
+    State s{constant(Tensor::zeros({B, H}, float64)), constant(Tensor::zeros({B, H}, float64))};
+    std::vector<Variable> hs;
+    for (std::size_t t = 0; t < T; ++t) {
+        const Variable xt = reshape(narrow(x, 0, static_cast<long>(t), 1), Shape{B, I});
+        s = cell.step(cell.project_input(xt), s);
+        hs.push_back(s[0]);
+    }
+    const auto alone = grad(weighted(stack(hs, 0), 1), wanted);
+    for (std::size_t i = 0; i < wanted.size(); ++i) {
+        CAPTURE(i);
+        CHECK(max_abs_diff(driven[i].value(), alone[i].value()) < 1e-13);
+    }
+}

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <tapegrad/tapegrad.hpp>
+#include <tapegrad/core/gradcheck_doctest.hpp>
 
 using namespace tapegrad;
 
@@ -413,4 +414,54 @@ TEST_CASE("tape: values no backward reads are released during forward; gradients
         const double v = xv.flat(i);
         CHECK(x.grad().flat(i) == doctest::Approx(v * v > 1 ? 20 * 2 * v : 0.0).epsilon(1e-12));
     }
+}
+
+TEST_CASE("tape: a split piece's range of the joined gradient is written in place only while the piece has no other gradient") {
+    // chunk(addmm(p0, a, w)) over a piece p0 of split(x): the chunk's backward joins its
+    // pieces' gradients into p0's rows of x's joined gradient (the addmm hands its gradient to
+    // p0 unchanged). A second use of p0, before or after, must still be added, and a piece no
+    // gradient reaches must read zeros.
+    auto model = [](bool extra_first, bool extra_last) {
+        return [=](const std::vector<Variable>& v) {
+            const auto p = split(v[0], {2, 2, 1}, 0);  // x [5, 3]: rows 0-1, 2-3, 4 (unused)
+            Variable loss = sum(p[1] * p[1]);
+            if (extra_first) loss = loss + sum(p[0] * 3.0);
+            const auto z = chunk(addmm(p[0], v[1], v[2], false, true), 3, 1);  // [2, 3] -> 3 x [2, 1]
+            loss = loss + sum(z[0] * z[1]) + sum(sigmoid(z[2]));
+            if (extra_last) loss = loss + sum(exp(p[0]));
+            return loss;
+        };
+    };
+    Generator g(41);
+    const std::vector<Tensor> inputs{g.normal({5, 3}, 0, 1, float64), g.normal({2, 2}, 0, 1, float64),
+                                     g.normal({3, 2}, 0, 1, float64)};
+    for (bool first : {false, true})
+        for (bool last : {false, true}) {
+            CAPTURE(first);
+            CAPTURE(last);
+            CHECK_GRADCHECK(model(first, last), inputs);
+        }
+
+    // With p0's only gradient coming through the addmm, its rows are written in place. Two
+    // sweeps over one graph (retain_graph) each join afresh and agree bitwise.
+    Variable x(inputs[0], true), a(inputs[1], true), w(inputs[2], true);
+    const auto p = split(x, {2, 3}, 0);
+    const auto z = chunk(addmm(p[0], a, w, false, true), 3, 1);
+    const Variable loss = sum(z[0] * z[1]) + sum(sigmoid(z[2])) + sum(p[1] * p[1]);
+    const std::size_t before = splits_joined_in_place();
+    const auto once = grad(loss, {x, a, w}, {}, {.retain_graph = true});
+    CHECK(splits_joined_in_place() == before);  // p1's gradient came from elsewhere: copied
+    const auto twice = grad(loss, {x, a, w});
+    for (std::size_t i = 0; i < 3; ++i) CHECK(once[i].value().to_vector() == twice[i].value().to_vector());
+    // p0's rows hold the chunk's joined gradient: z0 gets z1, z1 gets z0, z2 gets σ'
+    const Tensor y = addmm(narrow(Variable(inputs[0]), 0, 0, 2), Variable(inputs[1]), Variable(inputs[2]), false, true).value();
+    const std::vector<double> gx = once[0].value().to_vector();
+    for (std::size_t r = 0; r < 2; ++r) {
+        const double z0 = y.flat(r * 3), z1 = y.flat(r * 3 + 1), z2 = y.flat(r * 3 + 2);
+        const double s = 1 / (1 + std::exp(-z2));
+        CHECK(gx[r * 3] == doctest::Approx(z1));
+        CHECK(gx[r * 3 + 1] == doctest::Approx(z0));
+        CHECK(gx[r * 3 + 2] == doctest::Approx(s * (1 - s)));
+    }
+    for (std::size_t i = 6; i < 15; ++i) CHECK(gx[i] == doctest::Approx(2 * inputs[0].flat(i)));
 }
