@@ -175,12 +175,20 @@ Variable record(const char* op, Tensor result, std::initializer_list<Variable> i
     return out;
 }
 
-Variable reads_only(Variable out, std::initializer_list<std::size_t> inputs, bool result) {
+Tape::Entry* Tape::just_recorded(const Variable& out) {
     const auto* v = out.impl();
-    if (!v || !v->tape || v->tape != &current_tape()) return out;
+    if (!v || !v->tape || v->tape != &current_tape()) return nullptr;
     Tape& tape = *v->tape;
-    if (v->generation != tape.generation_ || v->index + 1 != tape.entries_.size()) return out;
-    Tape::Entry& e = tape.entries_[v->index];
+    if (v->generation != tape.generation_ || v->index + 1 != tape.entries_.size()) return nullptr;
+    return &tape.entries_[v->index];
+}
+
+Variable reads_only(Variable out, std::initializer_list<std::size_t> inputs, bool result) {
+    Tape::Entry* entry = Tape::just_recorded(out);
+    if (!entry) return out;
+    const auto* v = out.impl();
+    Tape& tape = *v->tape;
+    Tape::Entry& e = *entry;
     auto unread = [&](Tape::Entry& t, std::uint32_t index) {
         if (--t.readers == 0 && !t.queued && index >= tape.release_floor_) {
             t.queued = true;
@@ -198,11 +206,9 @@ Variable reads_only(Variable out, std::initializer_list<std::size_t> inputs, boo
 }
 
 Variable passes_gradient(Variable out, std::size_t input) {
-    const auto* v = out.impl();
-    if (!v || !v->tape || v->tape != &current_tape()) return out;
-    Tape& tape = *v->tape;
-    if (v->generation != tape.generation_ || v->index + 1 != tape.entries_.size()) return out;
-    Tape::Entry& e = tape.entries_[v->index];
+    Tape::Entry* entry = Tape::just_recorded(out);
+    if (!entry) return out;
+    Tape::Entry& e = *entry;
     if (input < e.inputs.size() && e.inputs[input].defined() && e.inputs[input].shape() == out.shape() &&
         e.inputs[input].dtype() == out.dtype())
         e.passes_to = static_cast<std::int32_t>(input);

@@ -106,6 +106,9 @@ private:
     // out: the references release_unread counts no longer add up, so they are never released.
     std::size_t release_floor_ = 0;
     void release_unread();
+    // The entry of `out` when it is the last one recorded on this thread's tape, else null:
+    // what reads_only and passes_gradient amend.
+    static Entry* just_recorded(const Variable& out);
     friend Variable reads_only(Variable, std::initializer_list<std::size_t>, bool);
     friend Variable passes_gradient(Variable, std::size_t);
     friend void set_gradient_destination(const Variable&, DestinationFn);

@@ -96,7 +96,6 @@ Tensor Tensor::view(const Tensor& base, const Shape& shape, std::size_t offset, 
     return t;
 }
 
-
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
     return dispatch(dtype, [&]<class T>() { return Tensor(Array<T>::from_shape(shape)); });
 }

@@ -63,7 +63,7 @@ public:
     bool is_view() const { return view_ != nullptr; }
     DType dtype() const {
         require_defined("dtype");
-        return (view_ ? *view_->base : *storage_).index() == 0 ? DType::float32 : DType::float64;
+        return base().index() == 0 ? DType::float32 : DType::float64;
     }
     const Shape& shape() const;
     std::size_t dim() const { return shape().size(); }

@@ -252,9 +252,8 @@ std::vector<Variable> split_pieces(const char* op, const Variable& x, std::size_
             target = std::make_shared<JoinTarget>(JoinTarget{x.shape(), x.dtype(), {}, 0,
                                                              std::vector<bool>(sizes.size())});
         hub = record(op, Tensor::zeros({}, x.dtype()), {x},
-                     [parked, target, sizes, axis, squeeze](Backward& bw) {
+                     [parked, target, sizes, axis, squeeze, b](Backward& bw) {
             const Variable& in = bw.input(0);
-            const Blocks b = blocks(in.shape(), axis);
             std::vector<Variable> grads(sizes.size());
             for (std::size_t k = 0; k < sizes.size(); ++k) grads[k] = std::exchange((*parked)[k], Variable());
             // Is piece k's gradient already at its place in d?
