@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ops/arith.hpp"
+#include "ops/elementwise.hpp"
 #include "ops/index.hpp"
 #include "ops/linalg.hpp"
 #include "ops/unary.hpp"
@@ -126,7 +127,7 @@ State GRUCell::step(const Variable& x_t, const State& state) {
         const Variable r = sigmoid(x[0] + hh[0]);  // r_t = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
         const Variable z = sigmoid(x[1] + hh[1]);  // z_t = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
         const Variable n = tanh(x[2] + r * hh[2]); // n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
-        return {n + z * (h - n)};                  // h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+        return {lerp(n, h, z)};                    // h_t = (1 - z_t) * n_t + z_t * h_{t-1}
     }
     // x_t arrives as W_i x_t + b_i + b_h (r, z, n)
     const auto x = split(x_t, {2 * H, H}, 1);
@@ -159,7 +160,7 @@ State GRUCell::cho_step(const Variable& x_rz, const Variable& x_n, const Variabl
     const auto rz = chunk(sigmoid(addmm(x_rz, h, w_rz, false, true)), 2, 1);
     const Variable &r = rz[0], &z = rz[1];  // r_t = σ(W_r[x_t, h_{t-1}]),  z_t = σ(W_z[x_t, h_{t-1}])
     const Variable candidate = tanh(addmm(x_n, r * h, w_n, false, true));  // h̃_t = tanh(W[x_t, r_t * h_{t-1}])
-    return {h + z * (candidate - h)};  // h_t = (1 - z_t) * h_{t-1} + z_t * h̃_t, in three ops
+    return {lerp(h, candidate, z)};  // h_t = (1 - z_t) * h_{t-1} + z_t * h̃_t = h + z (h̃ - h)
 }
 
 }  // namespace tapegrad

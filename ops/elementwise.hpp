@@ -34,6 +34,12 @@ Variable clamp(const Variable& x, std::optional<double> min, std::optional<doubl
 // Elementwise larger / smaller of a and b. On a tie each input gets half the gradient.
 Variable maximum(const Variable& a, const Variable& b, const Loc& loc = Loc::current());
 Variable minimum(const Variable& a, const Variable& b, const Loc& loc = Loc::current());
+// start + weight * (end - start), the three broadcast together (torch.lerp), as one op: one
+// pass and one recorded entry where sub, mul and add would take three, and no saved temporary.
+// Gradients: start (1 - weight), end weight, weight (end - start). A GRU's
+// h_t = (1 - z) h_{t-1} + z h̃ is lerp(h_{t-1}, h̃, z).
+Variable lerp(const Variable& start, const Variable& end, const Variable& weight,
+              const Loc& loc = Loc::current());
 // mask != 0 ? a : b, with mask, a and b broadcast together. `mask` may be of either dtype;
 // it gets no gradient. The gradient goes to a where the mask is set, to b elsewhere.
 Variable where(const Tensor& mask, const Variable& a, const Variable& b,

@@ -1,5 +1,5 @@
 // Gradcheck rows for ops/elementwise: pow, sqrt, abs, log1p, leaky_relu, softplus, clamp,
-// maximum, minimum, where. Inputs come from Domain::any (|x| >= 0.1, off the kinks at 0) or
+// maximum, minimum, where, lerp. Inputs come from Domain::any (|x| >= 0.1, off the kinks at 0) or
 // Domain::positive; bounds and thresholds are chosen so random inputs fall on both sides.
 // Piecewise-linear ops have second derivative 0 away from their kinks, so every row also runs
 // gradgradcheck.
@@ -61,6 +61,16 @@ std::vector<OpRow> rows_elementwise() {
          [](V x) { return where(alternating({2, 1}), x[0], x[1]); }},
         {"where float32 mask", {{4}, {4}},
          [](V x) { return where(alternating({4}).to(float32), x[0] * x[1], x[1]); }},
+        {"lerp", {{2, 3}, {2, 3}, {2, 3}}, [](V x) { return lerp(x[0], x[1], x[2]); }},
+        {"lerp broadcast", {{2, 3}, {3}, {2, 1}}, [](V x) { return lerp(x[0], x[1], x[2]); }},
+        {"lerp constant weight", {{2, 3}, {2, 3}},
+         [](V x) { return lerp(x[0], x[1], constant(0.3, x[0].dtype())); }},
+        // start and weight are column slices (strided runs read in place), end is contiguous
+        {"lerp on column slices", {{3, 8}, {3, 4}},
+         [](V x) {
+             const auto c = chunk(x[0], 2, 1);
+             return lerp(c[0], x[1], c[1]);
+         }},
     };
 }
 

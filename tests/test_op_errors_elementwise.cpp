@@ -122,6 +122,16 @@ TEST_CASE("elementwise errors: where") {
           0);
 }
 
+TEST_CASE("elementwise errors: lerp") {
+    Variable a(Tensor::ones({2, 3}, float64)), b(Tensor::zeros({2, 3}, float64));
+    auto msg = thrown<ShapeError>([&] { lerp(a, b, Variable(Tensor::ones({4}, float64))); });
+    CHECK(msg.find("lerp: start [2,3], end [2,3] and weight [4] cannot be broadcast together") == 0);
+    msg = thrown<DTypeError>([&] { lerp(a, b, Variable(Tensor::ones({2, 3}, float32))); });
+    CHECK(msg.find("lerp: dtypes differ") == 0);
+    CHECK(has(msg, "float32"));
+    CHECK(thrown<ValueError>([&] { lerp(a, Variable(), b); }).find("lerp: an input variable is undefined") == 0);
+}
+
 TEST_CASE("reduction errors: axes, empty groups, degrees of freedom") {
     Variable x(Tensor::ones({2, 3}, float64));
     for (auto* op : {+[](const Variable& v) { return max(v, {2}); },
@@ -227,6 +237,30 @@ TEST_CASE("sqrt, log1p and where: values and gradients") {
     auto g = tapegrad::grad(sum(y * y), {a, b});
     check_close(g[0].value().to_vector(), {2, 4, 6, 0, 0, 0});
     check_close(g[1].value().to_vector(), {-2, -4, -6});
+}
+
+TEST_CASE("lerp: values and gradients, the same as the three ops it replaces") {
+    Variable s = param({1, 2, 3, 4, 5, 6}, {2, 3}), e = param({-1, 0, 1, 2, 3, 4}, {2, 3});
+    Variable w = param({0.25, 0.5, 1, 0, -1, 2}, {2, 3});
+    Variable y = lerp(s, e, w);
+    // s + w (e - s)
+    check_close(y.value().to_vector(), {0.5, 1, 1, 4, 7, 2});
+    auto g = tapegrad::grad(sum(y * y), {s, e, w});
+    // dy: 2y; d/ds = 2y (1 - w), d/de = 2y w, d/dw = 2y (e - s)
+    check_close(g[0].value().to_vector(), {0.75, 1, 0, 8, 28, -4});
+    check_close(g[1].value().to_vector(), {0.25, 1, 2, 0, -14, 8});
+    check_close(g[2].value().to_vector(), {-2, -4, -4, -16, -28, -8});
+    // float32 on column slices (the GRU's z is one): what sub, mul and add give, to rounding
+    // (the compiler may fuse the multiply and add)
+    Generator gen(3);
+    Variable p(gen.normal({5, 40}, 0, 1, float32), true), q(gen.normal({5, 20}, 0, 1, float32), true);
+    const auto c = chunk(p, 2, 1), d = chunk(p, 2, 1);
+    Variable fused = lerp(c[0], q, c[1]), plain = d[0] + d[1] * (q - d[0]);
+    CHECK(max_abs_diff(fused.value(), plain.value()) < 1e-6);
+    auto gf = tapegrad::grad(sum(fused * fused), {p, q});
+    auto gp = tapegrad::grad(sum(plain * plain), {p, q});
+    CHECK(max_abs_diff(gf[0].value(), gp[0].value()) < 1e-5);
+    CHECK(max_abs_diff(gf[1].value(), gp[1].value()) < 1e-5);
 }
 
 TEST_CASE("softplus: PyTorch values, the linear part, no overflow") {
