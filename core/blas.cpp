@@ -47,6 +47,21 @@ void warn_if_slow_blas() {
     });
 }
 
+namespace {
+blasint i(std::size_t v) { return static_cast<blasint>(v); }
+CBLAS_TRANSPOSE op(bool t) { return t ? CblasTrans : CblasNoTrans; }
+}  // namespace
+
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+          const float* b, std::size_t ldb, float* c, float beta) {
+    cblas_sgemm(CblasRowMajor, op(ta), op(tb), i(m), i(n), i(k), 1.0f, a, i(lda), b, i(ldb), beta, c, i(n));
+}
+
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
+          const double* b, std::size_t ldb, double* c, double beta) {
+    cblas_dgemm(CblasRowMajor, op(ta), op(tb), i(m), i(n), i(k), 1.0, a, i(lda), b, i(ldb), beta, c, i(n));
+}
+
 void use_single_threaded_blas() {
     static std::mutex mutex;
     static bool stopped = false;  // guarded by mutex: the threads OpenBLAS started are gone

@@ -3,6 +3,7 @@
 // OPENBLAS_CORETYPE (e.g. Haswell or SkylakeX) before the process starts fixes it.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace tapegrad {
@@ -25,6 +26,13 @@ std::string blas_warning(const BlasInfo& info);
 
 // Prints blas_warning() to stderr once per process when it is not empty.
 void warn_if_slow_blas();
+
+// c[m, n] = op(a) op(b) + beta c in row-major storage (cblas_sgemm / cblas_dgemm); lda and ldb
+// are the stored row lengths of a and b, c's is n.
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
+          const float* b, std::size_t ldb, float* c, float beta = 0);
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
+          const double* b, std::size_t ldb, double* c, double beta = 0);
 
 // Sets OpenBLAS to one thread and stops its idle worker threads, so that TBB's workers are
 // the only threads doing tapegrad's work (set_num_threads and parallel_backward call it).

@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include <fmt/format.h>
 #include <tbb/global_control.h>
@@ -68,6 +69,10 @@ double parallel_backward(const std::vector<Variable>& params, std::size_t batch,
         results[s].loss = loss.item();
         if (shards.size() > 1)  // the shard's share of the batch mean
             loss = loss * (static_cast<double>(shard.size()) / static_cast<double>(batch));
+        // more than one shard: the one that finishes first helps with the others' weight
+        // gradients, the last products of their sweeps
+        std::optional<SharedProductsScope> share;
+        if (shards.size() > 1) share.emplace();
         results[s].grads = grad(loss, params);
     };
     if (shards.size() == 1) {

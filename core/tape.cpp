@@ -5,6 +5,11 @@
 #include <exception>
 #include <fmt/format.h>
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include "core/blas.hpp"
 #include "core/packed_gemm.hpp"
 #include "ops/arith.hpp"
 #include "ops/linalg.hpp"
@@ -421,9 +426,34 @@ Tensor stacked_in_place(std::vector<std::pair<Tensor, Tensor>>& products,
     return Tensor::view(*joined, {rows, n / rows}, at.front().first, 1, n, n);
 }
 
+thread_local bool share_products = false;  // a SharedProductsScope is open on this thread
+constexpr std::size_t shared_block_rows = 64;
+
+// f(row0, rows) over [0, m) in blocks of shared_block_rows; inside a SharedProductsScope as
+// TBB tasks other threads may take, isolated so that this thread, waiting for them, takes
+// no unrelated work (another shard) in the middle of its sweep.
+template <class F>
+void for_row_blocks(std::size_t m, F&& f) {
+    const std::size_t blocks = (m + shared_block_rows - 1) / shared_block_rows;
+    auto block = [&](std::size_t b) {
+        const std::size_t row0 = b * shared_block_rows;
+        f(row0, std::min(shared_block_rows, m - row0));
+    };
+    if (!share_products || blocks < 2) {
+        f(std::size_t{0}, m);
+        return;
+    }
+    tbb::this_task_arena::isolate([&] {
+        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, blocks, 1), [&](const tbb::blocked_range<std::size_t>& r) {
+            for (std::size_t b = r.begin(); b < r.end(); ++b) block(b);
+        }, tbb::simple_partitioner());
+    });
+}
+
 // Σ xᵢᵀ yᵢ over an input's deferred products, as ONE product over their stacked rows. Small
 // float32 results run on the packed kernel, which packs the y's straight from their tensors
-// and reads the stacked x's as they lie; the rest go to OpenBLAS.
+// and reads the stacked x's as they lie; the rest go to OpenBLAS (in blocks of rows inside a
+// SharedProductsScope).
 Variable sum_of_products(std::vector<std::pair<Tensor, Tensor>>& products,
                          const std::vector<Tape::Copied>& copied) {
     const std::size_t m = products[0].first.shape()[1], n = products[0].second.shape()[1];
@@ -434,12 +464,32 @@ Variable sum_of_products(std::vector<std::pair<Tensor, Tensor>>& products,
         for (const auto& [x, y] : products) ys.push_back({y.data<float>(), y.shape()[0]});
         const packed_gemm::PackedMatrix packed(ys, n);
         Tensor out = Tensor::empty({m, n}, DType::float32);
-        packed.multiply_transposed(m, xs.data<float>(), m, out.mutable_xt<float>().data());
+        const float* at = xs.data<float>();
+        float* c = out.mutable_xt<float>().data();
+        for_row_blocks(m, [&](std::size_t row0, std::size_t rows) {
+            packed.multiply_transposed(rows, at + row0, m, c + row0 * n);
+        });
         return Variable(std::move(out));
     }
-    return transposed_product(Variable(xs), Variable(stacked(products, true)));
+    Tensor ys = stacked(products, true);
+    if (!share_products || (n <= 64 && m >= 2 * n)) return transposed_product(Variable(xs), Variable(ys));
+    const std::size_t k = xs.shape()[0];
+    Tensor out = Tensor::empty({m, n}, xs.dtype());
+    dispatch(xs.dtype(), [&]<class T>() {
+        const T* x = xs.data<T>();
+        const T* y = ys.data<T>();
+        T* c = out.mutable_xt<T>().data();
+        for_row_blocks(m, [&](std::size_t row0, std::size_t rows) {
+            if (k == 0) std::fill_n(c + row0 * n, rows * n, T(0));
+            else gemm(true, false, rows, n, k, x + row0, m, y, n, c + row0 * n);
+        });
+    });
+    return Variable(std::move(out));
 }
 }  // namespace
+
+SharedProductsScope::SharedProductsScope() : previous_(share_products) { share_products = true; }
+SharedProductsScope::~SharedProductsScope() { share_products = previous_; }
 
 std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& seed,
                                          std::span<const Variable> wanted,

@@ -220,6 +220,24 @@ Variable passes_gradient(Variable out, std::size_t input);
 // that nothing else writes in that sweep. The registration lasts as long as the tape's graph.
 void set_gradient_destination(const Variable& v, DestinationFn fn);
 
+// While one is alive on a thread, the sums of deferred products (a weight's gradient summed
+// over all steps as one product, Backward::add_product) of the sweeps run there are cut into
+// blocks of 64 rows of the result, computed as TBB tasks. Another TBB thread with nothing else
+// to do takes some of them: parallel_backward opens one in every shard, so the shard that
+// finishes its sweep first helps finish the others' weight gradients instead of waiting (on
+// vCPUs of unequal speed, say). The cut depends only on the product's shape, so results do
+// not depend on which thread runs a block.
+class SharedProductsScope {
+public:
+    SharedProductsScope();
+    ~SharedProductsScope();
+    SharedProductsScope(const SharedProductsScope&) = delete;
+    SharedProductsScope& operator=(const SharedProductsScope&) = delete;
+
+private:
+    bool previous_;
+};
+
 // How many sums of deferred products on this thread read their x's in place from a joined
 // gradient (Backward::copied_into) instead of stacking them. For tests and benchmarks.
 std::size_t products_read_in_place();

@@ -1,9 +1,8 @@
 #include "ops/linalg.hpp"
 
-#include <cblas.h>
-
 #include <memory>
 
+#include "core/blas.hpp"
 #include "core/packed_gemm.hpp"
 #include "core/tape.hpp"
 #include "ops/kernels.hpp"
@@ -12,20 +11,6 @@
 namespace tapegrad {
 
 namespace {
-
-// c[m,n] = op(a) op(b) + beta c, row-major; lda and ldb are the stored row lengths of a and b.
-template <class T>
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const T* a,
-          std::size_t lda, const T* b, std::size_t ldb, T* c, T beta = T(0)) {
-    const auto opa = ta ? CblasTrans : CblasNoTrans, opb = tb ? CblasTrans : CblasNoTrans;
-    const auto i = [](std::size_t v) { return static_cast<blasint>(v); };
-    if constexpr (std::is_same_v<T, float>)
-        cblas_sgemm(CblasRowMajor, opa, opb, i(m), i(n), i(k), 1.0f, a, i(lda), b, i(ldb), beta,
-                    c, i(n));
-    else
-        cblas_dgemm(CblasRowMajor, opa, opb, i(m), i(n), i(k), 1.0, a, i(lda), b, i(ldb), beta, c,
-                    i(n));
-}
 
 // A matrix right operand packed for the kernel of core/packed_gemm.hpp: op(B) [K, N] for the
 // product A op(B), and op(B)ᵀ [N, K] for its backward's G op(B)ᵀ. Empty: BLAS does the product.

@@ -21,14 +21,18 @@ struct Threads {
     ~Threads() { set_num_threads(0); }
 };
 
+// Hidden size 40: the LSTM's 4H = 160 rows of weight gradient, the GRU's 2H = 80 of its r,z
+// slice, are cut into blocks (SharedProductsScope) when there are several shards.
+constexpr std::size_t hidden = 40;
+
 struct Model {
     Generator gen;
     std::shared_ptr<Recurrent> rnn;
     std::shared_ptr<Linear> head;
     Model(const std::string& kind, DType dtype) : gen(11) {
-        if (kind == "lstm") rnn = std::make_shared<LSTM>(3, 8, RecurrentOptions{}, gen, dtype);
-        else rnn = std::make_shared<GRU>(3, 8, RecurrentOptions{}, gen, dtype);
-        head = std::make_shared<Linear>(8, 2, gen, dtype);
+        if (kind == "lstm") rnn = std::make_shared<LSTM>(3, hidden, RecurrentOptions{}, gen, dtype);
+        else rnn = std::make_shared<GRU>(3, hidden, RecurrentOptions{}, gen, dtype);
+        head = std::make_shared<Linear>(hidden, 2, gen, dtype);
     }
     std::vector<Variable> parameters() const {
         auto p = rnn->parameters();
@@ -38,7 +42,7 @@ struct Model {
     // mean over the rows of x [T, b, 3] of the MSE of the head on the last hidden state
     Variable loss(const Variable& x, const Variable& y) {
         const RecurrentOutput out = rnn->forward(x);
-        const Variable h = reshape(out.states[0], Shape{x.shape()[1], 8});
+        const Variable h = reshape(out.states[0], Shape{x.shape()[1], hidden});
         return mse_loss(head->forward(h), y);
     }
 };
@@ -171,6 +175,54 @@ TEST_CASE("parallel_backward: losses and parameters are bitwise equal with 1, 2 
         CHECK(one.second == two.second);
         CHECK(one.second == four.second);
         CHECK(one.first.back() < one.first.front());  // and it trains
+    }
+}
+
+TEST_CASE("SharedProductsScope: a weight's gradient summed in blocks of rows is the one product") {
+    // W [m, n] used at 5 steps, y_t = x_t Wᵀ: its gradient Σ c_tᵀ x_t is one deferred product,
+    // cut into blocks of 64 rows (the last one partial) inside the scope, on TBB's threads.
+    struct Case {
+        DType dtype;
+        std::size_t m, n;
+        double tol;
+    };
+    // float32 [200, 40]: the packed kernel where the CPU has it; [300, 100]: OpenBLAS; float64
+    for (const Case& c : {Case{float32, 200, 40, 1e-5}, Case{float32, 300, 100, 1e-5}, Case{float64, 300, 100, 1e-12}}) {
+        CAPTURE(c.m);
+        CAPTURE(c.n);
+        Generator gen(21);
+        Variable w(gen.normal({c.m, c.n}, 0, 1, c.dtype), true);
+        std::vector<Variable> xs, cs;
+        for (int t = 0; t < 5; ++t) {
+            xs.emplace_back(gen.normal({7, c.n}, 0, 1, c.dtype));
+            cs.emplace_back(gen.normal({7, c.m}, 0, 1, c.dtype));
+        }
+        auto gradient = [&] {
+            Variable loss;
+            for (std::size_t t = 0; t < xs.size(); ++t) {
+                const Variable term = sum(matmul(xs[t], w, false, true) * cs[t]);
+                loss = loss.defined() ? loss + term : term;
+            }
+            return tapegrad::grad(loss, {w})[0].value();
+        };
+        const Tensor whole = gradient();
+        Tensor blocks;
+        {
+            SharedProductsScope share;
+            blocks = gradient();
+        }
+        // Σ_t c_tᵀ x_t, computed here element by element
+        Tensor expected = Tensor::zeros({c.m, c.n}, float64);
+        for (std::size_t t = 0; t < xs.size(); ++t)
+            for (std::size_t i = 0; i < c.m; ++i)
+                for (std::size_t j = 0; j < c.n; ++j) {
+                    double v = expected.flat(i * c.n + j);
+                    for (std::size_t r = 0; r < 7; ++r)
+                        v += cs[t].value().flat(r * c.m + i) * xs[t].value().flat(r * c.n + j);
+                    expected.set_flat(i * c.n + j, v);
+                }
+        CHECK(max_abs_diff(blocks.to(float64), expected) < c.tol * 10);
+        CHECK(max_abs_diff(blocks, whole) < c.tol);
     }
 }
 
