@@ -17,7 +17,9 @@
 // PyTorch's children alternating, and each side keeps its best round (the lowest median), so
 // a slow phase of the machine does not land on one side only. The vCPUs are not equally fast
 // (one ran the small steps 20-40% slower than the other in the ceiling table), so the 1-thread
-// runs of both sides are pinned to the same CPU (--pin, default the last one).
+// runs of both sides are pinned to the same CPU (--pin, default the last one). Its speed
+// also drifts between separate runs, so the 2-thread speed-up is measured a second way too:
+// 1- and 2-thread steps in turn in one process (--paired), the median of their ratios.
 #include <cblas.h>
 #include <sched.h>
 #include <cstdio>
@@ -184,6 +186,59 @@ std::pair<double, double> kernels_on_off(const std::string& cell, const Config& 
     return {tb::summarize(on, 1e3).time.median, tb::summarize(off, 1e3).time.median};
 }
 
+// The 2-thread speed-up measured in pairs within one process: a 1-thread step (one shard of
+// B rows, this thread pinned to `cpu` when >= 0) and a 2-thread step (two shards of B/2 rows,
+// every CPU) in turn, reps times, the order of the two swapped every pair. Each timed step
+// follows an untimed one of its kind, so both run with warm caches and, at 2 threads, TBB's
+// worker awake, as in a training loop. On a shared machine whose speed drifts over seconds,
+// the ratio of two steps taken a moment apart is what the drift spares; the median of those
+// ratios is reported, with the median ms of each side.
+struct Paired {
+    double t1 = 0, t2 = 0, speedup = 0;
+};
+Paired paired_speedup(const std::string& cell, const Config& c, int reps, int cpu) {
+    Step one(cell, c, c.B), two(cell, c, c.B / 2);
+    cpu_set_t every, pinned;
+    sched_getaffinity(0, sizeof every, &every);
+    CPU_ZERO(&pinned);
+    if (cpu >= 0 && cpu < CPU_SETSIZE) CPU_SET(cpu, &pinned);
+    auto run1 = [&] {
+        set_num_threads(1);
+        if (cpu >= 0) sched_setaffinity(0, sizeof pinned, &pinned);
+        one();
+    };
+    auto run2 = [&] {
+        sched_setaffinity(0, sizeof every, &every);
+        set_num_threads(2);
+        two();
+    };
+    // 2 threads first: TBB's worker starts while this thread may run on every CPU
+    tb::time_reps(warmup_steps, 0, run2, warmup_seconds);
+    tb::time_reps(warmup_steps, 0, run1, warmup_seconds);
+    auto timed = [](auto& run) {
+        run();
+        const tb::Instant start;
+        run();
+        return start.since().time();
+    };
+    std::vector<double> t1, t2, ratio;
+    for (int i = 0; i < reps; ++i) {
+        double a = 0, b = 0;
+        if (i % 2 == 0) {
+            a = timed(run1);
+            b = timed(run2);
+        } else {
+            b = timed(run2);
+            a = timed(run1);
+        }
+        t1.push_back(a);
+        t2.push_back(b);
+        ratio.push_back(a / b);
+    }
+    sched_setaffinity(0, sizeof every, &every);
+    return {1e3 * tb::summarize(t1).median, 1e3 * tb::summarize(t2).median, tb::summarize(ratio).median};
+}
+
 // Runs this binary with --one in a child and parses its JSON line; cpu >= 0 pins a 1-thread
 // child to that CPU.
 std::optional<nlohmann::json> tapegrad_child(const std::string& self, const std::string& cell,
@@ -210,6 +265,7 @@ struct Row {
     double t1 = 0;              // 1 thread, one shard of B rows
     double t1_shards = 0;       // 1 thread, two shards of B/2 rows
     double t2 = 0;              // 2 threads, two shards of B/2 rows
+    double paired = 0;          // 2T speed-up, median of 1T/2T pairs in one process (--paired)
     double sgemm = 0, tape_mib_per_step = 0, rss = 0;
     std::map<std::string, double> torch1, torch2, torch_rss;  // by way
     double torch_best1() const {
@@ -237,7 +293,7 @@ std::string fmt_ratio(double a, double b) { return a > 0 && b > 0 ? fmt::format(
 
 int main(int argc, char** argv) {
     CLI::App app{"tapegrad vs PyTorch: one RNN/LSTM/GRU training step"};
-    bool one = false, no_torch = false, no_sgemm = false, kernels_ab = false;
+    bool one = false, no_torch = false, no_sgemm = false, kernels_ab = false, paired = false;
     std::string cell = "lstm", config = "large";
     int threads = 1, reps = 7, rounds = 3;
     std::size_t one_rows = 0;
@@ -264,6 +320,7 @@ int main(int argc, char** argv) {
     app.add_flag("--no-torch", no_torch, "skip the PyTorch peer");
     app.add_flag("--no-sgemm", no_sgemm, "with --one: skip the sgemm reference (to profile the step alone)");
     app.add_flag("--kernels-ab", kernels_ab, "with --one: 1 thread, the AVX-512 kernels on and off in turn in this process");
+    app.add_flag("--paired", paired, "with --one: 1 and 2 threads in turn in this process (the 2T speed-up in pairs)");
     app.add_option("--out", out, "Markdown file for the table");
     CLI11_PARSE(app, argc, argv);
 
@@ -274,7 +331,7 @@ int main(int argc, char** argv) {
     };
 
     if (one) {
-        if (one_cpu >= 0) {
+        if (one_cpu >= 0 && !paired) {
             if (threads != 1) {
                 fmt::print(stderr, "bench/rnn: --cpu needs --threads 1\n");
                 return 2;
@@ -292,6 +349,11 @@ int main(int argc, char** argv) {
         if (kernels_ab) {
             const auto [on, off] = kernels_on_off(cell, c, reps);
             fmt::print("{}\n", nlohmann::json{{"on_ms", on}, {"off_ms", off}}.dump());
+            return 0;
+        }
+        if (paired) {
+            const Paired p = paired_speedup(cell, c, reps, one_cpu);
+            fmt::print("{}\n", nlohmann::json{{"t1_ms", p.t1}, {"t2_ms", p.t2}, {"speedup", p.speedup}}.dump());
             return 0;
         }
         const One r = measure(cell, c, threads, one_rows == 0 ? c.B : one_rows, reps);
@@ -345,6 +407,11 @@ int main(int argc, char** argv) {
                                 row.torch_rss[way] = std::max(row.torch_rss[way], (*j)["peak_rss_mib"].get<double>());
                         }
                 }
+            // The speed-up in pairs: 1T and 2T steps in turn, in one child, 3 x reps pairs.
+            progress(c.name, cell_name, ", 1 and 2 threads in pairs");
+            if (auto j = tb::run_command_json(fmt::format("{} --one --paired --cell {} --config {} --reps {} --cpu {}",
+                                                          tb::shell_quote(self), cell_name, c.name, 3 * reps, pin)))
+                row.paired = (*j)["speedup"].get<double>();
             rows.push_back(row);
         }
     }
@@ -378,6 +445,9 @@ int main(int argc, char** argv) {
         "primitive ops eager, TorchScript. tapegrad 1T = one thread, the batch as one shard; "
         "1T 2 shards and 2T = the batch cut into two shards of B/2 rows (parallel_backward), on "
         "one and two threads; 2T speed-up = 1T / 2T (in brackets: 1T 2 shards / 2T, the same work). "
+        "Paired = the 2T speed-up measured in pairs in one process ({} pairs of a 1T step, pinned like "
+        "the 1T runs, and a 2T step, a moment apart; the median of their ratios): the machine's speed "
+        "drifts between the separate runs above, not within a pair. "
         "Ratio = tapegrad 1T / PyTorch 1 thread. % sgemm = the step's matrix products timed alone "
         "with one-thread sgemm on the same shapes, over tapegrad 1T. RSS = peak resident MiB of "
         "the 1T process (PyTorch: its nn.* layer's process).\n\n",
@@ -385,10 +455,11 @@ int main(int argc, char** argv) {
         "./run.sh bench", reps, warmup_steps, warmup_seconds, rounds,
         pin >= 0 ? fmt::format("Every 1-thread run, of both sides, is pinned to CPU {} (`--pin`), so a "
                                "slower vCPU cannot land on one side only; 2T runs use every CPU.", pin)
-                 : std::string("1-thread runs are not pinned (`--pin -1`)."));
-    table += "| config | cell | tapegrad 1T | 1T 2 shards | 2T | 2T speed-up | PyTorch nn.* 1T | PyTorch best 1T | "
+                 : std::string("1-thread runs are not pinned (`--pin -1`)."),
+        3 * reps);
+    table += "| config | cell | tapegrad 1T | 1T 2 shards | 2T | 2T speed-up | paired | PyTorch nn.* 1T | PyTorch best 1T | "
              "PyTorch best 2T | ratio vs nn.* | ratio vs best | % sgemm | tape MiB/step | RSS tapegrad | RSS PyTorch |\n"
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     // What two threads can gain on this machine at most: two independent 1-thread processes
     // running the same step at once, against one alone (before and after the pair). No
     // sharing, no synchronisation: whatever slows the pair is the machine's (the two vCPUs'
@@ -426,19 +497,24 @@ int main(int argc, char** argv) {
                                      bound, fmt_ratio(r.t1, r.t2));
     }
 
-    double worst = 0;
-    std::string worst_at;
+    double worst = 0, worst_paired = 0;
+    std::string worst_at, worst_paired_at;
     for (const Row& r : rows) {
         const double fused = r.torch1.count("fused") ? r.torch1.at("fused") : 0;
         const double best = r.torch_best1();
-        table += fmt::format("| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {:.2f} | {:.0f} | {} |\n",
+        table += fmt::format("| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {:.2f} | {:.0f} | {} |\n",
                              r.config, r.cell, fmt_ms(r.t1), fmt_ms(r.t1_shards), fmt_ms(r.t2),
                              fmt_ratio(r.t1, r.t2), fmt_ratio(r.t1_shards, r.t2),
+                             r.paired > 0 ? fmt::format("{:.2f}", r.paired) : "—",
                              fmt_ms(fused), fmt_ms(best), fmt_ms(r.torch_best2()),
                              fmt_ratio(r.t1, fused), fmt_ratio(r.t1, best),
                              r.t1 > 0 ? fmt::format("{:.0f}%", 100 * r.sgemm / r.t1) : "—",
                              r.tape_mib_per_step, r.rss,
                              r.torch_rss.count("fused") ? fmt::format("{:.0f}", r.torch_rss.at("fused")) : "—");
+        if (r.paired > 0 && (worst_paired == 0 || r.paired < worst_paired)) {
+            worst_paired = r.paired;
+            worst_paired_at = r.config + " " + r.cell;
+        }
         if (best > 0 && r.t1 / best > worst) {
             worst = r.t1 / best;
             worst_at = r.config + " " + r.cell;
@@ -446,9 +522,11 @@ int main(int argc, char** argv) {
     }
     table += kernels_table + ceiling_table;
     fmt::print("\n{}", table);
-    const std::string summary = worst > 0
+    std::string summary = worst > 0
         ? fmt::format("bench/rnn: worst ratio tapegrad / PyTorch best (1 thread): {:.2f} ({})", worst, worst_at)
         : std::string("bench/rnn: no PyTorch comparison in this run");
+    if (worst_paired > 0)
+        summary += fmt::format("; lowest 2T speed-up, paired: {:.2f} ({})", worst_paired, worst_paired_at);
     fmt::print("\n{}\n", summary);
     tb::write_section(out, "rnn", table + "\n" + summary + "\n");
     fmt::print("bench/rnn: table written to {}\n", out);
