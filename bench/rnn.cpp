@@ -187,24 +187,30 @@ std::pair<double, double> kernels_on_off(const std::string& cell, const Config& 
 }
 
 // The 2-thread speed-up measured in pairs within one process: a 1-thread step (one shard of
-// B rows, this thread pinned to `cpu` when >= 0) and a 2-thread step (two shards of B/2 rows,
-// every CPU) in turn, reps times, the order of the two swapped every pair. Each timed step
-// follows an untimed one of its kind, so both run with warm caches and, at 2 threads, TBB's
-// worker awake, as in a training loop. On a shared machine whose speed drifts over seconds,
-// the ratio of two steps taken a moment apart is what the drift spares; the median of those
-// ratios is reported, with the median ms of each side.
+// B rows, this thread pinned to one CPU) and a 2-thread step (two shards of B/2 rows, every
+// CPU) in turn, reps times, the order of the two swapped every other pair. The 1-thread step
+// runs on `cpu` when >= 0, otherwise on each CPU of the process in turn: pinned to one CPU
+// only, the ratio would lean up when that vCPU is the slower one and down when it is the
+// faster. Each timed step follows an untimed one of its kind, so both run with warm caches
+// and, at 2 threads, TBB's worker awake, as in a training loop. On a shared machine whose
+// speed drifts over seconds, the ratio of two steps taken a moment apart is what the drift
+// spares; the median of those ratios is reported, with the median ms of each side.
 struct Paired {
     double t1 = 0, t2 = 0, speedup = 0;
 };
 Paired paired_speedup(const std::string& cell, const Config& c, int reps, int cpu) {
     Step one(cell, c, c.B), two(cell, c, c.B / 2);
-    cpu_set_t every, pinned;
+    cpu_set_t every;
     sched_getaffinity(0, sizeof every, &every);
-    CPU_ZERO(&pinned);
-    if (cpu >= 0 && cpu < CPU_SETSIZE) CPU_SET(cpu, &pinned);
-    auto run1 = [&] {
+    std::vector<int> cpus;
+    for (int k = 0; k < CPU_SETSIZE; ++k)
+        if (cpu >= 0 ? k == cpu : CPU_ISSET(k, &every)) cpus.push_back(k);
+    auto run1 = [&](int on) {
         set_num_threads(1);
-        if (cpu >= 0) sched_setaffinity(0, sizeof pinned, &pinned);
+        cpu_set_t pinned;
+        CPU_ZERO(&pinned);
+        CPU_SET(on, &pinned);
+        sched_setaffinity(0, sizeof pinned, &pinned);
         one();
     };
     auto run2 = [&] {
@@ -214,8 +220,8 @@ Paired paired_speedup(const std::string& cell, const Config& c, int reps, int cp
     };
     // 2 threads first: TBB's worker starts while this thread may run on every CPU
     tb::time_reps(warmup_steps, 0, run2, warmup_seconds);
-    tb::time_reps(warmup_steps, 0, run1, warmup_seconds);
-    auto timed = [](auto& run) {
+    tb::time_reps(warmup_steps, 0, [&] { run1(cpus.front()); }, warmup_seconds);
+    auto timed = [](auto&& run) {
         run();
         const tb::Instant start;
         run();
@@ -223,13 +229,15 @@ Paired paired_speedup(const std::string& cell, const Config& c, int reps, int cp
     };
     std::vector<double> t1, t2, ratio;
     for (int i = 0; i < reps; ++i) {
+        const int on = cpus[static_cast<std::size_t>(i) % cpus.size()];
+        auto single = [&] { run1(on); };
         double a = 0, b = 0;
-        if (i % 2 == 0) {
-            a = timed(run1);
+        if ((i / 2) % 2 == 0) {
+            a = timed(single);
             b = timed(run2);
         } else {
             b = timed(run2);
-            a = timed(run1);
+            a = timed(single);
         }
         t1.push_back(a);
         t2.push_back(b);
@@ -320,7 +328,8 @@ int main(int argc, char** argv) {
     app.add_flag("--no-torch", no_torch, "skip the PyTorch peer");
     app.add_flag("--no-sgemm", no_sgemm, "with --one: skip the sgemm reference (to profile the step alone)");
     app.add_flag("--kernels-ab", kernels_ab, "with --one: 1 thread, the AVX-512 kernels on and off in turn in this process");
-    app.add_flag("--paired", paired, "with --one: 1 and 2 threads in turn in this process (the 2T speed-up in pairs)");
+    app.add_flag("--paired", paired, "with --one: 1 and 2 threads in turn in this process (the 2T speed-up in pairs; "
+                                     "the 1T steps on each CPU in turn, or on --cpu)");
     app.add_option("--out", out, "Markdown file for the table");
     CLI11_PARSE(app, argc, argv);
 
@@ -407,10 +416,10 @@ int main(int argc, char** argv) {
                                 row.torch_rss[way] = std::max(row.torch_rss[way], (*j)["peak_rss_mib"].get<double>());
                         }
                 }
-            // The speed-up in pairs: 1T and 2T steps in turn, in one child, 3 x reps pairs.
+            // The speed-up in pairs: 1T and 2T steps in turn, in one child, 4 x reps pairs.
             progress(c.name, cell_name, ", 1 and 2 threads in pairs");
-            if (auto j = tb::run_command_json(fmt::format("{} --one --paired --cell {} --config {} --reps {} --cpu {}",
-                                                          tb::shell_quote(self), cell_name, c.name, 3 * reps, pin)))
+            if (auto j = tb::run_command_json(fmt::format("{} --one --paired --cell {} --config {} --reps {}",
+                                                          tb::shell_quote(self), cell_name, c.name, 4 * reps)))
                 row.paired = (*j)["speedup"].get<double>();
             rows.push_back(row);
         }
@@ -445,8 +454,8 @@ int main(int argc, char** argv) {
         "primitive ops eager, TorchScript. tapegrad 1T = one thread, the batch as one shard; "
         "1T 2 shards and 2T = the batch cut into two shards of B/2 rows (parallel_backward), on "
         "one and two threads; 2T speed-up = 1T / 2T (in brackets: 1T 2 shards / 2T, the same work). "
-        "Paired = the 2T speed-up measured in pairs in one process ({} pairs of a 1T step, pinned like "
-        "the 1T runs, and a 2T step, a moment apart; the median of their ratios): the machine's speed "
+        "Paired = the 2T speed-up measured in pairs in one process ({} pairs of a 1T step, on each CPU "
+        "in turn, and a 2T step, a moment apart; the median of their ratios): the machine's speed "
         "drifts between the separate runs above, not within a pair. "
         "Ratio = tapegrad 1T / PyTorch 1 thread. % sgemm = the step's matrix products timed alone "
         "with one-thread sgemm on the same shapes, over tapegrad 1T. RSS = peak resident MiB of "
@@ -456,7 +465,7 @@ int main(int argc, char** argv) {
         pin >= 0 ? fmt::format("Every 1-thread run, of both sides, is pinned to CPU {} (`--pin`), so a "
                                "slower vCPU cannot land on one side only; 2T runs use every CPU.", pin)
                  : std::string("1-thread runs are not pinned (`--pin -1`)."),
-        3 * reps);
+        4 * reps);
     table += "| config | cell | tapegrad 1T | 1T 2 shards | 2T | 2T speed-up | paired | PyTorch nn.* 1T | PyTorch best 1T | "
              "PyTorch best 2T | ratio vs nn.* | ratio vs best | % sgemm | tape MiB/step | RSS tapegrad | RSS PyTorch |\n"
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
