@@ -90,26 +90,26 @@ double parallel_backward(const std::vector<Variable>& params, std::size_t batch,
     double loss = 0;
     for (std::size_t s = 0; s < shards.size(); ++s)
         loss += results[s].loss * (static_cast<double>(shards[s].size()) / static_cast<double>(batch));
+    // The first two shards' gradients are added in one pass into a new tensor, the later ones
+    // into that tensor in place.
     for (std::size_t k = 0; k < params.size(); ++k) {
         Tensor sum;
+        bool owned = false;  // sum is a tensor of this loop's own, not a shard's gradient
         for (const Result& r : results) {
             const Variable& g = r.grads[k];
             if (!g.defined()) continue;
             if (!sum.defined()) {
-                sum = g.value();  // copied by mutable_xt below if another shard adds to it
-                continue;
+                sum = g.value();
+            } else if (!owned) {
+                sum = add(Variable(sum), g).value();
+                owned = true;
+            } else {
+                dispatch(sum.dtype(), [&]<class T>() { sum.mutable_xt<T>() += g.value().xt<T>(); });
             }
-            dispatch(sum.dtype(), [&]<class T>() { sum.mutable_xt<T>() += g.value().xt<T>(); });
         }
         if (!sum.defined()) continue;
         Variable p = params[k];
-        if (p.grad().defined()) {
-            Tensor acc = p.grad().clone();
-            dispatch(acc.dtype(), [&]<class T>() { acc.mutable_xt<T>() += sum.xt<T>(); });
-            p.set_grad(acc);
-        } else {
-            p.set_grad(sum);
-        }
+        p.set_grad(p.grad().defined() ? add(Variable(p.grad()), Variable(sum)).value() : sum);
     }
     return loss;
 }
