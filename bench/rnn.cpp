@@ -198,8 +198,8 @@ std::pair<double, double> kernels_on_off(const std::string& cell, const Config& 
 struct Paired {
     double t1 = 0, t2 = 0, speedup = 0;
 };
-Paired paired_speedup(const std::string& cell, const Config& c, int reps, int cpu) {
-    Step one(cell, c, c.B), two(cell, c, c.B / 2);
+Paired paired_speedup(const std::string& cell, const Config& c, int reps, int cpu, std::size_t rows1) {
+    Step one(cell, c, rows1), two(cell, c, c.B / 2);
     cpu_set_t every;
     sched_getaffinity(0, sizeof every, &every);
     std::vector<int> cpus;
@@ -315,7 +315,7 @@ int main(int argc, char** argv) {
     app.add_option("--cell", cell, "with --one: rnn, lstm or gru");
     app.add_option("--config", config, "with --one: small or large");
     app.add_option("--threads", threads, "with --one: threads");
-    app.add_option("--rows", one_rows, "with --one: rows per shard (default: the whole batch)");
+    app.add_option("--rows", one_rows, "with --one: rows per shard (default: the whole batch); with --paired, of the 1-thread steps");
     app.add_option("--cpu", one_cpu, "with --one --threads 1: run on this CPU only (sched_setaffinity)");
     app.add_option("--pin", pin, "the table's 1-thread runs, both sides, on this CPU only (-1: wherever the "
                                  "scheduler puts them; default: the last CPU)");
@@ -361,7 +361,7 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (paired) {
-            const Paired p = paired_speedup(cell, c, reps, one_cpu);
+            const Paired p = paired_speedup(cell, c, reps, one_cpu, one_rows == 0 ? c.B : one_rows);
             fmt::print("{}\n", nlohmann::json{{"t1_ms", p.t1}, {"t2_ms", p.t2}, {"speedup", p.speedup}}.dump());
             return 0;
         }
