@@ -350,15 +350,6 @@ void Backward::copied_into(const Tensor& whole, const Tensor& joined, std::size_
 }
 
 namespace {
-// xᵀ y for x [K, M], y [K, N]. A weight gradient much taller than wide ([4H, I] of an input
-// weight) is faster with OpenBLAS as (yᵀ x)ᵀ: [512,32] from 1600 rows went from 99 to 142
-// GFLOP/s, [1024,64] from 6400 rows from 162 to 208; for wide outputs it is not.
-Variable transposed_product(const Variable& x, const Variable& y) {
-    const std::size_t m = x.shape()[1], n = y.shape()[1];
-    if (n <= 64 && m >= 2 * n) return transpose(matmul(y, x, true, false), 0, 1);
-    return matmul(x, y, true, false);
-}
-
 // Gradients of at most this many elements ([512,128] of a small LSTM's W_hh) run on the
 // packed kernel (core/packed_gemm.hpp), which reads x as it lies: from 1600 stacked rows,
 // [512,128] went from 176 to 188 GFLOP/s and [512,32] from 139 to 205 against OpenBLAS. For
@@ -450,10 +441,30 @@ void for_row_blocks(std::size_t m, F&& f) {
     });
 }
 
+// xᵀ y for x [K, M], y [K, N]. A weight gradient much taller than wide ([4H, I] of an input
+// weight) is faster with OpenBLAS as (yᵀ x)ᵀ: [512,32] from 1600 rows went from 99 to 142
+// GFLOP/s, [1024,64] from 6400 rows from 162 to 208; for wide outputs it is not. Otherwise
+// one gemm, in blocks of rows inside a SharedProductsScope.
+Variable transposed_product(const Tensor& xs, const Tensor& ys) {
+    const std::size_t k = xs.shape()[0], m = xs.shape()[1], n = ys.shape()[1];
+    if (n <= 64 && m >= 2 * n) return transpose(matmul(Variable(ys), Variable(xs), true, false), 0, 1);
+    Tensor out = Tensor::empty({m, n}, xs.dtype());
+    dispatch(xs.dtype(), [&]<class T>() {
+        const T* x = xs.data<T>();
+        const T* y = ys.data<T>();
+        T* c = out.mutable_xt<T>().data();
+        for_row_blocks(m, [&](std::size_t row0, std::size_t rows) {
+            if (k == 0) std::fill_n(c + row0 * n, rows * n, T(0));
+            else gemm(true, false, rows, n, k, x + row0, m, y, n, c + row0 * n);
+        });
+    });
+    return Variable(std::move(out));
+}
+
 // Σ xᵢᵀ yᵢ over an input's deferred products, as ONE product over their stacked rows. Small
 // float32 results run on the packed kernel, which packs the y's straight from their tensors
-// and reads the stacked x's as they lie; the rest go to OpenBLAS (in blocks of rows inside a
-// SharedProductsScope).
+// and reads the stacked x's as they lie; the rest go to OpenBLAS. Inside a SharedProductsScope
+// both run in blocks of rows.
 Variable sum_of_products(std::vector<std::pair<Tensor, Tensor>>& products,
                          const std::vector<Tape::Copied>& copied) {
     const std::size_t m = products[0].first.shape()[1], n = products[0].second.shape()[1];
@@ -471,20 +482,7 @@ Variable sum_of_products(std::vector<std::pair<Tensor, Tensor>>& products,
         });
         return Variable(std::move(out));
     }
-    Tensor ys = stacked(products, true);
-    if (!share_products || (n <= 64 && m >= 2 * n)) return transposed_product(Variable(xs), Variable(ys));
-    const std::size_t k = xs.shape()[0];
-    Tensor out = Tensor::empty({m, n}, xs.dtype());
-    dispatch(xs.dtype(), [&]<class T>() {
-        const T* x = xs.data<T>();
-        const T* y = ys.data<T>();
-        T* c = out.mutable_xt<T>().data();
-        for_row_blocks(m, [&](std::size_t row0, std::size_t rows) {
-            if (k == 0) std::fill_n(c + row0 * n, rows * n, T(0));
-            else gemm(true, false, rows, n, k, x + row0, m, y, n, c + row0 * n);
-        });
-    });
-    return Variable(std::move(out));
+    return transposed_product(xs, stacked(products, true));
 }
 }  // namespace
 

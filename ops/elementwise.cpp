@@ -263,48 +263,51 @@ Variable where(const Tensor& mask, const Variable& a, const Variable& b, const L
 }
 
 namespace {
-// Tensors of one shape walked together as runs of contiguous elements, each read in place:
-// f(p, len, offset) with p[k] the run's first element in tensor k and offset the run's first
-// flat index. A contiguous tensor is cut into the runs of the strided ones; false (nothing
-// visited) when two strided tensors' runs differ in length.
-template <class T, std::size_t K, class F>
-bool for_each_run(const std::array<const Tensor*, K>& ts, F&& f) {
-    const std::size_t n = ts[0]->numel();
-    std::array<Tensor::Rows<T>, K> rs;
-    std::size_t cols = n;
-    for (std::size_t k = 0; k < K; ++k) {
-        rs[k] = ts[k]->template rows<T>();
-        if (!rs[k].contiguous()) {
-            if (cols != n && cols != rs[k].cols) return false;
-            cols = rs[k].cols;
-        }
-    }
-    if (n == 0) return true;
-    for (auto& r : rs)
-        if (r.contiguous()) r = {r.data, n / cols, cols, cols};
-        else if (r.cols != cols) return false;
-    std::array<const T*, K> p;
-    for (std::size_t row = 0; row < n / cols; ++row) {
-        for (std::size_t k = 0; k < K; ++k) p[k] = rs[k].row(row);
-        f(p, cols, row * cols);
-    }
-    return true;
-}
-
-// lerp's value, s + w (e - s), with broadcasting.
+// lerp's value, s + w (e - s), with broadcasting; operands of one shape are read in place.
 Tensor lerp_kernel(const Tensor& s, const Tensor& e, const Tensor& w) {
     return dispatch(s.dtype(), [&]<class T>() {
-        if (s.shape() == e.shape() && s.shape() == w.shape()) {
-            auto out = Array<T>::from_shape(s.shape());
-            T* o = out.data();
-            const bool done = for_each_run<T, 3>({&s, &e, &w}, [&](const auto& p, std::size_t len, std::size_t at) {
-                const T *ps = p[0], *pe = p[1], *pw = p[2];
-                for (std::size_t j = 0; j < len; ++j) o[at + j] = ps[j] + pw[j] * (pe[j] - ps[j]);
-            });
-            if (done) return Tensor(std::move(out));
-        }
+        if (s.shape() == e.shape() && s.shape() == w.shape())
+            if (const auto runs = kernels::shared_runs<T, 3>({&s, &e, &w})) {
+                const auto& [rs, re, rw] = *runs;
+                auto out = Array<T>::from_shape(s.shape());
+                T* o = out.data();
+                for (std::size_t r = 0; r < rs.rows; ++r, o += rs.cols) {
+                    const T *ps = rs.row(r), *pe = re.row(r), *pw = rw.row(r);
+                    for (std::size_t j = 0; j < rs.cols; ++j) o[j] = ps[j] + pw[j] * (pe[j] - ps[j]);
+                }
+                return Tensor(std::move(out));
+            }
         const auto &u = s.xt<T>(), &v = e.xt<T>(), &x = w.xt<T>();
         return Tensor(Array<T>(u + x * (v - u)));
+    });
+}
+
+// lerp's gradients in one pass, for g, start, end and weight of one shape: g (1 - w) to
+// start, g w to end, g (e - s) to weight, each only where `needs` says. Empty when the
+// operands' runs do not line up (shared_runs).
+std::optional<std::array<Tensor, 3>> lerp_grads(const Tensor& g, const Tensor& s, const Tensor& e,
+                                                const Tensor& w, std::array<bool, 3> needs) {
+    return dispatch(g.dtype(), [&]<class T>() -> std::optional<std::array<Tensor, 3>> {
+        const auto runs = kernels::shared_runs<T, 4>({&g, &s, &e, &w});
+        if (!runs) return std::nullopt;
+        const auto& [rg, rs, re, rw] = *runs;
+        std::array<Array<T>, 3> out;
+        for (std::size_t i = 0; i < 3; ++i)
+            if (needs[i]) out[i] = Array<T>::from_shape(g.shape());
+        T *os = out[0].data(), *oe = out[1].data(), *ow = out[2].data();
+        for (std::size_t r = 0, at = 0; r < rg.rows; ++r, at += rg.cols) {
+            const T *pg = rg.row(r), *ps = rs.row(r), *pe = re.row(r), *pw = rw.row(r);
+            for (std::size_t j = 0; j < rg.cols; ++j) {
+                const T gw = pg[j] * pw[j];
+                if (needs[0]) os[at + j] = pg[j] - gw;
+                if (needs[1]) oe[at + j] = gw;
+                if (needs[2]) ow[at + j] = pg[j] * (pe[j] - ps[j]);
+            }
+        }
+        std::array<Tensor, 3> grads;
+        for (std::size_t i = 0; i < 3; ++i)
+            if (needs[i]) grads[i] = Tensor(std::move(out[i]));
+        return grads;
     });
 }
 }  // namespace
@@ -323,38 +326,14 @@ Variable lerp(const Variable& start, const Variable& end, const Variable& weight
     Variable out = record(op, lerp_kernel(start.value(), end.value(), weight.value()), {start, end, weight},
                           [](Backward& bw) {
         const Variable &g = bw.grad_out(), &s = bw.input(0), &e = bw.input(1), &w = bw.input(2);
-        const bool fused = !grad_enabled() && g.shape() == s.shape() && g.shape() == e.shape() &&
-                           g.shape() == w.shape();
-        if (fused) {  // one pass: ge = g w to end, g - ge to start, g (e - s) to weight
-            const bool ns = bw.needs(0), ne = bw.needs(1), nw = bw.needs(2);
-            std::optional<Tensor> gs, ge, gw;
-            const bool done = dispatch(g.dtype(), [&]<class T>() {
-                auto as = Array<T>::from_shape(ns ? g.shape() : Shape{0});
-                auto ae = Array<T>::from_shape(ne ? g.shape() : Shape{0});
-                auto aw = Array<T>::from_shape(nw ? g.shape() : Shape{0});
-                T *os = as.data(), *oe = ae.data(), *ow = aw.data();
-                const bool ok = for_each_run<T, 4>({&g.value(), &s.value(), &e.value(), &w.value()},
-                                                   [&](const auto& p, std::size_t len, std::size_t at) {
-                    const T *pg = p[0], *ps = p[1], *pe = p[2], *pw = p[3];
-                    for (std::size_t j = 0; j < len; ++j) {
-                        const T gw_j = pg[j] * pw[j];
-                        if (ns) os[at + j] = pg[j] - gw_j;
-                        if (ne) oe[at + j] = gw_j;
-                        if (nw) ow[at + j] = pg[j] * (pe[j] - ps[j]);
-                    }
-                });
-                if (ns) gs = Tensor(std::move(as));
-                if (ne) ge = Tensor(std::move(ae));
-                if (nw) gw = Tensor(std::move(aw));
-                return ok;
-            });
-            if (done) {
-                if (gs) bw.add(0, Variable(std::move(*gs)));
-                if (ge) bw.add(1, Variable(std::move(*ge)));
-                if (gw) bw.add(2, Variable(std::move(*gw)));
+        // a plain backward on operands of one shape: one pass
+        if (!grad_enabled() && g.shape() == s.shape() && g.shape() == e.shape() && g.shape() == w.shape())
+            if (const auto grads = lerp_grads(g.value(), s.value(), e.value(), w.value(),
+                                              {bw.needs(0), bw.needs(1), bw.needs(2)})) {
+                for (std::size_t i = 0; i < 3; ++i)
+                    if ((*grads)[i].defined()) bw.add(i, Variable((*grads)[i]));
                 return;
             }
-        }
         const Variable g_end = g * w;
         if (bw.needs(0)) bw.add(0, g - g_end);
         if (bw.needs(1)) bw.add(1, g_end);

@@ -292,27 +292,39 @@ Array<T> zip_rows(const Array<T>& x, const Array<T>& y, F&& f) {
     return r;
 }
 
-// f(a, b) on scalars for two tensors of one shape, read in place (Tensor::rows): the runs of
-// a view pace the loop, a contiguous operand is cut to match. Empty when both are views whose
-// runs differ in length.
+// Tensors of one shape as runs of contiguous elements, read in place (Tensor::rows), all cut
+// alike: the runs of the views pace them, a contiguous tensor is cut to match. Every result
+// has the same rows and cols; row r of each holds the same flat elements. Empty when two
+// views' runs differ in length.
+template <class T, std::size_t K>
+std::optional<std::array<Tensor::Rows<T>, K>> shared_runs(const std::array<const Tensor*, K>& ts) {
+    const std::size_t n = ts[0]->numel();
+    std::array<Tensor::Rows<T>, K> rs;
+    std::size_t cols = n;
+    for (std::size_t k = 0; k < K; ++k) {
+        rs[k] = ts[k]->template rows<T>();
+        if (rs[k].contiguous()) continue;
+        if (cols != n && cols != rs[k].cols) return std::nullopt;
+        cols = rs[k].cols;
+    }
+    for (auto& r : rs)
+        if (r.contiguous()) r = {r.data, cols == 0 ? 0 : n / cols, cols, cols};
+    return rs;
+}
+
+// f(a, b) on scalars for two tensors of one shape, read in place (shared_runs). Empty when
+// both are views whose runs differ in length.
 template <class T, class F>
 std::optional<Array<T>> zip_runs(const Tensor& a, const Tensor& b, F&& f) {
-    const std::size_t n = a.numel();
-    if (n == 0) return Array<T>::from_shape(a.shape());
-    auto ra = a.rows<T>(), rb = b.rows<T>();
-    const std::size_t cols = !ra.contiguous() ? ra.cols : !rb.contiguous() ? rb.cols : n;
-    auto cut = [&](Tensor::Rows<T> r) {
-        return r.contiguous() ? Tensor::Rows<T>{r.data, n / cols, cols, cols} : r;
-    };
-    ra = cut(ra);
-    rb = cut(rb);
-    if (ra.cols != rb.cols) return std::nullopt;
+    const auto runs = shared_runs<T, 2>({&a, &b});
+    if (!runs) return std::nullopt;
+    const auto& [ra, rb] = *runs;
     auto out = Array<T>::from_shape(a.shape());
     T* o = out.data();
-    for (std::size_t r = 0; r < ra.rows; ++r, o += cols) {
+    for (std::size_t r = 0; r < ra.rows; ++r, o += ra.cols) {
         const T* pa = ra.row(r);
         const T* pb = rb.row(r);
-        for (std::size_t j = 0; j < cols; ++j) o[j] = f(pa[j], pb[j]);
+        for (std::size_t j = 0; j < ra.cols; ++j) o[j] = f(pa[j], pb[j]);
     }
     return out;
 }
