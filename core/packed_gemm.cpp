@@ -97,6 +97,19 @@ PackedMatrix::PackedMatrix(std::span<const RowBlock> blocks, std::size_t n) : k_
     fill([&](std::size_t i) { return rows[i]; }, 1);
 }
 
+namespace {
+// to[0, nr) = from[0, cols), then zeros: one row of a panel from a contiguous row of B.
+__attribute__((target("avx512f"))) void copy_panel_row(const float* from, std::size_t cols, float* to) {
+    for (std::size_t v = 0; v < vectors; ++v) {
+        const std::size_t at = v * lanes;
+        const std::size_t valid = cols > at ? std::min(lanes, cols - at) : 0;
+        const __m512 x = valid == lanes ? _mm512_loadu_ps(from + at)
+                                        : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << valid) - 1u), from + at);
+        _mm512_store_ps(to + at, x);
+    }
+}
+}  // namespace
+
 template <class Row>
 void PackedMatrix::fill(Row row, std::size_t stride) {
     const std::size_t count = ((n_ + nr - 1) / nr) * k_ * nr;
@@ -106,13 +119,23 @@ void PackedMatrix::fill(Row row, std::size_t stride) {
     if (!panels_) throw std::bad_alloc();
     for (std::size_t p = 0; p * nr < n_; ++p) {
         const std::size_t cols = std::min(nr, n_ - p * nr);
-        float* to = panels_.get() + p * k_ * nr;
-        for (std::size_t i = 0; i < k_; ++i, to += nr) {
-            const float* from = row(i) + p * nr * stride;
-            if (stride == 1) std::copy_n(from, cols, to);
-            else
-                for (std::size_t j = 0; j < cols; ++j) to[j] = from[j * stride];
-            std::fill(to + cols, to + nr, 0.0f);  // the kernel reads whole vectors
+        float* panel = panels_.get() + p * k_ * nr;
+        if (stride == 1) {  // rows of B lie contiguous: vector copies (the caller checked AVX-512)
+            for (std::size_t i = 0; i < k_; ++i) copy_panel_row(row(i) + p * nr, cols, panel + i * nr);
+            continue;
+        }
+        // B's columns lie contiguous: tiles of 16 of them, each read along its length
+        for (std::size_t i0 = 0; i0 < k_; i0 += lanes) {
+            const std::size_t tile = std::min(lanes, k_ - i0);
+            for (std::size_t j = 0; j < nr; ++j) {
+                float* to = panel + i0 * nr + j;
+                if (j >= cols) {
+                    for (std::size_t r = 0; r < tile; ++r) to[r * nr] = 0.0f;  // the kernel reads whole vectors
+                    continue;
+                }
+                const float* from = row(i0) + (p * nr + j) * stride;
+                for (std::size_t r = 0; r < tile; ++r) to[r * nr] = from[r];
+            }
         }
     }
 }

@@ -31,6 +31,7 @@ struct RowBlock {
     std::size_t rows;
 };
 
+// Packing and multiplying both require available().
 class PackedMatrix {
 public:
     // B [k, n] with B(i, j) = transposed ? b[j * ld + i] : b[i * ld + j].
