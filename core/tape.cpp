@@ -320,8 +320,18 @@ std::size_t products_read_in_place() { return stacked_in_place_count; }
 
 std::uint64_t Backward::sweep() const { return tape_.sweep_; }
 
-GradientDestination Backward::destination(std::size_t i) {
-    const Variable& wanted = (*inputs_)[i];
+GradientDestination Backward::destination(std::size_t i) { return destination_for((*inputs_)[i]); }
+
+GradientDestination Backward::destination_of_input(const Variable& result, std::size_t i) {
+    const detail::VarImpl* v = result.impl();
+    if (!v || v->tape != &tape_ || v->generation != tape_.generation_) return {};
+    const Tape::Entry& e = tape_.entries_[v->index];
+    if (!e.backward || i >= e.inputs.size()) return {};
+    const Variable input = e.inputs[i];  // a copy: a DestinationFn may look further
+    return destination_for(input);
+}
+
+GradientDestination Backward::destination_for(const Variable& wanted) {
     if (create_graph_ || !wanted.requires_grad()) return {};
     const Variable* in = &wanted;
     for (int hops = 0; hops < 16; ++hops) {
@@ -331,7 +341,7 @@ GradientDestination Backward::destination(std::size_t i) {
         // a gradient already there (or still to come from deferred products) is added to
         if (!e.backward || e.grad.defined() || !e.pending.empty()) return {};
         if (auto it = tape_.destinations_.find(v->index); it != tape_.destinations_.end()) {
-            GradientDestination d = it->second(tape_.sweep_);
+            GradientDestination d = it->second(*this);  // may look up others, registers none
             if (!d.defined() || d.view.shape() != wanted.shape() || d.view.dtype() != wanted.dtype())
                 return {};
             return d;

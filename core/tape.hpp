@@ -45,8 +45,9 @@ struct GradientDestination {
     void* data = nullptr;
     bool defined() const { return data != nullptr; }
 };
-// Called with the number of the running sweep; returns a destination or none.
-using DestinationFn = std::function<GradientDestination(std::uint64_t sweep)>;
+// Called from the backward rule that asks (Backward::destination), whose sweep() and
+// destination_of_input() it may use; returns a destination or none.
+using DestinationFn = std::function<GradientDestination(Backward& asking)>;
 
 class Tape {
 public:
@@ -193,8 +194,14 @@ public:
     // ranges offers each piece its range of the joined gradient, so the rule that makes a
     // piece's gradient (the join of an LSTM's gate gradients, say) writes it where the
     // split's own backward would have copied it. None with create_graph.
+    // Column pieces (a chunk of gate pre-activations along axis 1) are offered their columns
+    // of the destination of the split's input, so the elementwise rules that make the
+    // pieces' gradients (sigmoid, tanh) write them where the join would have copied them.
     GradientDestination destination(std::size_t i);
-    std::uint64_t sweep() const;  // the running sweep's number, as passed to a DestinationFn
+    // The destination of input i of the op that recorded `result` on this tape (none when its
+    // rule has run or was freed): for a DestinationFn that hands out parts of it.
+    GradientDestination destination_of_input(const Variable& result, std::size_t i);
+    std::uint64_t sweep() const;  // the running sweep's number
 
 private:
     friend class Tape;
@@ -208,6 +215,7 @@ private:
     std::unordered_map<detail::VarImpl*, std::size_t>* leaf_slots_ = nullptr;
     Tape::LeafGrads* leaf_grads_ = nullptr;
     std::size_t leaf_slot(const Variable& leaf);  // leaf's index in *leaf_grads_, added if new
+    GradientDestination destination_for(const Variable& wanted);  // destination(i)'s search
 };
 
 // Declares that the backward rule of the op that just recorded `out` hands its gradient to

@@ -202,28 +202,44 @@ Variable join(const char* op, const std::vector<Variable>& xs, std::size_t axis,
 
 thread_local std::size_t joined_in_place_count = 0;
 
-// The joined gradient of a split into consecutive ranges (b.outer == 1), made on the first
-// piece's request in a sweep; each piece's range is handed out once (Backward::destination).
+// Is `t` one run of elements in row-major order (a tensor, or a view of consecutive elements)?
+bool single_run(const Tensor& t) {
+    return dispatch(t.dtype(), [&]<class T>() { return t.rows<T>().contiguous(); });
+}
+
+// The joined gradient of a split, chosen on the first piece's request in a sweep: the split
+// input's own destination when it has one laid out as one run (Backward::destination_of_input
+// through the hub over it), else a fresh array. Each piece is handed its part once: a range
+// (b.outer == 1) or b.outer runs of columns (a chunk along axis 1, say).
 struct JoinTarget {
     Shape shape;
     DType dtype;
+    Blocks b;
+    std::weak_ptr<detail::VarImpl> hub;  // the split's 0-d entry over its input (not held:
+                                         // the tape sees no outside reference to its graph)
     GradientDestination whole;
     std::uint64_t sweep = 0;
     std::vector<bool> handed;
 
-    GradientDestination piece(std::uint64_t now, std::size_t k, const Shape& piece_shape,
-                              std::size_t offset) {
-        if (sweep != now || !whole.defined()) {
-            Tensor t = Tensor::empty(shape, dtype);
-            void* data = dispatch(dtype, [&]<class T>() -> void* { return t.mutable_xt<T>().data(); });
-            whole = {std::move(t), data};
-            sweep = now;
+    GradientDestination piece(Backward& asking, std::size_t k, const Shape& piece_shape, std::size_t at,
+                              std::size_t size) {
+        if (sweep != asking.sweep() || !whole.defined()) {
+            std::shared_ptr<detail::VarImpl> h = hub.lock();
+            whole = h ? asking.destination_of_input(Variable(std::move(h)), 0) : GradientDestination{};
+            if (!whole.defined() || !single_run(whole.view)) {
+                // (a destination taken but not used is then seen as not written in place by
+                // whoever handed it out, which joins into other memory)
+                Tensor t = Tensor::empty(shape, dtype);
+                void* data = dispatch(dtype, [&]<class T>() -> void* { return t.mutable_xt<T>().data(); });
+                whole = {std::move(t), data};
+            }
+            sweep = asking.sweep();
             handed.assign(handed.size(), false);
         }
         if (handed[k]) return {};
         handed[k] = true;
-        const std::size_t n = tapegrad::numel(piece_shape);
-        return {Tensor::view(whole.view, piece_shape, offset, 1, n, n),
+        const std::size_t offset = at * b.inner;
+        return {Tensor::view(whole.view, piece_shape, offset, b.outer, size * b.inner, b.size * b.inner),
                 static_cast<char*>(whole.data) + offset * itemsize(dtype)};
     }
 };
@@ -248,20 +264,22 @@ std::vector<Variable> split_pieces(const char* op, const Variable& x, std::size_
     Variable hub;
     if (track) {
         parked = std::make_shared<std::vector<Variable>>(sizes.size());
-        if (b.outer == 1 && x.numel() > 0)
-            target = std::make_shared<JoinTarget>(JoinTarget{x.shape(), x.dtype(), {}, 0,
+        if (x.numel() > 0)
+            target = std::make_shared<JoinTarget>(JoinTarget{x.shape(), x.dtype(), b, {}, {}, 0,
                                                              std::vector<bool>(sizes.size())});
         hub = record(op, Tensor::zeros({}, x.dtype()), {x},
                      [parked, target, sizes, axis, squeeze, b](Backward& bw) {
             const Variable& in = bw.input(0);
             std::vector<Variable> grads(sizes.size());
             for (std::size_t k = 0; k < sizes.size(); ++k) grads[k] = std::exchange((*parked)[k], Variable());
-            // Is piece k's gradient already at its place in d?
+            // Is piece k's gradient already at its place in d (x's shape, one run)?
             auto in_place = [&](std::size_t k, std::size_t at, const GradientDestination& d) {
-                if (!grads[k].defined() || b.outer != 1 || !d.defined()) return false;
+                if (!grads[k].defined() || !d.defined()) return false;
                 return dispatch(in.dtype(), [&]<class T>() {
                     const auto r = grads[k].value().template rows<T>();
-                    return r.contiguous() && r.data == static_cast<const T*>(d.data) + at * b.inner;
+                    if (r.data != static_cast<const T*>(d.data) + at * b.inner) return false;
+                    if (b.outer == 1) return r.contiguous();
+                    return r.rows == b.outer && r.cols == sizes[k] * b.inner && r.stride == b.size * b.inner;
                 });
             };
             GradientDestination out;
@@ -275,7 +293,11 @@ std::vector<Variable> split_pieces(const char* op, const Variable& x, std::size_
                     clash = clash || (target->handed[k] && !in_place(k, at, own));
                 if (!clash) out = std::move(own);
             }
-            if (!out.defined()) out = bw.destination(0);
+            if (!out.defined()) {
+                out = bw.destination(0);
+                // the join below writes x's layout: a destination of columns is left unused
+                if (out.defined() && !single_run(out.view)) out = {};
+            }
             Variable joined;
             if (out.defined()) {
                 bool all_in_place = true;
@@ -307,6 +329,7 @@ std::vector<Variable> split_pieces(const char* op, const Variable& x, std::size_
             bw.add(0, joined);
         }, loc);
         hub = reads_only(hub, {}, false);  // the input's shape and dtype only
+        if (target) target->hub = hub.impl_ptr();
     }
     // each piece is a view of x: b.outer runs of sizes[k] * b.inner elements (no copy)
     std::vector<Variable> pieces;
@@ -322,8 +345,8 @@ std::vector<Variable> split_pieces(const char* op, const Variable& x, std::size_
             bw.add(0, zero_scalar(bw.grad_out().dtype()));
         }, loc), {}, false));
         if (target)
-            set_gradient_destination(pieces.back(), [target, k, shape, offset = at * b.inner](std::uint64_t sweep) {
-                return target->piece(sweep, k, shape, offset);
+            set_gradient_destination(pieces.back(), [target, k, shape, at, size = sizes[k]](Backward& asking) {
+                return target->piece(asking, k, shape, at, size);
             });
     }
     return pieces;

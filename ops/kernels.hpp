@@ -367,4 +367,33 @@ Variable pointwise_grad(const Variable& g, const Variable& y, F&& f) {
     }));
 }
 
+// pointwise_grad for input `input` of the running rule (of g's shape), written straight into
+// that input's gradient destination (Backward::destination: its columns of a joined gate
+// gradient, say) when the backward is plain and one is offered; the gradient is then a view
+// of that memory, and the split that offered it copies nothing for it.
+template <class F>
+Variable pointwise_grad_into(Backward& bw, std::size_t input, const Variable& y, F&& f) {
+    const Variable& g = bw.grad_out();
+    if (!grad_enabled() && g.shape() == y.shape() && g.dtype() == y.dtype() &&
+        bw.input(input).shape() == g.shape()) {
+        if (const GradientDestination d = bw.destination(input); d.defined()) {
+            const bool written = dispatch(g.dtype(), [&]<class T>() {
+                const auto runs = shared_runs<T, 3>({&g.value(), &y.value(), &d.view});
+                if (!runs) return false;
+                const auto& [rg, ry, rd] = *runs;
+                for (std::size_t r = 0; r < rd.rows; ++r) {
+                    const T* pg = rg.row(r);
+                    const T* py = ry.row(r);
+                    T* o = static_cast<T*>(d.data) + (rd.row(r) - rd.data);
+                    for (std::size_t j = 0; j < rd.cols; ++j) o[j] = f(pg[j], py[j], one_v<T>);
+                }
+                return true;
+            });
+            // (not written: whoever handed d out finds it not in place and joins elsewhere)
+            if (written) return Variable(d.view);
+        }
+    }
+    return pointwise_grad(g, y, f);
+}
+
 }  // namespace tapegrad::kernels

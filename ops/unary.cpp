@@ -50,8 +50,8 @@ Variable tanh(const Variable& x, const Loc& loc) {
     Tensor out = map_fast(x.value(), vector_math::tanh, [](const auto& v) { return xt::tanh(v); });
     return reads_only(record("tanh", std::move(out), {x}, [](Backward& bw) {
         // d tanh(x) = 1 - tanh(x)^2
-        bw.add(0, kernels::pointwise_grad(bw.grad_out(), bw.result(),
-                                          [](const auto& g, const auto& r, const auto& one) { return g * (one - r * r); }));
+        bw.add(0, kernels::pointwise_grad_into(bw, 0, bw.result(),
+                                               [](const auto& g, const auto& r, const auto& one) { return g * (one - r * r); }));
     }, loc), {}, true);
 }
 
@@ -63,8 +63,8 @@ Variable sigmoid(const Variable& x, const Loc& loc) {
     });
     return reads_only(record("sigmoid", std::move(out), {x}, [](Backward& bw) {
         // d sigmoid(x) = s (1 - s)
-        bw.add(0, kernels::pointwise_grad(bw.grad_out(), bw.result(),
-                                          [](const auto& g, const auto& s, const auto& one) { return g * (s * (one - s)); }));
+        bw.add(0, kernels::pointwise_grad_into(bw, 0, bw.result(),
+                                               [](const auto& g, const auto& s, const auto& one) { return g * (s * (one - s)); }));
     }, loc), {}, true);
 }
 

@@ -416,9 +416,10 @@ TEST_CASE("modules: Linear, Embedding, Dropout, LayerNorm, Sequential") {
 
 TEST_CASE("recurrent: each step's gate gradients are joined straight into the projection's gradient") {
     // The driver cuts the hoisted projection into the steps' rows; each step's chunk of gate
-    // pre-activations writes its joined gradient into its rows of the projection's gradient
-    // (Backward::destination), so the projection's split copies nothing. The gradients are the
-    // same as a loop of steps with no split projection (no destinations at all).
+    // pre-activations is joined in its rows of the projection's gradient (Backward::destination),
+    // where sigmoid and tanh wrote the gate gradients, so neither the T chunks nor the
+    // projection's split copy anything. The gradients are the same as a loop of steps with no
+    // split projection (no destinations at all).
     const std::size_t I = 3, H = 4, T = 5, B = 2;
     Generator g(31), gx(32);
     LSTM lstm(I, H, {}, g, float64);
@@ -430,7 +431,7 @@ TEST_CASE("recurrent: each step's gate gradients are joined straight into the pr
 
     const std::size_t joined_before = splits_joined_in_place(), read_before = products_read_in_place();
     const auto driven = grad(weighted(lstm.forward(x).output, 1), wanted);
-    CHECK(splits_joined_in_place() - joined_before == 1);
+    CHECK(splits_joined_in_place() - joined_before == T + 1);
     CHECK(products_read_in_place() - read_before == 1);  // W_hh's products read it in place
 
     State s{constant(Tensor::zeros({B, H}, float64)), constant(Tensor::zeros({B, H}, float64))};

@@ -416,6 +416,61 @@ TEST_CASE("tape: values no backward reads are released during forward; gradients
     }
 }
 
+TEST_CASE("tape: sigmoid and tanh write a chunk piece's gradient into its columns of the joined gradient") {
+    // Two steps of an LSTM-like cell over the rows of x: each step's chunk of pre-activations
+    // (columns of an addmm that hands its gradient to x's rows) goes through sigmoid and tanh,
+    // whose backward rules write straight into their columns of x's joined gradient. z0 goes
+    // through a second addmm first, whose weight's deferred product holds z0's gradient as
+    // written there. `before`/`after` use z0 a second time, recorded before or after; `unused`
+    // leaves z2 without a gradient. Those columns must still be right.
+    auto model = [](bool before, bool after, bool unused) {
+        return [=](const std::vector<Variable>& v) {
+            const auto p = split(v[0], {2, 2}, 0);  // x [4, 6]: two steps of 2 rows
+            Variable h = v[1], loss = constant(0.0, float64);
+            for (std::size_t t = 0; t < 2; ++t) {
+                const auto z = chunk(addmm(p[t], h, v[2], false, true), 3, 1);  // [2, 6] -> 3 x [2, 2]
+                if (before) loss = loss + sum(z[0] * 3.0);
+                const Variable i = sigmoid(addmm(z[0], h, v[3], false, true)), g = tanh(z[1]);
+                h = unused ? i * g : i * g + sigmoid(z[2]);
+                if (after) loss = loss + sum(exp(z[0]));
+            }
+            return loss + sum(h * h);
+        };
+    };
+    Generator gen(43);
+    const std::vector<Tensor> inputs{gen.normal({4, 6}, 0, 1, float64), gen.normal({2, 2}, 0, 1, float64),
+                                     gen.normal({6, 2}, 0, 1, float64), gen.normal({2, 2}, 0, 1, float64)};
+    for (bool before : {false, true})
+        for (bool after : {false, true})
+            for (bool unused : {false, true}) {
+                CAPTURE(before);
+                CAPTURE(after);
+                CAPTURE(unused);
+                CHECK_GRADCHECK(model(before, after, unused), inputs);
+            }
+
+    // Every piece's gradient written in place: both chunks and the split copy nothing, and
+    // two sweeps over one graph give bitwise the same gradients.
+    auto leaves = [&] {
+        std::vector<Variable> v;
+        for (const Tensor& t : inputs) v.emplace_back(t, true);
+        return v;
+    };
+    const std::vector<Variable> vars = leaves();
+    const Variable loss = model(false, false, false)(vars);
+    const std::size_t count = splits_joined_in_place();
+    const auto once = grad(loss, vars, {}, {.retain_graph = true});
+    CHECK(splits_joined_in_place() - count == 3);
+    const auto again = grad(loss, vars);
+    CHECK(splits_joined_in_place() - count == 6);
+    for (std::size_t k = 0; k < vars.size(); ++k) CHECK(once[k].value().to_vector() == again[k].value().to_vector());
+    // z0 used again after its columns were handed out: its chunks join elsewhere (copies)
+    const std::vector<Variable> vars2 = leaves();
+    const std::size_t count2 = splits_joined_in_place();
+    grad(model(true, false, false)(vars2), vars2);
+    CHECK(splits_joined_in_place() - count2 == 0);
+}
+
 TEST_CASE("tape: a split piece's range of the joined gradient is written in place only while the piece has no other gradient") {
     // chunk(addmm(p0, a, w)) over a piece p0 of split(x): the chunk's backward joins its
     // pieces' gradients into p0's rows of x's joined gradient (the addmm hands its gradient to
