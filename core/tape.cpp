@@ -365,6 +365,11 @@ namespace {
 // [512,128] went from 176 to 188 GFLOP/s and [512,32] from 139 to 205 against OpenBLAS. For
 // larger ones OpenBLAS is faster ([1024,256] from 6400 rows: 174 against 162).
 constexpr std::size_t packed_gradient_max = std::size_t{1} << 16;
+// ... and of at most this many rows: the kernel reads the stacked x's down their columns, m
+// floats apart, and from 768 on ([768,64] and [1024,64] from 6400 rows of a large GRU's and
+// LSTM's input weight) it fell to 45-63 GFLOP/s against OpenBLAS's 75-94 (Intel Xeon,
+// AVX-512); at 512 ([512,32] from 1600 rows) the two were even (96 and 93).
+constexpr std::size_t packed_gradient_max_rows = 512;
 
 // The rows of the tensors of one side of an input's deferred products, stacked into one
 // [ΣK, cols] matrix (or the one tensor itself).
@@ -480,7 +485,8 @@ Variable sum_of_products(std::vector<std::pair<Tensor, Tensor>>& products,
     const std::size_t m = products[0].first.shape()[1], n = products[0].second.shape()[1];
     Tensor xs = stacked_in_place(products, copied);
     if (!xs.defined()) xs = stacked(products, false);
-    if (xs.dtype() == DType::float32 && m * n <= packed_gradient_max && packed_gemm::available()) {
+    if (xs.dtype() == DType::float32 && m * n <= packed_gradient_max && m <= packed_gradient_max_rows &&
+        packed_gemm::available()) {
         std::vector<packed_gemm::RowBlock> ys;
         for (const auto& [x, y] : products) ys.push_back({y.data<float>(), y.shape()[0]});
         const packed_gemm::PackedMatrix packed(ys, n);

@@ -122,31 +122,36 @@ TEST_CASE("packed gemm: B packed from row blocks is B packed from the stacked ro
     CHECK(max_abs_diff(c1, c2) == 0);
 }
 
-TEST_CASE("packed gemm: a weight's deferred gradient products agree with BLAS on the kernel") {
-    // W [512, 32] used by 7 products: its gradient Σ_t g_tᵀ x_t ([512, 32] from 7 x 32 stacked
-    // rows) is small enough for the packed kernel; with the kernel off OpenBLAS computes it.
+TEST_CASE("packed gemm: a weight's deferred gradient products agree with BLAS and with float64") {
+    // W used by 7 products: its gradient Σ_t g_tᵀ x_t from 7 x 32 stacked rows. [512, 32] is
+    // small enough for the packed kernel; [1024, 64] has as many elements but too many rows,
+    // and goes to OpenBLAS. With the kernel off OpenBLAS computes both; float64 is the reference.
     if (!packed_gemm::available()) return;
-    Generator g(6);
-    const Tensor w0 = g.normal({512, 32}, 0, 0.1, float32);
-    std::vector<Tensor> xs, cs;
-    for (int t = 0; t < 7; ++t) {
-        xs.push_back(g.normal({32, 32}, 0, 1, float32));
-        cs.push_back(g.normal({32, 512}, 0, 1, float32));
-    }
-    auto gradient = [&] {
-        Variable w(w0, true);
-        Variable loss;
+    for (const auto& [m, n] : {std::pair<std::size_t, std::size_t>{512, 32}, {1024, 64}}) {
+        CAPTURE(m);
+        Generator g(6);
+        const Tensor w0 = g.normal({m, n}, 0, 0.1, float32);
+        std::vector<Tensor> xs, cs;
         for (int t = 0; t < 7; ++t) {
-            Variable term = sum(matmul(Variable(xs[t]), w, false, true) * Variable(cs[t]));
-            loss = loss.defined() ? loss + term : term;
+            xs.push_back(g.normal({32, n}, 0, 1, float32));
+            cs.push_back(g.normal({32, m}, 0, 1, float32));
         }
-        return grad(loss, {w})[0].value();
-    };
-    const Tensor on = gradient();
-    packed_gemm::set_enabled(false);
-    const Tensor off = gradient();
-    packed_gemm::set_enabled(true);
-    CHECK(relative_diff(on, off) < 1e-5);
+        auto gradient = [&](DType dtype) {
+            Variable w(w0.to(dtype), true);
+            Variable loss;
+            for (int t = 0; t < 7; ++t) {
+                Variable term = sum(matmul(Variable(xs[t].to(dtype)), w, false, true) * Variable(cs[t].to(dtype)));
+                loss = loss.defined() ? loss + term : term;
+            }
+            return grad(loss, {w})[0].value();
+        };
+        const Tensor on = gradient(float32), reference = gradient(float64).to(float32);
+        packed_gemm::set_enabled(false);
+        const Tensor off = gradient(float32);
+        packed_gemm::set_enabled(true);
+        CHECK(relative_diff(on, off) < 1e-5);
+        CHECK(relative_diff(on, reference) < 1e-5);
+    }
 }
 
 TEST_CASE("packed gemm: an addend row is added to every row, and k = 0 leaves just the addend") {
