@@ -15,12 +15,16 @@
 //
 // The machine is shared: every measurement is taken in --rounds rounds, tapegrad's and
 // PyTorch's children alternating, and each side keeps its best round (the lowest median), so
-// a slow phase of the machine does not land on one side only. The vCPUs are not equally fast
+// a slow phase of the machine does not land on one side only. Its speed drifts by up to 1.5x
+// over minutes, so the ratios are not taken between those best rounds but within each round
+// (tapegrad's 1-thread step measured just before and just after PyTorch's, seconds apart) and
+// the median over the rounds is reported. The vCPUs are not equally fast
 // (one ran the small steps 20-40% slower than the other in the ceiling table), so the 1-thread
 // runs of both sides are pinned to the same CPU (--pin, default the last one). Its speed
 // also drifts between separate runs, so the 2-thread speed-up is measured a second way too:
 // 1- and 2-thread steps in turn in one process (--paired), the median of their ratios.
 #include <cblas.h>
+#include <algorithm>
 #include <sched.h>
 #include <cstdio>
 #include <cstdlib>
@@ -276,11 +280,31 @@ struct Row {
     double paired = 0;          // 2T speed-up, median of 1T/2T pairs in one process (--paired)
     double sgemm = 0, tape_mib_per_step = 0, rss = 0;
     std::map<std::string, double> torch1, torch2, torch_rss;  // by way
+    // Per round at 1 thread: tapegrad's one-shard step (the mean of its runs just before and
+    // just after PyTorch's) and PyTorch's ways, seconds apart.
+    struct Round {
+        double t1 = 0;
+        std::map<std::string, double> torch1;
+    };
+    std::vector<Round> rounds;
     double torch_best1() const {
         double b = 0;
         for (const auto& [w, ms] : torch1) b = best_of(b, ms);
         return b;
     }
+    // The rounds' ratios tapegrad 1T / PyTorch (way "fused", or the round's fastest way when
+    // way is empty), and their median; 0 without any.
+    std::vector<double> round_ratios(const std::string& way) const {
+        std::vector<double> out;
+        for (const Round& r : rounds) {
+            double peer = 0;
+            for (const auto& [w, ms] : r.torch1)
+                if (way.empty() || w == way) peer = best_of(peer, ms);
+            if (r.t1 > 0 && peer > 0) out.push_back(r.t1 / peer);
+        }
+        return out;
+    }
+    double median_ratio(const std::string& way) const { return tb::summarize(round_ratios(way)).median; }
     double torch_best2() const {
         double b = 0;
         for (const auto& [w, ms] : torch2) b = best_of(b, ms);
@@ -393,28 +417,42 @@ int main(int argc, char** argv) {
             progress(c.name, cell_name, "");
             for (int round = 0; round < rounds; ++round)
                 for (int threads : thread_counts) {
-                    // 1 thread: the batch as one shard, and as the two shards 2 threads run
-                    const std::vector<std::size_t> shard_rows =
-                        threads == 1 ? std::vector<std::size_t>{c.B, c.B / 2} : std::vector<std::size_t>{c.B / 2};
-                    for (std::size_t rows_per_shard : shard_rows) {
+                    // tapegrad at `threads` with shards of `rows_per_shard` rows: ms, 0 if it failed
+                    auto run_tapegrad = [&](std::size_t rows_per_shard) {
                         auto j = tapegrad_child(self, cell_name, c, threads, rows_per_shard, reps, pin);
-                        if (!j) continue;
+                        if (!j) return 0.0;
+                        const double ms = (*j)["ms"].get<double>();
                         double& slot = threads != 1 ? row.t2 : rows_per_shard == c.B ? row.t1 : row.t1_shards;
-                        slot = best_of(slot, (*j)["ms"].get<double>());
+                        slot = best_of(slot, ms);
                         if (threads == 1 && rows_per_shard == c.B) {
                             row.sgemm = best_of(row.sgemm, (*j)["sgemm_ms"].get<double>());
                             row.tape_mib_per_step = (*j)["tape_bytes_per_step"].get<double>() / (1 << 20);
                             row.rss = std::max(row.rss, (*j)["peak_rss_mib"].get<double>());
                         }
-                    }
-                    if (!torch) continue;
-                    for (const auto& way : ways)
-                        if (auto j = torch_child(cell_name, c, way, threads, reps, pin)) {
-                            double& slot = (threads == 1 ? row.torch1 : row.torch2)[way];
-                            slot = best_of(slot, (*j)["ms"].get<double>());
-                            if (threads == 1)
-                                row.torch_rss[way] = std::max(row.torch_rss[way], (*j)["peak_rss_mib"].get<double>());
-                        }
+                        return ms;
+                    };
+                    // 1 thread: the batch as one shard just before and just after PyTorch's
+                    // runs (the machine's speed drifts over minutes), then as the two shards
+                    // 2 threads run
+                    Row::Round here;
+                    std::vector<double> around{run_tapegrad(threads == 1 ? c.B : c.B / 2)};
+                    if (torch)
+                        for (const auto& way : ways)
+                            if (auto j = torch_child(cell_name, c, way, threads, reps, pin)) {
+                                const double ms = (*j)["ms"].get<double>();
+                                double& slot = (threads == 1 ? row.torch1 : row.torch2)[way];
+                                slot = best_of(slot, ms);
+                                if (threads == 1) {
+                                    here.torch1[way] = ms;
+                                    row.torch_rss[way] = std::max(row.torch_rss[way], (*j)["peak_rss_mib"].get<double>());
+                                }
+                            }
+                    if (threads != 1) continue;
+                    if (torch) around.push_back(run_tapegrad(c.B));
+                    if (std::find(around.begin(), around.end(), 0.0) == around.end())
+                        here.t1 = std::accumulate(around.begin(), around.end(), 0.0) / static_cast<double>(around.size());
+                    row.rounds.push_back(here);
+                    run_tapegrad(c.B / 2);
                 }
             // The speed-up in pairs: 1T and 2T steps in turn, in one child, 4 x reps pairs.
             progress(c.name, cell_name, ", 1 and 2 threads in pairs");
@@ -457,7 +495,10 @@ int main(int argc, char** argv) {
         "Paired = the 2T speed-up measured in pairs in one process ({} pairs of a 1T step, on each CPU "
         "in turn, and a 2T step, a moment apart; the median of their ratios): the machine's speed "
         "drifts between the separate runs above, not within a pair. "
-        "Ratio = tapegrad 1T / PyTorch 1 thread. % sgemm = the step's matrix products timed alone "
+        "Ratio = tapegrad 1T / PyTorch 1 thread, the median over the rounds of each round's ratio: in "
+        "a round, tapegrad's 1T step is run just before and just after PyTorch's 1T runs and the two "
+        "averaged, so the two sides of a ratio are seconds apart (the ms columns are each side's best "
+        "round, possibly minutes apart); by round = the rounds' ratios vs best, in order. % sgemm = the step's matrix products timed alone "
         "with one-thread sgemm on the same shapes, over tapegrad 1T. RSS = peak resident MiB of "
         "the 1T process (PyTorch: its nn.* layer's process).\n\n",
         tb::today(), tb::cpu_model(), blas.corename, tb::env_or("OPENBLAS_CORETYPE", "unset"),
@@ -467,8 +508,8 @@ int main(int argc, char** argv) {
                  : std::string("1-thread runs are not pinned (`--pin -1`)."),
         4 * reps);
     table += "| config | cell | tapegrad 1T | 1T 2 shards | 2T | 2T speed-up | paired | PyTorch nn.* 1T | PyTorch best 1T | "
-             "PyTorch best 2T | ratio vs nn.* | ratio vs best | % sgemm | tape MiB/step | RSS tapegrad | RSS PyTorch |\n"
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+             "PyTorch best 2T | ratio vs nn.* | ratio vs best | by round | % sgemm | tape MiB/step | RSS tapegrad | RSS PyTorch |\n"
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     // What two threads can gain on this machine at most: two independent 1-thread processes
     // running the same step at once, against one alone (before and after the pair). No
     // sharing, no synchronisation: whatever slows the pair is the machine's (the two vCPUs'
@@ -511,12 +552,16 @@ int main(int argc, char** argv) {
     for (const Row& r : rows) {
         const double fused = r.torch1.count("fused") ? r.torch1.at("fused") : 0;
         const double best = r.torch_best1();
-        table += fmt::format("| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {:.2f} | {:.0f} | {} |\n",
+        const double vs_fused = r.median_ratio("fused"), vs_best = r.median_ratio("");
+        std::string by_round;
+        for (double q : r.round_ratios("")) by_round += fmt::format("{}{:.2f}", by_round.empty() ? "" : " ", q);
+        auto fmt_median = [](double q) { return q > 0 ? fmt::format("{:.2f}", q) : std::string("—"); };
+        table += fmt::format("| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {:.2f} | {:.0f} | {} |\n",
                              r.config, r.cell, fmt_ms(r.t1), fmt_ms(r.t1_shards), fmt_ms(r.t2),
                              fmt_ratio(r.t1, r.t2), fmt_ratio(r.t1_shards, r.t2),
                              r.paired > 0 ? fmt::format("{:.2f}", r.paired) : "—",
                              fmt_ms(fused), fmt_ms(best), fmt_ms(r.torch_best2()),
-                             fmt_ratio(r.t1, fused), fmt_ratio(r.t1, best),
+                             fmt_median(vs_fused), fmt_median(vs_best), by_round.empty() ? "—" : by_round,
                              r.t1 > 0 ? fmt::format("{:.0f}%", 100 * r.sgemm / r.t1) : "—",
                              r.tape_mib_per_step, r.rss,
                              r.torch_rss.count("fused") ? fmt::format("{:.0f}", r.torch_rss.at("fused")) : "—");
@@ -524,15 +569,15 @@ int main(int argc, char** argv) {
             worst_paired = r.paired;
             worst_paired_at = r.config + " " + r.cell;
         }
-        if (best > 0 && r.t1 / best > worst) {
-            worst = r.t1 / best;
+        if (vs_best > worst) {
+            worst = vs_best;
             worst_at = r.config + " " + r.cell;
         }
     }
     table += kernels_table + ceiling_table;
     fmt::print("\n{}", table);
     std::string summary = worst > 0
-        ? fmt::format("bench/rnn: worst ratio tapegrad / PyTorch best (1 thread): {:.2f} ({})", worst, worst_at)
+        ? fmt::format("bench/rnn: worst ratio tapegrad / PyTorch best (1 thread, median of rounds): {:.2f} ({})", worst, worst_at)
         : std::string("bench/rnn: no PyTorch comparison in this run");
     if (worst_paired > 0)
         summary += fmt::format("; lowest 2T speed-up, paired: {:.2f} ({})", worst_paired, worst_paired_at);
