@@ -23,8 +23,8 @@ constexpr std::size_t kc = 256;            // depth per pass: one panel's slice 
 
 // c[r, 0:cols] = addend[r, 0:cols] (when given) + sum over kk < depth of a[r, kk] * panel[kk, :], r < MR. MR*NV accumulators
 // stay in registers; each depth step broadcasts one element of each row of a against NV vectors
-// of the panel. The last panel of a matrix may use fewer vectors (NV < vectors) and mask its
-// last one (cols < 16 NV).
+// of the panel, whose rows are NV vectors long. The last panels of a matrix may use fewer
+// vectors (NV < vectors) and mask the last one (cols < 16 NV).
 // With TransA, a holds the rows of c as its columns: element (r, kk) is a[kk * lda + r], so
 // the MR broadcasts of one depth step come from one cache line.
 template <std::size_t MR, std::size_t NV, bool TransA>
@@ -37,7 +37,7 @@ __attribute__((target("avx512f"))) void kernel(std::size_t depth, const float* a
         for (std::size_t v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
     for (std::size_t kk = 0; kk < depth; ++kk) {
         __m512 b[NV];
-        for (std::size_t v = 0; v < NV; ++v) b[v] = _mm512_load_ps(panel + kk * nr + v * lanes);
+        for (std::size_t v = 0; v < NV; ++v) b[v] = _mm512_load_ps(panel + kk * NV * lanes + v * lanes);
         for (std::size_t r = 0; r < MR; ++r) {
             const __m512 x = _mm512_set1_ps(TransA ? a[kk * lda + r] : a[r * lda + kk]);
             for (std::size_t v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
@@ -82,6 +82,35 @@ bool available() { return state().on(); }
 
 void set_enabled(bool on) { state().set(on); }
 
+namespace {
+// The panels across n columns, left to right: 48 wide (3 vectors). When 49 to 64 columns are
+// left, the next panel takes 32 of them, so that the last one holds 17 to 32 (2 vectors) instead
+// of 1 to 16: the 1-vector kernel broadcasts as many elements of a for a third of the products,
+// and the 16 columns left of n = 256 (a large RNN's, or the backward of a large LSTM's,
+// per-step product) took about a quarter of the time of the other 240.
+std::vector<PackedMatrix::Panel> panel_layout(std::size_t n) {
+    std::vector<PackedMatrix::Panel> out;
+    for (std::size_t col = 0; col < n;) {
+        const std::size_t left = n - col;
+        const std::size_t cols = left > nr && left <= nr + lanes ? 2 * lanes : std::min(nr, left);
+        out.push_back({col, cols, (cols + lanes - 1) / lanes});
+        col += cols;
+    }
+    return out;
+}
+
+// to[0, 16 nv) = from[0, cols), then zeros: one row of a panel from a contiguous row of B.
+__attribute__((target("avx512f"))) void copy_panel_row(const float* from, std::size_t cols, std::size_t nv, float* to) {
+    for (std::size_t v = 0; v < nv; ++v) {
+        const std::size_t at = v * lanes;
+        const std::size_t valid = cols > at ? std::min(lanes, cols - at) : 0;
+        const __m512 x = valid == lanes ? _mm512_loadu_ps(from + at)
+                                        : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << valid) - 1u), from + at);
+        _mm512_store_ps(to + at, x);
+    }
+}
+}  // namespace
+
 PackedMatrix::PackedMatrix(const float* b, std::size_t k, std::size_t n, std::size_t ld,
                            bool transposed)
     : k_(k), n_(n) {
@@ -97,44 +126,35 @@ PackedMatrix::PackedMatrix(std::span<const RowBlock> blocks, std::size_t n) : k_
     fill([&](std::size_t i) { return rows[i]; }, 1);
 }
 
-namespace {
-// to[0, nr) = from[0, cols), then zeros: one row of a panel from a contiguous row of B.
-__attribute__((target("avx512f"))) void copy_panel_row(const float* from, std::size_t cols, float* to) {
-    for (std::size_t v = 0; v < vectors; ++v) {
-        const std::size_t at = v * lanes;
-        const std::size_t valid = cols > at ? std::min(lanes, cols - at) : 0;
-        const __m512 x = valid == lanes ? _mm512_loadu_ps(from + at)
-                                        : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << valid) - 1u), from + at);
-        _mm512_store_ps(to + at, x);
-    }
-}
-}  // namespace
+const float* PackedMatrix::panel_data(const Panel& p) const { return panels_.get() + p.col0 * k_; }
 
 template <class Row>
 void PackedMatrix::fill(Row row, std::size_t stride) {
-    const std::size_t count = ((n_ + nr - 1) / nr) * k_ * nr;
+    layout_ = panel_layout(n_);
+    // panel p starts at col0 * k: every panel but the last is as wide as its vectors
+    const std::size_t count = n_ == 0 ? 0 : (layout_.back().col0 + layout_.back().vectors * lanes) * k_;
     // every element is written below, so the storage starts uninitialised (no memset)
     const std::size_t bytes = std::max<std::size_t>(64, (count * sizeof(float) + 63) / 64 * 64);
     panels_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
     if (!panels_) throw std::bad_alloc();
-    for (std::size_t p = 0; p * nr < n_; ++p) {
-        const std::size_t cols = std::min(nr, n_ - p * nr);
-        float* panel = panels_.get() + p * k_ * nr;
+    for (const Panel& p : layout_) {
+        const std::size_t width = p.vectors * lanes;
+        float* panel = panels_.get() + p.col0 * k_;
         if (stride == 1) {  // rows of B lie contiguous: vector copies (the caller checked AVX-512)
-            for (std::size_t i = 0; i < k_; ++i) copy_panel_row(row(i) + p * nr, cols, panel + i * nr);
+            for (std::size_t i = 0; i < k_; ++i) copy_panel_row(row(i) + p.col0, p.cols, p.vectors, panel + i * width);
             continue;
         }
         // B's columns lie contiguous: tiles of 16 of them, each read along its length
         for (std::size_t i0 = 0; i0 < k_; i0 += lanes) {
             const std::size_t tile = std::min(lanes, k_ - i0);
-            for (std::size_t j = 0; j < nr; ++j) {
-                float* to = panel + i0 * nr + j;
-                if (j >= cols) {
-                    for (std::size_t r = 0; r < tile; ++r) to[r * nr] = 0.0f;  // the kernel reads whole vectors
+            for (std::size_t j = 0; j < width; ++j) {
+                float* to = panel + i0 * width + j;
+                if (j >= p.cols) {
+                    for (std::size_t r = 0; r < tile; ++r) to[r * width] = 0.0f;  // the kernel reads whole vectors
                     continue;
                 }
-                const float* from = row(i0) + (p * nr + j) * stride;
-                for (std::size_t r = 0; r < tile; ++r) to[r * nr] = from[r];
+                const float* from = row(i0) + (p.col0 + j) * stride;
+                for (std::size_t r = 0; r < tile; ++r) to[r * width] = from[r];
             }
         }
     }
@@ -165,14 +185,13 @@ void PackedMatrix::run(std::size_t m, const float* a, std::size_t lda, bool tran
         // the first slice adds the addend, later ones what the slices before left in c
         const float* base = k0 == 0 ? addend : c;
         const std::size_t base_ld = k0 == 0 ? addend_ld : n_;
-        for (std::size_t p = 0; p * nr < n_; ++p) {
-            const float* panel = panels_.get() + (p * k_ + k0) * nr;
-            const std::size_t cols = std::min(nr, n_ - p * nr);
+        for (const Panel& p : layout_) {
+            const float* panel = panel_data(p) + k0 * p.vectors * lanes;
             for (std::size_t i = 0; i < m; i += mr) {
                 const std::size_t rows = std::min(mr, m - i);
-                kernels[trans_a][rows][(cols + lanes - 1) / lanes](
-                    depth, trans_a ? a + k0 * lda + i : a + i * lda + k0, lda, panel, c + i * n_ + p * nr, n_, cols,
-                    base ? base + i * base_ld + p * nr : nullptr, base_ld);
+                kernels[trans_a][rows][p.vectors](
+                    depth, trans_a ? a + k0 * lda + i : a + i * lda + k0, lda, panel, c + i * n_ + p.col0, n_, p.cols,
+                    base ? base + i * base_ld + p.col0 : nullptr, base_ld);
             }
         }
     }

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <vector>
 
 namespace tapegrad::packed_gemm {
 
@@ -42,6 +43,12 @@ public:
     std::size_t rows() const { return k_; }
     std::size_t cols() const { return n_; }
 
+    // Columns [col0, col0 + cols) of B, stored as k rows of `vectors` zmm vectors (16 floats),
+    // zero-padded.
+    struct Panel {
+        std::size_t col0, cols, vectors;
+    };
+
     // c[m, n] = a[m, k] B, plus `addend` when given: its row i at addend + i * addend_ld
     // (addend_ld 0 repeats one row, a bias); addend may be c itself (addend_ld n). a has row
     // length lda, c row length n. Requires available().
@@ -59,8 +66,10 @@ private:
     struct Free {
         void operator()(float* p) const { std::free(p); }
     };
+    const float* panel_data(const Panel& p) const;
     std::size_t k_, n_;
-    std::unique_ptr<float[], Free> panels_;  // [n/48 rounded up][k][48], 64-byte aligned
+    std::vector<Panel> layout_;              // left to right (core/packed_gemm.cpp: panel_layout)
+    std::unique_ptr<float[], Free> panels_;  // each panel's k rows one after the other, 64-byte aligned
 };
 
 }  // namespace tapegrad::packed_gemm

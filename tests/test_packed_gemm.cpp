@@ -50,7 +50,7 @@ TEST_CASE("packed gemm: the kernel matches a double-precision product on ragged 
     Generator g(3);
     for (std::size_t m : {1, 7, 8, 13, 96})
         for (std::size_t k : {1, 5, 256, 300, 600})
-            for (std::size_t n : {1, 17, 48, 50, 97})
+            for (std::size_t n : {1, 17, 48, 50, 64, 97})
                 for (bool transposed : {false, true})
                     for (bool accumulate : {false, true}) {
                         CAPTURE(m); CAPTURE(k); CAPTURE(n); CAPTURE(transposed); CAPTURE(accumulate);
