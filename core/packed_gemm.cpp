@@ -126,12 +126,12 @@ PackedMatrix::PackedMatrix(std::span<const RowBlock> blocks, std::size_t n) : k_
     fill([&](std::size_t i) { return rows[i]; }, 1);
 }
 
-const float* PackedMatrix::panel_data(const Panel& p) const { return panels_.get() + p.col0 * k_; }
+// Panel p's rows start at col0 * k: every panel but the last is as wide as its vectors.
+float* PackedMatrix::panel_data(const Panel& p) const { return panels_.get() + p.col0 * k_; }
 
 template <class Row>
 void PackedMatrix::fill(Row row, std::size_t stride) {
     layout_ = panel_layout(n_);
-    // panel p starts at col0 * k: every panel but the last is as wide as its vectors
     const std::size_t count = n_ == 0 ? 0 : (layout_.back().col0 + layout_.back().vectors * lanes) * k_;
     // every element is written below, so the storage starts uninitialised (no memset)
     const std::size_t bytes = std::max<std::size_t>(64, (count * sizeof(float) + 63) / 64 * 64);
@@ -139,7 +139,7 @@ void PackedMatrix::fill(Row row, std::size_t stride) {
     if (!panels_) throw std::bad_alloc();
     for (const Panel& p : layout_) {
         const std::size_t width = p.vectors * lanes;
-        float* panel = panels_.get() + p.col0 * k_;
+        float* panel = panel_data(p);
         if (stride == 1) {  // rows of B lie contiguous: vector copies (the caller checked AVX-512)
             for (std::size_t i = 0; i < k_; ++i) copy_panel_row(row(i) + p.col0, p.cols, p.vectors, panel + i * width);
             continue;

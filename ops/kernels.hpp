@@ -297,35 +297,47 @@ Array<T> zip_rows(const Array<T>& x, const Array<T>& y, F&& f) {
 // has the same rows and cols; row r of each holds the same flat elements. Empty when two
 // views' runs differ in length.
 template <class T, std::size_t K>
-std::optional<std::array<Tensor::Rows<T>, K>> shared_runs(const std::array<const Tensor*, K>& ts) {
-    const std::size_t n = ts[0]->numel();
-    std::array<Tensor::Rows<T>, K> rs;
+std::optional<std::array<Tensor::Rows<T>, K>> shared_runs(std::array<Tensor::Rows<T>, K> rs) {
+    const std::size_t n = rs[0].rows * rs[0].cols;
     std::size_t cols = n;
-    for (std::size_t k = 0; k < K; ++k) {
-        rs[k] = ts[k]->template rows<T>();
-        if (rs[k].contiguous()) continue;
-        if (cols != n && cols != rs[k].cols) return std::nullopt;
-        cols = rs[k].cols;
+    for (const auto& r : rs) {
+        if (r.contiguous()) continue;
+        if (cols != n && cols != r.cols) return std::nullopt;
+        cols = r.cols;
     }
     for (auto& r : rs)
         if (r.contiguous()) r = {r.data, cols == 0 ? 0 : n / cols, cols, cols};
     return rs;
 }
+template <class T, std::size_t K>
+std::optional<std::array<Tensor::Rows<T>, K>> shared_runs(const std::array<const Tensor*, K>& ts) {
+    std::array<Tensor::Rows<T>, K> rs;
+    for (std::size_t k = 0; k < K; ++k) rs[k] = ts[k]->template rows<T>();
+    return shared_runs<T, K>(rs);
+}
 
-// f(a, b) on scalars for two tensors of one shape, read in place (shared_runs). Empty when
-// both are views whose runs differ in length.
+// f(a, b) on scalars for two tensors of one shape, read in place (shared_runs), written to
+// `out` laid out as `out_rows` (which `out` is the writable start of). False when the runs
+// of two views differ in length.
 template <class T, class F>
-std::optional<Array<T>> zip_runs(const Tensor& a, const Tensor& b, F&& f) {
-    const auto runs = shared_runs<T, 2>({&a, &b});
-    if (!runs) return std::nullopt;
-    const auto& [ra, rb] = *runs;
-    auto out = Array<T>::from_shape(a.shape());
-    T* o = out.data();
-    for (std::size_t r = 0; r < ra.rows; ++r, o += ra.cols) {
+bool zip_runs_into(const Tensor& a, const Tensor& b, Tensor::Rows<T> out_rows, T* out, F&& f) {
+    const auto runs = shared_runs<T, 3>({a.rows<T>(), b.rows<T>(), out_rows});
+    if (!runs) return false;
+    const auto& [ra, rb, ro] = *runs;
+    for (std::size_t r = 0; r < ro.rows; ++r) {
         const T* pa = ra.row(r);
         const T* pb = rb.row(r);
-        for (std::size_t j = 0; j < ra.cols; ++j) o[j] = f(pa[j], pb[j]);
+        T* o = out + (ro.row(r) - ro.data);
+        for (std::size_t j = 0; j < ro.cols; ++j) o[j] = f(pa[j], pb[j]);
     }
+    return true;
+}
+
+// zip_runs_into a new array.
+template <class T, class F>
+std::optional<Array<T>> zip_runs(const Tensor& a, const Tensor& b, F&& f) {
+    auto out = Array<T>::from_shape(a.shape());
+    if (!zip_runs_into<T>(a, b, {out.data(), 1, out.size(), out.size()}, out.data(), f)) return std::nullopt;
     return out;
 }
 
@@ -378,16 +390,8 @@ Variable pointwise_grad_into(Backward& bw, std::size_t input, const Variable& y,
         bw.input(input).shape() == g.shape()) {
         if (const GradientDestination d = bw.destination(input); d.defined()) {
             const bool written = dispatch(g.dtype(), [&]<class T>() {
-                const auto runs = shared_runs<T, 3>({&g.value(), &y.value(), &d.view});
-                if (!runs) return false;
-                const auto& [rg, ry, rd] = *runs;
-                for (std::size_t r = 0; r < rd.rows; ++r) {
-                    const T* pg = rg.row(r);
-                    const T* py = ry.row(r);
-                    T* o = static_cast<T*>(d.data) + (rd.row(r) - rd.data);
-                    for (std::size_t j = 0; j < rd.cols; ++j) o[j] = f(pg[j], py[j], one_v<T>);
-                }
-                return true;
+                return zip_runs_into<T>(g.value(), y.value(), d.view.template rows<T>(), static_cast<T*>(d.data),
+                                        [&](const auto& a, const auto& b) { return f(a, b, one_v<T>); });
             });
             // (not written: whoever handed d out finds it not in place and joins elsewhere)
             if (written) return Variable(d.view);
