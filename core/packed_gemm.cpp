@@ -19,7 +19,7 @@ constexpr std::size_t lanes = 16;          // floats in a zmm register
 constexpr std::size_t vectors = 3;         // zmm registers across a panel
 constexpr std::size_t nr = lanes * vectors;  // columns in a panel
 constexpr std::size_t mr = 8;              // rows of c a kernel call keeps in registers
-constexpr std::size_t kc = 256;            // depth per pass: one panel's slice stays in L1
+constexpr std::size_t kc = one_pass_depth;  // depth per pass: one panel's slice stays in L1
 
 // c[r, 0:cols] = addend[r, 0:cols] (when given) + sum over kk < depth of a[r, kk] * panel[kk, :], r < MR. MR*NV accumulators
 // stay in registers; each depth step broadcasts one element of each row of a against NV vectors
@@ -178,23 +178,29 @@ void PackedMatrix::run(std::size_t m, const float* a, std::size_t lda, bool tran
             else std::fill_n(c + i * n_, n_, 0.0f);
         return;
     }
-    // Depth slices outermost: each kernel call reads one slice of one panel, which the next
-    // row blocks then find in L1.
-    for (std::size_t k0 = 0; k0 < k_; k0 += kc) {
-        const std::size_t depth = std::min(kc, k_ - k0);
-        // the first slice adds the addend, later ones what the slices before left in c
+    // kernel call for rows [i, i + rows) of c, depth [k0, k0 + depth), one panel; the first
+    // depth slice adds the addend, later ones what the slices before left in c
+    auto block = [&](std::size_t i, std::size_t rows, std::size_t k0, std::size_t depth, const Panel& p) {
         const float* base = k0 == 0 ? addend : c;
         const std::size_t base_ld = k0 == 0 ? addend_ld : n_;
-        for (const Panel& p : layout_) {
-            const float* panel = panel_data(p) + k0 * p.vectors * lanes;
-            for (std::size_t i = 0; i < m; i += mr) {
-                const std::size_t rows = std::min(mr, m - i);
-                kernels[trans_a][rows][p.vectors](
-                    depth, trans_a ? a + k0 * lda + i : a + i * lda + k0, lda, panel, c + i * n_ + p.col0, n_, p.cols,
-                    base ? base + i * base_ld + p.col0 : nullptr, base_ld);
-            }
-        }
+        kernels[trans_a][rows][p.vectors](
+            depth, trans_a ? a + k0 * lda + i : a + i * lda + k0, lda, panel_data(p) + k0 * p.vectors * lanes,
+            c + i * n_ + p.col0, n_, p.cols, base ? base + i * base_ld + p.col0 : nullptr, base_ld);
+    };
+    if (k_ <= kc) {
+        // One depth pass: row blocks outermost, so each block's rows of c are written whole,
+        // left to right, while the panels come from L2. Panel by panel instead, a product of
+        // many rows (a sequence's input projection) writes c a narrow strip at a time down all
+        // its rows, and ran at about half the speed.
+        for (std::size_t i = 0; i < m; i += mr)
+            for (const Panel& p : layout_) block(i, std::min(mr, m - i), 0, k_, p);
+        return;
     }
+    // Deeper: depth slices outermost, so the row blocks after the first find each slice of a
+    // panel in L1 (a weight's gradient xᵀ y streams y's thousands of rows once).
+    for (std::size_t k0 = 0; k0 < k_; k0 += kc)
+        for (const Panel& p : layout_)
+            for (std::size_t i = 0; i < m; i += mr) block(i, std::min(mr, m - i), k0, std::min(kc, k_ - k0), p);
 }
 
 }  // namespace tapegrad::packed_gemm

@@ -23,8 +23,12 @@ bool available();
 // products keep the packings they were given.
 void set_enabled(bool on);
 
-// Products with more rows than this go to BLAS, whose larger kernels win there.
+// Products with more rows than this go to BLAS, whose larger kernels win there, unless the
+// depth is at most one_pass_depth: multiply() then writes c's rows whole, one block of rows
+// after the other, and beat OpenBLAS on a sequence's input projection ([T·B, I] x [I, G·H]).
 inline constexpr std::size_t max_rows = 96;
+// The depth a kernel call covers in one pass (a panel's slice of it stays in L1).
+inline constexpr std::size_t one_pass_depth = 256;
 
 // `rows` consecutive rows of a matrix, each of its full row length, starting at `data`.
 struct RowBlock {

@@ -42,15 +42,19 @@ std::shared_ptr<const packed_gemm::PackedMatrix> pack(const float* data, std::si
 }
 
 // op(b)'s packings for a product with `rows` rows on the left: found or made inside a
-// WeightPackScope, empty outside one or where the packed kernel does not apply.
+// WeightPackScope, empty outside one or where the packed kernel does not apply. A product
+// of many rows and a shallow depth (packed_gemm::one_pass_depth) is packed for itself,
+// scope or not: a sequence's input projection, whose packing costs 1/rows of its product.
 RhsPacks packs_for(const Variable& b, bool tb, std::size_t rows) {
-    if (pack_cache.depth == 0 || rows > packed_gemm::max_rows || b.dtype() != float32 ||
-        b.dim() != 2 || b.numel() == 0 || !packed_gemm::available())
+    if (b.dtype() != float32 || b.dim() != 2 || b.numel() == 0 || !packed_gemm::available())
         return {};
     const Tensor& value = b.value();
     const float* data = value.xt<float>().data();
     const Shape& s = value.shape();
     const std::size_t k = s[tb ? 1 : 0], n = s[tb ? 0 : 1];
+    if (rows > packed_gemm::max_rows)  // (op(b)ᵀ not packed: its products, dA = G op(b)ᵀ, go to BLAS)
+        return k <= packed_gemm::one_pass_depth ? RhsPacks{pack(data, k, n, s[1], tb), {}} : RhsPacks{};
+    if (pack_cache.depth == 0) return {};
     PackCache::Entry* entry = nullptr;
     for (auto& e : pack_cache.entries)
         if (e.transposed == tb && e.held.xt<float>().data() == data && e.held.shape() == s)

@@ -252,13 +252,14 @@ TEST_CASE("packed gemm: without recording only op(b) is packed, its transpose on
     CHECK(gw[0].defined());
 }
 
-TEST_CASE("packed gemm: float64, many rows and no scope stay on BLAS") {
+TEST_CASE("packed gemm: float64, and many rows with a deep product, stay on BLAS") {
     if (!packed_gemm::available()) return;
     Generator g(8);
     const std::size_t start = weights_packed();
     WeightPackScope scope;
+    const std::size_t deep = packed_gemm::one_pass_depth + 1;
     matmul(Variable(g.normal({4, 8}, 0, 1, float64)), Variable(g.normal({8, 8}, 0, 1, float64)));
-    matmul(Variable(g.normal({packed_gemm::max_rows + 1, 8}, 0, 1, float32)), Variable(g.normal({8, 8}, 0, 1, float32)));
+    matmul(Variable(g.normal({packed_gemm::max_rows + 1, deep}, 0, 1, float32)), Variable(g.normal({deep, 8}, 0, 1, float32)));
     CHECK(weights_packed() == start);
     // switched off for the process: BLAS; switched back on: packed again
     const Variable x(g.normal({4, 8}, 0, 1, float32)), w(g.normal({8, 8}, 0, 1, float32));
@@ -269,6 +270,47 @@ TEST_CASE("packed gemm: float64, many rows and no scope stay on BLAS") {
     packed_gemm::set_enabled(true);
     matmul(x, w);
     CHECK(weights_packed() == start + 2);
+}
+
+TEST_CASE("packed gemm: many rows and a shallow depth are packed for the product alone, scope or not") {
+    // A sequence's input projection: [T·B, I] x W_ihᵀ + bias. More than max_rows rows but a
+    // depth of at most one_pass_depth: op(b) is packed for this product, inside a scope or
+    // not, and so is op(b)ᵀ for the backward's dx = G op(b)ᵀ, as shallow here (100 and 30).
+    // Values and gradients agree with BLAS (the kernel off) and with float64.
+    if (!packed_gemm::available()) return;
+    Generator g(11);
+    const std::size_t m = 301, deep = packed_gemm::one_pass_depth;
+    const Tensor w0 = g.normal({100, 40}, 0, 0.3, float32), bias0 = g.normal({100}, 0, 1, float32);
+    const Tensor x0 = g.normal({m, 40}, 0, 1, float32), probe0 = g.normal({m, 100}, 0, 1, float32);
+    const Tensor v0 = g.normal({deep, 30}, 0, 0.1, float32), y0 = g.normal({97, deep}, 0, 1, float32);
+    auto run = [&](DType dtype, std::size_t packings) {
+        const std::size_t before = weights_packed();
+        const Variable w(w0.to(dtype), true), bias(bias0.to(dtype), true), x(x0.to(dtype), true);
+        const Variable v(v0.to(dtype), true), y(y0.to(dtype), true);
+        const Variable a = addmm(bias, x, w, false, true) * Variable(probe0.to(dtype));
+        const Variable b = matmul(y, v);
+        CHECK(weights_packed() - before == packings);
+        const Variable loss = sum(a * a) + sum(b * b);
+        std::vector<Tensor> out{a.value().to(float32), b.value().to(float32)};
+        for (const auto& gv : grad(loss, {w, bias, x, v, y})) out.push_back(gv.value().to(float32));
+        CHECK(weights_packed() - before == 2 * packings);  // each dx product packs op(b)ᵀ
+        return out;
+    };
+    const std::vector<Tensor> reference = run(float64, 0);
+    std::vector<Tensor> packed = run(float32, 2);
+    {
+        WeightPackScope scope;
+        const std::vector<Tensor> in_scope = run(float32, 2);
+        for (std::size_t i = 0; i < packed.size(); ++i) CHECK(max_abs_diff(in_scope[i], packed[i]) == 0);
+    }
+    packed_gemm::set_enabled(false);
+    const std::vector<Tensor> blas = run(float32, 0);
+    packed_gemm::set_enabled(true);
+    for (std::size_t i = 0; i < packed.size(); ++i) {
+        CAPTURE(i);
+        CHECK(relative_diff(packed[i], blas[i]) < 1e-5);
+        CHECK(relative_diff(packed[i], reference[i]) < 1e-5);
+    }
 }
 
 TEST_CASE("packed gemm: the driver packs each recurrent weight once per sequence; results match steps run alone") {
