@@ -294,15 +294,18 @@ std::optional<std::array<Tensor, 3>> lerp_grads(const Tensor& g, const Tensor& s
         std::array<Array<T>, 3> out;
         for (std::size_t i = 0; i < 3; ++i)
             if (needs[i]) out[i] = Array<T>::from_shape(g.shape());
-        T *os = out[0].data(), *oe = out[1].data(), *ow = out[2].data();
+        // a loop per gradient, each over one run (in L1 for the next): a store under `if`
+        // in one shared loop kept GCC from vectorizing it
         for (std::size_t r = 0, at = 0; r < rg.rows; ++r, at += rg.cols) {
-            const T *pg = rg.row(r), *ps = rs.row(r), *pe = re.row(r), *pw = rw.row(r);
-            for (std::size_t j = 0; j < rg.cols; ++j) {
-                const T gw = pg[j] * pw[j];
-                if (needs[0]) os[at + j] = pg[j] - gw;
-                if (needs[1]) oe[at + j] = gw;
-                if (needs[2]) ow[at + j] = pg[j] * (pe[j] - ps[j]);
-            }
+            const T *__restrict pg = rg.row(r), *__restrict ps = rs.row(r), *__restrict pe = re.row(r),
+                    *__restrict pw = rw.row(r);
+            const std::size_t n = rg.cols;
+            if (T* __restrict os = needs[0] ? out[0].data() + at : nullptr)
+                for (std::size_t j = 0; j < n; ++j) os[j] = pg[j] - pg[j] * pw[j];
+            if (T* __restrict oe = needs[1] ? out[1].data() + at : nullptr)
+                for (std::size_t j = 0; j < n; ++j) oe[j] = pg[j] * pw[j];
+            if (T* __restrict ow = needs[2] ? out[2].data() + at : nullptr)
+                for (std::size_t j = 0; j < n; ++j) ow[j] = pg[j] * (pe[j] - ps[j]);
         }
         std::array<Tensor, 3> grads;
         for (std::size_t i = 0; i < 3; ++i)
