@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <utility>
@@ -20,6 +21,11 @@ constexpr std::size_t vectors = 3;         // zmm registers across a panel
 constexpr std::size_t nr = lanes * vectors;  // columns in a panel
 constexpr std::size_t mr = 8;              // rows of c a kernel call keeps in registers
 constexpr std::size_t kc = one_pass_depth;  // depth per pass: one panel's slice stays in L1
+// With a transposed (a weight gradient's xᵀ, thousands of rows lda apart), each depth step
+// reads a new cache line of a, too far from the last for the hardware to fetch it ahead; the
+// kernel asks for the line this many steps ahead. In a small LSTM's training step the
+// transposed products' share of the kernels' time fell from 41-44% to 36-38% (perf samples).
+constexpr std::size_t prefetch_ahead = 8;
 
 // c[r, 0:cols] = addend[r, 0:cols] (when given) + sum over kk < depth of a[r, kk] * panel[kk, :], r < MR. MR*NV accumulators
 // stay in registers; each depth step broadcasts one element of each row of a against NV vectors
@@ -36,6 +42,10 @@ __attribute__((target("avx512f"))) void kernel(std::size_t depth, const float* a
     for (std::size_t r = 0; r < MR; ++r)
         for (std::size_t v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
     for (std::size_t kk = 0; kk < depth; ++kk) {
+        if constexpr (TransA)  // (integer arithmetic: the last steps' addresses lie past a's end)
+            _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(a) +
+                                                       (kk + prefetch_ahead) * lda * sizeof(float)),
+                         _MM_HINT_T0);
         __m512 b[NV];
         for (std::size_t v = 0; v < NV; ++v) b[v] = _mm512_load_ps(panel + kk * NV * lanes + v * lanes);
         for (std::size_t r = 0; r < MR; ++r) {
