@@ -40,6 +40,26 @@ void check_packed_agrees(F f, std::size_t packings) {
     }
 }
 
+// Results of the packed kernel against the kernel off (BLAS) and against float64, one by one.
+void check_agree(const std::vector<Tensor>& packed, const std::vector<Tensor>& blas,
+                 const std::vector<Tensor>& reference) {
+    REQUIRE(packed.size() == blas.size());
+    REQUIRE(packed.size() == reference.size());
+    for (std::size_t i = 0; i < packed.size(); ++i) {
+        CAPTURE(i);
+        CHECK(relative_diff(packed[i], blas[i]) < 1e-5);
+        CHECK(relative_diff(packed[i], reference[i]) < 1e-5);
+    }
+}
+
+// A one-layer float32 RNN, LSTM or GRU (kind "rnn", "lstm", "gru").
+std::shared_ptr<Recurrent> make_layer(const std::string& kind, std::size_t I, std::size_t H, Generator& g) {
+    if (kind == "rnn") return std::make_shared<RNN>(I, H, RecurrentOptions{}, g, float32);
+    if (kind == "lstm") return std::make_shared<LSTM>(I, H, RecurrentOptions{}, g, float32);
+    REQUIRE(kind == "gru");
+    return std::make_shared<GRU>(I, H, RecurrentOptions{}, g, float32);
+}
+
 }  // namespace
 
 TEST_CASE("packed gemm: the kernel matches a double-precision product on ragged shapes") {
@@ -306,11 +326,7 @@ TEST_CASE("packed gemm: many rows and a shallow depth are packed for the product
     packed_gemm::set_enabled(false);
     const std::vector<Tensor> blas = run(float32, 0);
     packed_gemm::set_enabled(true);
-    for (std::size_t i = 0; i < packed.size(); ++i) {
-        CAPTURE(i);
-        CHECK(relative_diff(packed[i], blas[i]) < 1e-5);
-        CHECK(relative_diff(packed[i], reference[i]) < 1e-5);
-    }
+    check_agree(packed, blas, reference);
 }
 
 TEST_CASE("packed gemm: layers whose input projection has many rows agree with float64") {
@@ -321,11 +337,8 @@ TEST_CASE("packed gemm: layers whose input projection has many rows agree with f
     for (const char* kind : {"rnn", "lstm", "gru"}) {
         CAPTURE(kind);
         Generator g(12);
-        std::shared_ptr<Recurrent> layer;
         const std::size_t I = 5, H = 20, T = 13, B = 9;
-        if (std::string(kind) == "rnn") layer = std::make_shared<RNN>(I, H, RecurrentOptions{}, g, float32);
-        if (std::string(kind) == "lstm") layer = std::make_shared<LSTM>(I, H, RecurrentOptions{}, g, float32);
-        if (std::string(kind) == "gru") layer = std::make_shared<GRU>(I, H, RecurrentOptions{}, g, float32);
+        const std::shared_ptr<Recurrent> layer = make_layer(kind, I, H, g);
         const Tensor x0 = g.normal({T, B, I}, 0, 1, float32);
         auto run = [&](DType dtype) {
             layer->to(dtype);
@@ -344,11 +357,7 @@ TEST_CASE("packed gemm: layers whose input projection has many rows agree with f
         const std::vector<Tensor> blas = run(float32);
         packed_gemm::set_enabled(true);
         const std::vector<Tensor> reference = run(float64);
-        for (std::size_t i = 0; i < packed.size(); ++i) {
-            CAPTURE(i);
-            CHECK(relative_diff(packed[i], blas[i]) < 1e-5);
-            CHECK(relative_diff(packed[i], reference[i]) < 1e-5);
-        }
+        check_agree(packed, blas, reference);
     }
 }
 
@@ -357,11 +366,8 @@ TEST_CASE("packed gemm: the driver packs each recurrent weight once per sequence
     for (const char* kind : {"rnn", "lstm", "gru"}) {
         CAPTURE(kind);
         Generator g(9);
-        std::shared_ptr<Recurrent> layer;
         const std::size_t I = 6, H = 20, T = 7, B = 5;
-        if (std::string(kind) == "rnn") layer = std::make_shared<RNN>(I, H, RecurrentOptions{}, g, float32);
-        if (std::string(kind) == "lstm") layer = std::make_shared<LSTM>(I, H, RecurrentOptions{}, g, float32);
-        if (std::string(kind) == "gru") layer = std::make_shared<GRU>(I, H, RecurrentOptions{}, g, float32);
+        const std::shared_ptr<Recurrent> layer = make_layer(kind, I, H, g);
         const Variable x(g.normal({T, B, I}, 0, 1, float32), true);
         auto params = layer->parameters();
         std::vector<Variable> wanted(params.begin(), params.end());
