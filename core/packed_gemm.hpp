@@ -5,7 +5,8 @@
 // kernels dominate: OpenBLAS 0.3.21 multiplies [32,128] x [128,512] at about half of its
 // large-matrix throughput. PackedMatrix stores the operand once in the layout an AVX-512
 // kernel streams (panels of 48 columns, each row of a panel contiguous), and multiply() runs
-// that kernel directly. matmul and addmm use it inside a WeightPackScope (ops/linalg.hpp).
+// that kernel directly. matmul and addmm use it inside a WeightPackScope (ops/linalg.hpp), and
+// for products of many rows and a shallow depth (a sequence's input projection, see max_rows).
 #pragma once
 
 #include <cstddef>

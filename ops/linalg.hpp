@@ -1,5 +1,7 @@
 // Matrix products through OpenBLAS gemm, batched over leading axes, or through the packed
-// AVX-512 kernel (core/packed_gemm.hpp) for a weight reused inside a WeightPackScope.
+// AVX-512 kernel (core/packed_gemm.hpp): for a weight reused inside a WeightPackScope, and,
+// scope or not, for a float32 product of more than packed_gemm::max_rows rows whose depth is
+// at most packed_gemm::one_pass_depth (a sequence's input projection), packed for itself.
 #pragma once
 
 #include "ops/arith.hpp"
@@ -30,7 +32,8 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool tra
 // reference to each packed tensor, so writing to one (mutable_xt copies a shared storage)
 // leaves the packing with the old values and the new values are packed anew. Scopes nest;
 // the packings are forgotten when the outermost ends (backward rules keep what they use).
-// Does nothing where packed_gemm::available() is false, and for float64.
+// Does nothing where packed_gemm::available() is false, and for float64. (Products of more
+// rows and a shallow depth pack b for themselves, scope or not: see the top of this file.)
 class WeightPackScope {
 public:
     WeightPackScope();
@@ -39,8 +42,8 @@ public:
     WeightPackScope& operator=(const WeightPackScope&) = delete;
 };
 
-// How many right operands this thread's WeightPackScopes have packed (op(B) and op(B)ᵀ count
-// one each); tests check that packing happens, and only once.
+// How many right operands this thread has packed (op(B) and op(B)ᵀ count one each), in
+// WeightPackScopes and for products of many rows; tests check that packing happens, and only once.
 std::size_t weights_packed();
 
 }  // namespace tapegrad
