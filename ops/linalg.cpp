@@ -52,7 +52,9 @@ RhsPacks packs_for(const Variable& b, bool tb, std::size_t rows) {
     const float* data = value.xt<float>().data();
     const Shape& s = value.shape();
     const std::size_t k = s[tb ? 1 : 0], n = s[tb ? 0 : 1];
-    if (rows > packed_gemm::max_rows)  // (op(b)ᵀ not packed: its products, dA = G op(b)ᵀ, go to BLAS)
+    // (op(b)ᵀ is not made here: the backward's dA = G op(b)ᵀ asks for its own packing, which
+    // it gets when its depth is shallow too)
+    if (rows > packed_gemm::max_rows)
         return k <= packed_gemm::one_pass_depth ? RhsPacks{pack(data, k, n, s[1], tb), {}} : RhsPacks{};
     if (pack_cache.depth == 0) return {};
     PackCache::Entry* entry = nullptr;
