@@ -104,7 +104,7 @@ double parallel_backward(const std::vector<Variable>& params, std::size_t batch,
                 sum = add(Variable(sum), g).value();
                 owned = true;
             } else {
-                dispatch(sum.dtype(), [&]<class T>() { sum.mutable_xt<T>() += g.value().xt<T>(); });
+                sum.add_(g.value());
             }
         }
         if (!sum.defined()) continue;

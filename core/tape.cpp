@@ -42,7 +42,8 @@ Variable accumulate(Variable a, const Variable& g, bool create_graph) {
     if (create_graph) return add(a, g);
     if (a.impl_ptr().use_count() == 1) {
         Tensor& value = a.impl()->value;
-        dispatch(value.dtype(), [&]<class T>() { value.mutable_xt<T>() += g.value().xt<T>(); });
+        if (value.shape() == g.shape()) value.add_(g.value());
+        else dispatch(value.dtype(), [&]<class T>() { value.mutable_xt<T>() += g.value().xt<T>(); });
         return a;
     }
     NoGradGuard no_grad;

@@ -76,7 +76,7 @@ Tensor Tensor::view(const Tensor& base, const Shape& shape, std::size_t offset, 
                                      "do not fit shape {} inside a tensor of {} elements",
                                      rows, cols, stride, offset, to_string(shape), n));
     Tensor t;
-    t.view_ = std::make_shared<View>();
+    t.view_ = make_cached<View>();
     if (base.view_) {
         // A view of a view reads the same base when the outer view is one contiguous run;
         // otherwise it reads the outer view's own copy.
@@ -97,7 +97,9 @@ Tensor Tensor::view(const Tensor& base, const Shape& shape, std::size_t offset, 
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
-    return dispatch(dtype, [&]<class T>() { return Tensor(Array<T>::from_shape(shape)); });
+    Tensor t;  // the array made in place: xtensor's move of an array copies its shape and strides
+    dispatch(dtype, [&]<class T>() { t.storage_ = make_cached<Storage>(std::in_place_type<Array<T>>, shape); });
+    return t;
 }
 
 Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
@@ -168,8 +170,27 @@ Tensor Tensor::to(DType target) const {
 Tensor Tensor::clone() const {
     require_defined("clone");
     Tensor copy;
-    copy.storage_ = std::make_shared<Storage>(resolved());
+    copy.storage_ = make_cached<Storage>(resolved());
     return copy;
+}
+
+void Tensor::add_(const Tensor& other) {
+    require_defined("add_");
+    other.require_defined("add_");
+    if (other.dtype() != dtype())
+        throw DTypeError(fmt::format("Tensor::add_: a {} tensor cannot be added in place to a {} one",
+                                     name(other.dtype()), name(dtype())));
+    if (other.shape() != shape())
+        throw ShapeError(fmt::format("Tensor::add_: {} cannot be added in place to {}", to_string(other.shape()),
+                                     to_string(shape())));
+    dispatch(dtype(), [&]<class T>() {
+        T* out = mutable_xt<T>().data();
+        const auto runs = other.rows<T>();
+        for (std::size_t r = 0; r < runs.rows; ++r, out += runs.cols) {
+            const T* in = runs.row(r);
+            for (std::size_t j = 0; j < runs.cols; ++j) out[j] += in[j];
+        }
+    });
 }
 
 std::string Tensor::str() const {

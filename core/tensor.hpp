@@ -35,15 +35,19 @@ std::size_t numel(const Shape& shape);
 class Tensor {
 public:
     Tensor() = default;  // undefined: defined() is false
+    // The array is moved (or copied) straight into the tensor's storage.
     template <class T>
-    explicit Tensor(Array<T> values)
-        : storage_(std::make_shared<Storage>(std::move(values))) {}
+    explicit Tensor(Array<T>&& values)
+        : storage_(make_cached<Storage>(std::in_place_type<Array<T>>, std::move(values))) {}
+    template <class T>
+    explicit Tensor(const Array<T>& values)
+        : storage_(make_cached<Storage>(std::in_place_type<Array<T>>, values)) {}
     // Any float or double xtensor expression (an xt::xarray<T>, a + b, ...), evaluated into
     // an Array<T> of its own.
     template <class E>
         requires(std::is_same_v<typename E::value_type, float> || std::is_same_v<typename E::value_type, double>)
     explicit Tensor(const xt::xexpression<E>& values)
-        : Tensor(Array<typename E::value_type>(values)) {}
+        : storage_(make_cached<Storage>(std::in_place_type<Array<typename E::value_type>>, values)) {}
 
     static Tensor empty(const Shape& shape, DType dtype);
     static Tensor zeros(const Shape& shape, DType dtype);
@@ -104,6 +108,10 @@ public:
 
     Tensor to(DType dtype) const;  // a converted copy (or *this when already dtype)
     Tensor clone() const;          // a deep copy with its own storage
+    // this += other, elementwise, for a tensor of this one's shape and dtype (a view too),
+    // in place: this tensor first gets storage of its own if it shares it, so other cannot
+    // alias it. (xtensor's += on an array evaluates the sum into a new array and moves it in.)
+    void add_(const Tensor& other);
     bool shares_storage_with(const Tensor& other) const {  // a view shares its base's
         return defined() && other.defined() && &base() == &other.base();
     }
@@ -166,7 +174,7 @@ template <class T>
 Array<T>& Tensor::mutable_xt() {
     const auto& current = xt<T>();
     if (view_ || storage_.use_count() > 1) {
-        storage_ = std::make_shared<Storage>(current);
+        storage_ = make_cached<Storage>(current);
         view_.reset();
     }
     return std::get<Array<T>>(*storage_);

@@ -50,7 +50,7 @@ std::size_t normalize_axis(const char* op, long axis, std::size_t dim,
 // result = f(x) elementwise; f receives the xtensor array and returns an expression.
 template <class F>
 Tensor map(const Tensor& x, F&& f) {
-    return dispatch(x.dtype(), [&]<class T>() { return Tensor(Array<T>(f(x.xt<T>()))); });
+    return dispatch(x.dtype(), [&]<class T>() { return Tensor(f(x.xt<T>())); });
 }
 
 
@@ -333,21 +333,23 @@ bool zip_runs_into(const Tensor& a, const Tensor& b, Tensor::Rows<T> out_rows, T
     return true;
 }
 
-// zip_runs_into a new array.
+// zip_runs_into a new tensor (written in place: no array moved into it).
 template <class T, class F>
-std::optional<Array<T>> zip_runs(const Tensor& a, const Tensor& b, F&& f) {
-    auto out = Array<T>::from_shape(a.shape());
-    if (!zip_runs_into<T>(a, b, {out.data(), 1, out.size(), out.size()}, out.data(), f)) return std::nullopt;
+std::optional<Tensor> zip_runs(const Tensor& a, const Tensor& b, F&& f) {
+    Tensor out = Tensor::empty(a.shape(), dtype_of<T>());
+    T* o = out.mutable_xt<T>().data();
+    const std::size_t n = a.numel();
+    if (!zip_runs_into<T>(a, b, {o, 1, n, n}, o, f)) return std::nullopt;
     return out;
 }
 
 // zip_rows<true> over tensors; operands of one shape go through zip_runs, so views are not
 // copied first.
 template <class T, class F>
-Array<T> zip_tensors(const Tensor& a, const Tensor& b, F&& f) {
+Tensor zip_tensors(const Tensor& a, const Tensor& b, F&& f) {
     if (a.shape() == b.shape())
         if (auto r = zip_runs<T>(a, b, f)) return std::move(*r);
-    return zip_rows<true>(a.xt<T>(), b.xt<T>(), f);
+    return Tensor(zip_rows<true>(a.xt<T>(), b.xt<T>(), f));
 }
 
 // result = f(a, b) with broadcasting (shapes validated by the caller), through zip_rows:
@@ -355,7 +357,7 @@ Array<T> zip_tensors(const Tensor& a, const Tensor& b, F&& f) {
 // arithmetic (add, sub, mul, div), valid on scalars too.
 template <class F>
 Tensor zip(const Tensor& a, const Tensor& b, F&& f) {
-    return dispatch(a.dtype(), [&]<class T>() { return Tensor(zip_tensors<T>(a, b, f)); });
+    return dispatch(a.dtype(), [&]<class T>() { return zip_tensors<T>(a, b, f); });
 }
 
 // xtensor keeps a named scalar in an expression by reference, and the expression f returns is
@@ -374,8 +376,7 @@ template <class F>
 Variable pointwise_grad(const Variable& g, const Variable& y, F&& f) {
     if (grad_enabled()) return f(g, y, 1.0);
     return Variable(dispatch(g.dtype(), [&]<class T>() {
-        return Tensor(zip_tensors<T>(g.value(), y.value(),
-                                     [&](const auto& a, const auto& b) { return f(a, b, one_v<T>); }));
+        return zip_tensors<T>(g.value(), y.value(), [&](const auto& a, const auto& b) { return f(a, b, one_v<T>); });
     }));
 }
 

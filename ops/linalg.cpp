@@ -143,10 +143,11 @@ Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, Rhs
     Shape out_shape = batch;
     out_shape.push_back(m);
     out_shape.push_back(n);
-    Tensor out = dispatch(a.dtype(), [&]<class T>() {
-        auto c = Array<T>::from_shape(out_shape);
+    Tensor out = Tensor::empty(out_shape, a.dtype());
+    dispatch(a.dtype(), [&]<class T>() {
+        auto& c = out.mutable_xt<T>();
         if (k == 0) c.fill(T(0));
-        if (m == 0 || n == 0 || k == 0) return Tensor(std::move(c));
+        if (m == 0 || n == 0 || k == 0) return;
         const T* pa = a.value().data<T>();
         const T* pb = b.value().data<T>();
         const std::size_t batches = numel(batch);
@@ -155,7 +156,7 @@ Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, Rhs
                 if (!packs && b.dim() == 2) packs = packs_for(b, tb, batches * m);
                 if (packs) {
                     packs.rhs->multiply(batches * m, pa, as.back(), c.data());
-                    return Tensor(std::move(c));
+                    return;
                 }
             }
             gemm(false, tb, batches * m, n, k, pa, as.back(), pb, bs.back(), c.data());
@@ -164,7 +165,6 @@ Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, Rhs
                 gemm(ta, tb, m, n, k, pa + batch_index(i, batch, a_batch) * m * k, as.back(),
                      pb + batch_index(i, batch, b_batch) * k * n, bs.back(), c.data() + i * m * n);
         }
-        return Tensor(std::move(c));
     });
     return reads_only(record("matmul", std::move(out), {a, b}, [ta, tb, packs](Backward& bw) {
         matmul_backward(bw, 0, 1, ta, tb, packs);
@@ -209,9 +209,9 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
         fail<ShapeError>("addmm", fmt::format("c {} does not broadcast to the product's [{},{}]",
                                               to_string(cs), m, n), loc);
     const RhsPacks packs = ta ? RhsPacks{} : packs_for(b, tb, m);
-    Tensor out = dispatch(a.dtype(), [&]<class T>() {
-        auto r = Array<T>::from_shape({m, n});
-        T* out = r.data();
+    Tensor result = Tensor::empty({m, n}, a.dtype());
+    dispatch(a.dtype(), [&]<class T>() {
+        T* out = result.mutable_xt<T>().data();
         const std::size_t c_rows = c.dim() == 2 ? cs[0] : 1, c_cols = c.dim() >= 1 ? cs.back() : 1;
         // c's rows are read in place, a view's too when its runs are c's rows
         const auto c_runs = c.value().rows<T>();
@@ -222,10 +222,10 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
             // the packed kernel adds c's rows as it stores: no copy of c first
             if (packs && c_cols == n) {
                 packs.rhs->multiply(m, a.value().data<T>(), as.back(), out, cv, c_stride);
-                return Tensor(std::move(r));
+                return;
             }
         }
-        // c broadcast into r with plain copies: c's rows (1 or M) by c's columns (1 or N)
+        // c broadcast into the result with plain copies: c's rows (1 or M) by c's columns (1 or N)
         for (std::size_t i = 0; i < m; ++i) {
             const T* src = cv + i * c_stride;
             if (c_cols == n) std::copy_n(src, n, out + i * n);
@@ -234,15 +234,14 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
         if constexpr (std::is_same_v<T, float>) {
             if (packs) {
                 packs.rhs->multiply(m, a.value().data<T>(), as.back(), out, out, n);
-                return Tensor(std::move(r));
+                return;
             }
         }
         if (m > 0 && n > 0 && k > 0)
             gemm(ta, tb, m, n, k, a.value().data<T>(), as.back(), b.value().data<T>(),
-                 bs.back(), r.data(), T(1));
-        return Tensor(std::move(r));
+                 bs.back(), out, T(1));
     });
-    return passes_gradient(reads_only(record("addmm", std::move(out), {c, a, b}, [ta, tb, packs](Backward& bw) {
+    return passes_gradient(reads_only(record("addmm", std::move(result), {c, a, b}, [ta, tb, packs](Backward& bw) {
         bw.add(0, bw.grad_out());  // d c = G, summed over the broadcast axes by add
         matmul_backward(bw, 1, 2, ta, tb, packs);
     }, loc), {1, 2}, false), 0);  // an addend of the result's shape gets G itself

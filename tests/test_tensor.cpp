@@ -83,6 +83,36 @@ TEST_CASE("tensor: a view reads its base in place, copies only for xt(), and nev
     }
 }
 
+TEST_CASE("tensor: add_ adds in place, from a view too, and never writes through shared storage") {
+    // base [2, 4]: 0..7; the view is its columns 1..2 (2 runs of 2 elements, 4 apart)
+    Tensor base = Tensor::from({0, 1, 2, 3, 4, 5, 6, 7}, {2, 4}, float32);
+    Tensor cols = Tensor::view(base, {2, 2}, 1, 2, 2, 4);
+    Tensor sum = Tensor::from({10, 20, 30, 40}, {2, 2}, float32);
+    const float* before = sum.xt<float>().data();
+    sum.add_(cols);
+    CHECK(sum.to_vector() == std::vector<double>{11, 22, 35, 46});
+    CHECK(sum.xt<float>().data() == before);  // the same storage: no new array
+    // a sum that shares its storage gets its own first; the sharer keeps its values
+    Tensor shared = sum;
+    shared.add_(Tensor::ones({2, 2}, float32));
+    CHECK(shared.to_vector() == std::vector<double>{12, 23, 36, 47});
+    CHECK(sum.to_vector() == std::vector<double>{11, 22, 35, 46});
+    // adding a view to its own base: the base is copied before it is written
+    Tensor row = Tensor::view(base, {4}, 4, 1, 4, 4);
+    Tensor first = Tensor::view(base, {4}, 0, 1, 4, 4);
+    first.add_(row);
+    CHECK(first.to_vector() == std::vector<double>{4, 6, 8, 10});
+    CHECK(base.to_vector() == std::vector<double>{0, 1, 2, 3, 4, 5, 6, 7});
+    // float64, and the errors
+    Tensor d = Tensor::full({3}, 0.5, float64);
+    d.add_(Tensor::full({3}, 0.25, float64));
+    CHECK(d.to_vector() == std::vector<double>{0.75, 0.75, 0.75});
+    CHECK_THROWS_AS(d.add_(Tensor::ones({3}, float32)), DTypeError);
+    CHECK_THROWS_AS(d.add_(Tensor::ones({1, 3}, float64)), ShapeError);
+    CHECK_THROWS_AS(d.add_(Tensor()), ValueError);
+    CHECK_THROWS_AS(Tensor().add_(d), ValueError);
+}
+
 TEST_CASE("tensor: threads reading one view at once all see its values") {
     Tensor base = Generator(3).normal({64, 256}, 0, 1, float32);
     for (int trial = 0; trial < 20; ++trial) {
