@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <exception>
 #include <fmt/format.h>
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
+#include <tbb/task_group.h>
 
 #include "core/blas.hpp"
 #include "core/packed_gemm.hpp"
@@ -23,6 +25,7 @@ thread_local Tape default_tape;
 thread_local Tape* active_tape = nullptr;
 thread_local bool grad_mode = true;
 thread_local bool anomaly_mode = false;
+thread_local bool share_products = false;  // a SharedProductsScope is open on this thread
 // The op whose backward rule is running on this thread, for anomaly messages.
 thread_local const char* backward_op = nullptr;
 thread_local std::source_location backward_loc;
@@ -50,6 +53,36 @@ Variable accumulate(Variable a, const Variable& g, bool create_graph) {
     return add(a, g);
 }
 }  // namespace
+
+// Inside a SharedProductsScope a variable's deferred products are summed in parts of at least
+// this many rows of x's, each part started as a TBB task as soon as the sweep has added its
+// last product: another thread with nothing to do takes them while this one goes on with the
+// sweep, instead of waiting for the sweep's end to help. The parts depend only on the
+// sequence of products, so results do not depend on which thread runs which part.
+constexpr std::size_t early_product_rows = 512;
+
+struct Tape::EarlyProducts {
+    // Whose products: 2 * entry index for a recorded variable, 2 * slot + 1 for a leaf.
+    static std::size_t of_entry(std::size_t index) { return 2 * index; }
+    static std::size_t of_leaf(std::size_t slot) { return 2 * slot + 1; }
+    struct Part {
+        std::size_t key;
+        Tensor sum;          // written by the task
+        bool added = false;  // to its variable's gradient
+    };
+    tbb::task_group group;
+    std::unordered_map<std::size_t, std::size_t> rows;  // by key: rows of products not yet started
+    std::deque<Part> started;  // in the order started (a deque: its elements never move)
+    EarlyProducts() = default;
+    EarlyProducts(const EarlyProducts&) = delete;
+    EarlyProducts& operator=(const EarlyProducts&) = delete;
+    ~EarlyProducts() {  // a sweep that stopped early: its parts are still read from and written to
+        try {
+            group.wait();
+        } catch (...) {  // the sweep's own exception is the one that propagates
+        }
+    }
+};
 
 Tape::Tape() : generation_(next_generation++) {}
 Tape::~Tape() = default;
@@ -306,18 +339,27 @@ void Backward::add_product(std::size_t i, const Variable& x, const Variable& y) 
         return;
     }
     if (v->tape == nullptr) {
-        leaf_grads_->pending[leaf_slot(in)].emplace_back(x.value(), y.value());
+        const std::size_t slot = leaf_slot(in);
+        auto& pending = leaf_grads_->pending[slot];
+        pending.emplace_back(x.value(), y.value());
+        if (tape_.early_) tape_.start_early(pending, Tape::EarlyProducts::of_leaf(slot), x.shape()[0]);
         return;
     }
     tape_.check_owned(*v, tape_.entries_[entry_].op);
-    tape_.entries_[v->index].pending.emplace_back(x.value(), y.value());
+    Tape::Entry& e = tape_.entries_[v->index];
+    e.pending.emplace_back(x.value(), y.value());
+    if (!tape_.early_) return;
+    e.has_parts = true;
+    tape_.start_early(e.pending, Tape::EarlyProducts::of_entry(v->index), x.shape()[0]);
 }
 
 namespace {
 thread_local std::size_t stacked_in_place_count = 0;
+std::atomic<std::size_t> started_early_count{0};  // on any thread
 }  // namespace
 
 std::size_t products_read_in_place() { return stacked_in_place_count; }
+std::size_t products_started_early() { return started_early_count; }
 
 std::uint64_t Backward::sweep() const { return tape_.sweep_; }
 
@@ -340,7 +382,7 @@ GradientDestination Backward::destination_for(const Variable& wanted) {
         if (!v || !v->requires_grad || v->tape != &tape_ || v->generation != tape_.generation_) return {};
         const Tape::Entry& e = tape_.entries_[v->index];
         // a gradient already there (or still to come from deferred products) is added to
-        if (!e.backward || e.grad.defined() || !e.pending.empty()) return {};
+        if (!e.backward || e.grad.defined() || !e.pending.empty() || e.has_parts) return {};
         if (auto it = tape_.destinations_.find(v->index); it != tape_.destinations_.end()) {
             GradientDestination d = it->second(*this);  // may look up others, registers none
             if (!d.defined() || d.view.shape() != wanted.shape() || d.view.dtype() != wanted.dtype())
@@ -358,6 +400,11 @@ void Backward::copied_into(const Tensor& whole, const Tensor& joined, std::size_
     // keeping a record holds the gradient until the sweep ends.
     if (create_graph_ || whole.is_view() || whole.unique() || joined.is_view()) return;
     tape_.copied_.push_back({whole, joined, offset});
+}
+
+void Backward::writes_into(const Tensor& joined) {
+    if (create_graph_ || joined.is_view()) return;
+    tape_.copied_.push_back({joined, joined, 0});
 }
 
 namespace {
@@ -433,7 +480,6 @@ Tensor stacked_in_place(std::vector<std::pair<Tensor, Tensor>>& products,
     return Tensor::view(*joined, {rows, n / rows}, at.front().first, 1, n, n);
 }
 
-thread_local bool share_products = false;  // a SharedProductsScope is open on this thread
 constexpr std::size_t shared_block_rows = 64;
 
 // f(row0, rows) over [0, m) in blocks of shared_block_rows; inside a SharedProductsScope as
@@ -481,10 +527,10 @@ Variable transposed_product(const Tensor& xs, const Tensor& ys) {
 // float32 results run on the packed kernel, which packs the y's straight from their tensors
 // and reads the stacked x's as they lie; the rest go to OpenBLAS. Inside a SharedProductsScope
 // both run in blocks of rows.
-Variable sum_of_products(std::vector<std::pair<Tensor, Tensor>>& products,
-                         const std::vector<Tape::Copied>& copied) {
+//
+// `xs` is what stacked_in_place found for them, or undefined.
+Variable sum_of_products(const std::vector<std::pair<Tensor, Tensor>>& products, Tensor xs) {
     const std::size_t m = products[0].first.shape()[1], n = products[0].second.shape()[1];
-    Tensor xs = stacked_in_place(products, copied);
     if (!xs.defined()) xs = stacked(products, false);
     if (xs.dtype() == DType::float32 && m * n <= packed_gradient_max && m <= packed_gradient_max_rows &&
         packed_gemm::available()) {
@@ -501,7 +547,39 @@ Variable sum_of_products(std::vector<std::pair<Tensor, Tensor>>& products,
     }
     return transposed_product(xs, stacked(products, true));
 }
+
+Variable sum_of_products(std::vector<std::pair<Tensor, Tensor>>& products, const std::vector<Tape::Copied>& copied) {
+    Tensor xs = stacked_in_place(products, copied);  // reorders products to follow xs
+    return sum_of_products(products, std::move(xs));
+}
 }  // namespace
+
+void Tape::start_early(std::vector<std::pair<Tensor, Tensor>>& pending, std::size_t key, std::size_t rows) {
+    EarlyProducts& early = *early_;
+    std::size_t& waiting = early.rows[key];
+    if ((waiting += rows) < early_product_rows) return;
+    waiting = 0;
+    std::vector<std::pair<Tensor, Tensor>> part = std::move(pending);
+    pending.clear();
+    Tensor xs = stacked_in_place(part, copied_);  // here: copied_ grows as the sweep goes on
+    Tensor& sum = early.started.emplace_back(EarlyProducts::Part{key, Tensor()}).sum;
+    ++started_early_count;
+    early.group.run([part = std::move(part), xs = std::move(xs), &sum] {
+        SharedProductsScope share;  // cut into the same blocks on whichever thread
+        sum = sum_of_products(part, xs).value();
+    });
+}
+
+Variable Tape::add_started(std::size_t key, Variable g) {
+    if (!early_->rows.contains(key)) return g;
+    early_->group.wait();
+    for (EarlyProducts::Part& part : early_->started) {
+        if (part.key != key || part.added) continue;
+        g = accumulate(std::move(g), Variable(std::move(part.sum)), false);
+        part.added = true;
+    }
+    return g;
+}
 
 SharedProductsScope::SharedProductsScope() : previous_(share_products) { share_products = true; }
 SharedProductsScope::~SharedProductsScope() { share_products = previous_; }
@@ -512,6 +590,17 @@ std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& s
     if (in_backward_)
         throw GraphError("backward: called from inside a backward rule; nested backward passes "
                          "are not supported");
+    if (share_products && !early_ && !options.create_graph) {
+        // The sweep isolated, so that this thread, waiting for its parts at the end, takes no
+        // unrelated work (another shard) instead; other threads do take its parts.
+        early_ = std::make_unique<EarlyProducts>();
+        struct Done {  // waits for the parts, however the sweep ends
+            std::unique_ptr<EarlyProducts>& early;
+            ~Done() { early.reset(); }
+        } done{early_};
+        return tbb::this_task_arena::isolate(
+            [&] { return run_backward(root, seed, wanted, options, leaf_grads); });
+    }
     check_owned(*root.impl(), "backward");
     const std::size_t r = root.impl()->index;
     if (!entries_[r].backward)
@@ -554,7 +643,10 @@ std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& s
         int exceptions = std::uncaught_exceptions();
         ~DropPending() {
             if (std::uncaught_exceptions() > exceptions)
-                for (Entry& e : entries) e.pending.clear();
+                for (Entry& e : entries) {
+                    e.pending.clear();
+                    e.has_parts = false;
+                }
         }
     } drop_pending{entries_};
     struct ForgetCopied {  // copied_into records last for one sweep
@@ -566,6 +658,10 @@ std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& s
     for (std::size_t i = r + 1; i-- > 0;) {
         Variable g = std::move(entries_[i].grad);
         entries_[i].grad = Variable();
+        if (entries_[i].has_parts) {
+            g = add_started(EarlyProducts::of_entry(i), std::move(g));
+            entries_[i].has_parts = false;
+        }
         if (!entries_[i].pending.empty()) {
             g = accumulate(std::move(g), sum_of_products(entries_[i].pending, copied_), false);
             entries_[i].pending.clear();
@@ -606,6 +702,7 @@ std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& s
         }
     }
     for (std::size_t k = 0; k < leaves.pending.size(); ++k) {
+        if (early_) leaves.grads[k] = add_started(EarlyProducts::of_leaf(k), std::move(leaves.grads[k]));
         if (leaves.pending[k].empty()) continue;
         leaves.grads[k] = accumulate(std::move(leaves.grads[k]), sum_of_products(leaves.pending[k], copied_), false);
         leaves.pending[k].clear();

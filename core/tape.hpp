@@ -24,6 +24,7 @@
 
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <source_location>
 #include <span>
 #include <unordered_map>
@@ -99,6 +100,7 @@ private:
         std::uint32_t readers = 0;  // backward rules that may read the result's value
         std::int32_t passes_to = -1;  // the input whose gradient is this result's, unchanged
         bool queued = false;        // in release_queue_
+        bool has_parts = false;     // deferred products of this sweep counted in early_
     };
     std::vector<Entry> entries_;
     std::vector<std::uint32_t> release_queue_;  // entries no backward reads: released once unheld
@@ -116,6 +118,14 @@ private:
     std::unordered_map<std::uint32_t, DestinationFn> destinations_;  // by entry
     std::uint64_t sweep_ = 0;  // backward sweeps run on this tape
     std::vector<Copied> copied_;  // this sweep's Backward::copied_into records
+    // Inside a SharedProductsScope: parts of the sums of deferred products started as TBB tasks
+    // during the sweep, each as soon as its x's fill early_product_rows (core/tape.cpp).
+    struct EarlyProducts;
+    std::unique_ptr<EarlyProducts> early_;
+    // `pending` just grew by `rows`: starts it as a part if that makes enough.
+    void start_early(std::vector<std::pair<Tensor, Tensor>>& pending, std::size_t key, std::size_t rows);
+    // g plus the started parts of `key`'s products, in the order they were started.
+    Variable add_started(std::size_t key, Variable g);
     std::uint64_t generation_;
     bool in_backward_ = false;
     std::size_t next_sweep_check_ = 4096;
@@ -188,6 +198,10 @@ public:
     // pieces' gradients. Deferred products whose x's are such gradients, filling one range of
     // one joined array, read that range in place instead of stacking the x's again.
     void copied_into(const Tensor& whole, const Tensor& joined, std::size_t offset);
+    // Tells the sweep that ranges of `joined` (a contiguous array) are handed out as the
+    // destinations of gradients (Backward::destination), so that deferred products whose x's
+    // were written there read them in place, even before the rule that joins them has run.
+    void writes_into(const Tensor& joined);
     // Where input i's gradient may be written straight away: a destination registered for it
     // (set_gradient_destination), or for the input its gradient passes to unchanged
     // (passes_gradient), while no gradient has reached either yet. A split into consecutive
@@ -233,8 +247,11 @@ void set_gradient_destination(const Variable& v, DestinationFn fn);
 // blocks of 64 rows of the result, computed as TBB tasks. Another TBB thread with nothing else
 // to do takes some of them: parallel_backward opens one in every shard, so the shard that
 // finishes its sweep first helps finish the others' weight gradients instead of waiting (on
-// vCPUs of unequal speed, say). The cut depends only on the product's shape, so results do
-// not depend on which thread runs a block.
+// vCPUs of unequal speed, say). A leaf's products are moreover summed in parts of at least
+// 512 rows of x's, each started as a task during the sweep as soon as its last product is
+// added, so the other thread can take them while this one is still sweeping; the parts are
+// added in order at the end. The cuts depend only on the products' shapes and order, so
+// results do not depend on which thread runs what.
 class SharedProductsScope {
 public:
     SharedProductsScope();
@@ -249,6 +266,10 @@ private:
 // How many sums of deferred products on this thread read their x's in place from a joined
 // gradient (Backward::copied_into) instead of stacking them. For tests and benchmarks.
 std::size_t products_read_in_place();
+// How many parts of deferred products were started during sweeps on any thread (inside a
+// SharedProductsScope, when a leaf's products reach early_product_rows rows; core/tape.cpp).
+// For tests and benchmarks.
+std::size_t products_started_early();
 
 // Records an op's result. When gradients are disabled or no input requires grad, returns a
 // plain value and records nothing.

@@ -235,6 +235,8 @@ struct JoinTarget {
             }
             sweep = asking.sweep();
             handed.assign(handed.size(), false);
+            // the pieces' ranges, read in place by deferred products as soon as written
+            if (b.outer == 1) asking.writes_into(whole.view);
         }
         if (handed[k]) return {};
         handed[k] = true;

@@ -60,20 +60,23 @@ Variable rows(const Variable& v, long axis, const Shard& s) {
     return narrow(v, axis, static_cast<long>(s.begin), static_cast<long>(s.size()));
 }
 
-// Losses of `steps` Adam steps and the parameters after them, with `threads` threads.
+// Losses of `steps` Adam steps and the parameters after them, with `threads` threads, on one
+// batch of `batch` sequences of length T cut into shards of `shard_rows`.
 std::pair<std::vector<double>, std::vector<std::vector<double>>> train(const std::string& kind,
-                                                                       std::size_t threads, int steps) {
+                                                                       std::size_t threads, int steps,
+                                                                       std::size_t T = 6, std::size_t batch = 20,
+                                                                       std::size_t shard_rows = 4) {
     Threads scope(threads);
     Model m(kind, float32);
     const auto params = m.parameters();
     Adam opt(params, {.lr = 1e-2});
     std::vector<double> losses;
     for (int step = 0; step < steps; ++step) {
-        const Data d(6, 20, float32, 100);  // one batch, so the loss must fall
+        const Data d(T, batch, float32, 100);  // one batch, so the loss must fall
         opt.zero_grad();
-        losses.push_back(parallel_backward(params, 20, [&](const Shard& s) {
+        losses.push_back(parallel_backward(params, batch, [&](const Shard& s) {
             return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
-        }, {.rows = 4}));
+        }, {.rows = shard_rows}));
         opt.step();
     }
     std::vector<std::vector<double>> values;
@@ -176,6 +179,20 @@ TEST_CASE("parallel_backward: losses and parameters are bitwise equal with 1, 2 
         CHECK(one.second == four.second);
         CHECK(one.first.back() < one.first.front());  // and it trains
     }
+    // Long enough (40 steps of 16 rows per shard) that W_hh's products are summed in parts
+    // started during the sweep, which either thread may run.
+    for (const char* kind : {"lstm", "gru"}) {
+        CAPTURE(kind);
+        const std::size_t before = products_started_early();
+        const auto one = train(kind, 1, 3, 40, 48, 16);
+        CHECK(products_started_early() > before);
+        const auto two = train(kind, 2, 3, 40, 48, 16);
+        const auto four = train(kind, 4, 3, 40, 48, 16);
+        CHECK(one.first == two.first);
+        CHECK(one.first == four.first);
+        CHECK(one.second == two.second);
+        CHECK(one.second == four.second);
+    }
 }
 
 TEST_CASE("SharedProductsScope: a weight's gradient summed in blocks of rows is the one product") {
@@ -223,6 +240,67 @@ TEST_CASE("SharedProductsScope: a weight's gradient summed in blocks of rows is 
                 }
         CHECK(max_abs_diff(blocks.to(float64), expected) < c.tol * 10);
         CHECK(max_abs_diff(blocks, whole) < c.tol);
+    }
+}
+
+TEST_CASE("SharedProductsScope: a weight's products are summed in parts started during the sweep") {
+    // W [m, n] used at 45 steps of 16 rows, y_t = x_t Wᵀ: 720 rows of products, summed inside
+    // the scope as a part of 512 rows (32 steps), started as a task while the sweep goes on,
+    // plus the last 208 at its end.
+    const std::size_t m = 96, n = 40, steps = 45, b = 16;
+    for (const DType dtype : {float32, float64}) {
+        CAPTURE(name(dtype));
+        const double tol = dtype == float32 ? 1e-4 : 1e-11;
+        Generator gen(8);
+        Variable w(gen.normal({m, n}, 0, 1, dtype), true);
+        std::vector<Variable> xs, cs;
+        for (std::size_t t = 0; t < steps; ++t) {
+            xs.emplace_back(gen.normal({b, n}, 0, 1, dtype));
+            cs.emplace_back(gen.normal({b, m}, 0, 1, dtype));
+        }
+        auto loss = [&] {
+            Variable l;
+            for (std::size_t t = 0; t < steps; ++t) {
+                const Variable term = sum(matmul(xs[t], w, false, true) * cs[t]);
+                l = l.defined() ? l + term : term;
+            }
+            return l;
+        };
+        const Tensor whole = tapegrad::grad(loss(), {w})[0].value();
+        auto in_parts = [&](std::size_t threads) {
+            Threads scope(threads);
+            SharedProductsScope share;
+            const std::size_t before = products_started_early();
+            const Tensor g = tapegrad::grad(loss(), {w})[0].value();
+            CHECK(products_started_early() == before + 1);
+            return g;
+        };
+        const Tensor one = in_parts(1), two = in_parts(2);
+        // Σ_t c_tᵀ x_t, computed here element by element
+        Tensor expected = Tensor::zeros({m, n}, float64);
+        for (std::size_t t = 0; t < steps; ++t)
+            for (std::size_t i = 0; i < m; ++i)
+                for (std::size_t j = 0; j < n; ++j) {
+                    double v = expected.flat(i * n + j);
+                    for (std::size_t r = 0; r < b; ++r)
+                        v += cs[t].value().flat(r * m + i) * xs[t].value().flat(r * n + j);
+                    expected.set_flat(i * n + j, v);
+                }
+        CHECK(max_abs_diff(one.to(float64), expected) < tol);
+        CHECK(max_abs_diff(one, whole) < tol);
+        CHECK(one.to_vector() == two.to_vector());  // whichever thread ran the part
+
+        // A sweep that fails after a part was started waits for it and leaves nothing behind.
+        {
+            SharedProductsScope share;
+            Threads scope(2);
+            // recorded first, so its rule runs last, after the part has started
+            const Variable boom = record("boom", Tensor::scalar(0.0, dtype), {w},
+                                         [](Backward&) { throw ValueError("boom: backward failed on purpose"); });
+            CHECK_THROWS_AS(tapegrad::grad(boom + loss(), {w}), ValueError);
+            CHECK(tapegrad::grad(loss(), {w})[0].value().to_vector() == two.to_vector());
+        }
+        current_tape().clear();
     }
 }
 
