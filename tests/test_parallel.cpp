@@ -304,6 +304,23 @@ TEST_CASE("SharedProductsScope: a weight's products are summed in parts started 
     }
 }
 
+TEST_CASE("parallel_backward: parts of W_hh's products started during the sweep read its gates' gradients in place") {
+    // 40 steps of 16 rows per shard: W_hh's 40 products are summed as a part of 32 (512 rows),
+    // started mid-sweep, and the last 8 at the end. Both read the gate gradients where the
+    // cell wrote them, in the joined gradient of the input projection, without stacking them.
+    // (W_ih's one product of 640 rows is a part too, but one product is never stacked.)
+    Threads scope(1);  // the shards on this thread, whose products_read_in_place() counts
+    Model m("lstm", float32);
+    const auto params = m.parameters();
+    const Data d(40, 32, float32, 7);
+    const std::size_t started = products_started_early(), in_place = products_read_in_place();
+    parallel_backward(params, 32, [&](const Shard& s) {
+        return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
+    }, {.rows = 16});
+    CHECK(products_started_early() - started == 4);  // W_hh's and W_ih's, in each shard
+    CHECK(products_read_in_place() - in_place == 4);  // W_hh's part and the rest, in each shard
+}
+
 TEST_CASE("parallel_backward: bad shards and failing shards are reported") {
     // (with 2 threads either shard may fail first: messages are checked on their common part)
     Model m("lstm", float64);
