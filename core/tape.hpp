@@ -100,7 +100,9 @@ private:
         std::uint32_t readers = 0;  // backward rules that may read the result's value
         std::int32_t passes_to = -1;  // the input whose gradient is this result's, unchanged
         bool queued = false;        // in release_queue_
-        bool has_parts = false;     // deferred products of this sweep counted in early_
+        // deferred products of this sweep counted in early_ (kept here, not looked up in
+        // early_->rows, because the sweep asks every entry)
+        bool has_parts = false;
     };
     std::vector<Entry> entries_;
     std::vector<std::uint32_t> release_queue_;  // entries no backward reads: released once unheld
@@ -247,7 +249,7 @@ void set_gradient_destination(const Variable& v, DestinationFn fn);
 // blocks of 64 rows of the result, computed as TBB tasks. Another TBB thread with nothing else
 // to do takes some of them: parallel_backward opens one in every shard, so the shard that
 // finishes its sweep first helps finish the others' weight gradients instead of waiting (on
-// vCPUs of unequal speed, say). A leaf's products are moreover summed in parts of at least
+// vCPUs of unequal speed, say). A variable's products are moreover summed in parts of at least
 // 512 rows of x's, each started as a task during the sweep as soon as its last product is
 // added, so the other thread can take them while this one is still sweeping; the parts are
 // added in order at the end. The cuts depend only on the products' shapes and order, so
@@ -267,7 +269,7 @@ private:
 // gradient (Backward::copied_into) instead of stacking them. For tests and benchmarks.
 std::size_t products_read_in_place();
 // How many parts of deferred products were started during sweeps on any thread (inside a
-// SharedProductsScope, when a leaf's products reach early_product_rows rows; core/tape.cpp).
+// SharedProductsScope, when a variable's products reach early_product_rows rows; core/tape.cpp).
 // For tests and benchmarks.
 std::size_t products_started_early();
 
