@@ -25,6 +25,7 @@
 // 1- and 2-thread steps in turn in one process (--paired), the median of their ratios.
 #include <cblas.h>
 #include <algorithm>
+#include <atomic>
 #include <sched.h>
 #include <cstdio>
 #include <cstdlib>
@@ -151,8 +152,8 @@ struct Step {
     }
 };
 
-One measure(const std::string& cell, const Config& c, int threads, std::size_t rows, int reps) {
-    set_num_threads(static_cast<std::size_t>(threads));
+One measure(const std::string& cell, const Config& c, int threads, std::size_t rows, int reps, bool pin_threads) {
+    set_num_threads(static_cast<std::size_t>(threads), {.pin = pin_threads});
     Step step(cell, c, rows);
     auto samples = tb::time_reps(warmup_steps, reps, [&] { step(); }, warmup_seconds);
     const auto s = tb::summarize(samples, 1e3);
@@ -190,50 +191,123 @@ std::pair<double, double> kernels_on_off(const std::string& cell, const Config& 
     return {tb::summarize(on, 1e3).time.median, tb::summarize(off, 1e3).time.median};
 }
 
-// The 2-thread speed-up measured in pairs within one process: a 1-thread step (one shard of
-// B rows, this thread pinned to one CPU) and a 2-thread step (two shards of B/2 rows, every
-// CPU) in turn, reps times, the order of the two swapped every other pair. The 1-thread step
-// runs on `cpu` when >= 0, otherwise on each CPU of the process in turn: pinned to one CPU
-// only, the ratio would lean up when that vCPU is the slower one and down when it is the
-// faster. Each timed step follows an untimed one of its kind, so both run with warm caches
-// and, at 2 threads, TBB's worker awake, as in a training loop. On a shared machine whose
-// speed drifts over seconds, the ratio of two steps taken a moment apart is what the drift
-// spares; the median of those ratios is reported, with the median ms of each side.
-struct Paired {
-    double t1 = 0, t2 = 0, speedup = 0;
+// This thread on `cpu` only; false when that is not possible.
+bool run_on_cpu(int cpu) {
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return false;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
+// Two independent steps of half the batch at once, each one shard on a thread of its own
+// pinned to a CPU of its own (this thread on the first, a helper on the second): no shared
+// tape, parameters, tasks or reduction. The time until both are done is what two equal
+// shards take on this machine with nothing of parallel_backward's in between, so t1 over it
+// is the 2T speed-up a static split of the batch could reach at that moment.
+class Halves {
+public:
+    Halves(const std::string& cell, const Config& c, int cpu_main, int cpu_helper)
+        : half_(Config{c.name, c.T, c.B / 2, c.I, c.H}), mine_(cell, half_, half_.B), theirs_(cell, half_, half_.B),
+          cpu_main_(cpu_main) {
+        helper_ = std::thread([this, cpu_helper] {
+            run_on_cpu(cpu_helper);
+            for (int seen = 0;;) {
+                // spin a little before sleeping: the timed run follows an untimed one at once
+                const auto start = tb::Clock::now();
+                int g = go_.load(std::memory_order_acquire);
+                while (g == seen && tb::seconds_since(start) < 200e-6) g = go_.load(std::memory_order_acquire);
+                if (g == seen) {
+                    go_.wait(seen, std::memory_order_acquire);
+                    g = go_.load(std::memory_order_acquire);
+                }
+                if (g < 0) return;
+                seen = g;
+                theirs_();
+                done_.store(g, std::memory_order_release);
+            }
+        });
+    }
+    Halves(const Halves&) = delete;
+    Halves& operator=(const Halves&) = delete;
+    ~Halves() {
+        go_.store(-1, std::memory_order_release);
+        go_.notify_one();
+        helper_.join();
+    }
+    void operator()() {
+        run_on_cpu(cpu_main_);
+        const int g = ++generation_;
+        go_.store(g, std::memory_order_release);
+        go_.notify_one();
+        mine_();
+        while (done_.load(std::memory_order_acquire) != g) {
+        }
+    }
+
+private:
+    Config half_;
+    Step mine_, theirs_;
+    int cpu_main_, generation_ = 0;
+    std::atomic<int> go_{0}, done_{0};
+    std::thread helper_;
 };
-Paired paired_speedup(const std::string& cell, const Config& c, int reps, int cpu, std::size_t rows1) {
+
+// The 2-thread speed-up measured in pairs within one process: a 1-thread step (one shard of
+// B rows, this thread pinned to one CPU) and a 2-thread step (two shards of B/2 rows) in turn,
+// reps times, the order of the two swapped every other pair. The thread count stays at 2
+// throughout: a step of one shard runs on the calling thread alone, with no TBB task, and
+// switching TBB between 1 and 2 threads for every pair left its worker asleep at the start of
+// some timed 2-thread steps, which a training loop never sees. The
+// 1-thread step runs on `cpu` when >= 0, otherwise on each CPU of the process in turn, and
+// the ratio is taken over each round of those: the 1-thread steps' mean over the CPUs
+// against the 2-thread steps' mean, a moment apart. The vCPUs here are not equally fast
+// (1.6x apart at times), so a ratio per pair is two clusters, one per CPU, and their median
+// lands wherever the gap between the clusters is. Each timed step follows an untimed one of
+// its kind, so both run with warm caches and TBB's worker awake, as in a training loop. On a
+// shared machine whose speed drifts over seconds, a ratio of steps taken a moment apart is
+// what the drift spares; the median of the rounds' ratios is reported, with the median ms of
+// each side. With two CPUs or more, each pair is followed by Halves on the first two, timed
+// the same way, and the median of the rounds' t1 / halves is the ceiling of the moment.
+struct Paired {
+    double t1 = 0, t2 = 0, speedup = 0, halves = 0, ceiling = 0;
+};
+Paired paired_speedup(const std::string& cell, const Config& c, int reps, int cpu, std::size_t rows1, bool pin_threads) {
     Step one(cell, c, rows1), two(cell, c, c.B / 2);
     cpu_set_t every;
     sched_getaffinity(0, sizeof every, &every);
-    std::vector<int> cpus;
+    std::vector<int> cpus, all;
     for (int k = 0; k < CPU_SETSIZE; ++k)
-        if (cpu >= 0 ? k == cpu : CPU_ISSET(k, &every)) cpus.push_back(k);
+        if (CPU_ISSET(k, &every)) {
+            all.push_back(k);
+            if (cpu < 0 || k == cpu) cpus.push_back(k);
+        }
+    std::unique_ptr<Halves> halves;
+    if (all.size() >= 2) halves = std::make_unique<Halves>(cell, c, all[0], all[1]);
     auto run1 = [&](int on) {
-        set_num_threads(1);
-        cpu_set_t pinned;
-        CPU_ZERO(&pinned);
-        CPU_SET(on, &pinned);
-        sched_setaffinity(0, sizeof pinned, &pinned);
+        run_on_cpu(on);
         one();
     };
     auto run2 = [&] {
         sched_setaffinity(0, sizeof every, &every);
-        set_num_threads(2);
         two();
     };
+    set_num_threads(2, {.pin = pin_threads});
     // 2 threads first: TBB's worker starts while this thread may run on every CPU
     tb::time_reps(warmup_steps, 0, run2, warmup_seconds);
     tb::time_reps(warmup_steps, 0, [&] { run1(cpus.front()); }, warmup_seconds);
+    if (halves) tb::time_reps(warmup_steps, 0, [&] { (*halves)(); }, warmup_seconds);
     auto timed = [](auto&& run) {
         run();
         const tb::Instant start;
         run();
         return start.since().time();
     };
-    std::vector<double> t1, t2, ratio;
-    for (int i = 0; i < reps; ++i) {
-        const int on = cpus[static_cast<std::size_t>(i) % cpus.size()];
+    const std::size_t round = cpus.size();
+    const int rounds = std::max(1, reps / static_cast<int>(round));
+    std::vector<double> t1, t2, th, ratio, ceiling;
+    for (int i = 0; i < rounds * static_cast<int>(round); ++i) {
+        const int on = cpus[static_cast<std::size_t>(i) % round];
         auto single = [&] { run1(on); };
         double a = 0, b = 0;
         if ((i / 2) % 2 == 0) {
@@ -245,10 +319,22 @@ Paired paired_speedup(const std::string& cell, const Config& c, int reps, int cp
         }
         t1.push_back(a);
         t2.push_back(b);
-        ratio.push_back(a / b);
+        if (halves) th.push_back(timed(*halves));
+        if (t1.size() % round == 0) {  // a round: every CPU once
+            auto mean_of_round = [&](const std::vector<double>& v) {
+                return std::accumulate(v.end() - static_cast<long>(round), v.end(), 0.0) / static_cast<double>(round);
+            };
+            ratio.push_back(mean_of_round(t1) / mean_of_round(t2));
+            if (halves) ceiling.push_back(mean_of_round(t1) / mean_of_round(th));
+        }
     }
     sched_setaffinity(0, sizeof every, &every);
-    return {1e3 * tb::summarize(t1).median, 1e3 * tb::summarize(t2).median, tb::summarize(ratio).median};
+    Paired p{1e3 * tb::summarize(t1).median, 1e3 * tb::summarize(t2).median, tb::summarize(ratio).median};
+    if (halves) {
+        p.halves = 1e3 * tb::summarize(th).median;
+        p.ceiling = tb::summarize(ceiling).median;
+    }
+    return p;
 }
 
 // Runs this binary with --one in a child and parses its JSON line; cpu >= 0 pins a 1-thread
@@ -258,6 +344,7 @@ std::optional<nlohmann::json> tapegrad_child(const std::string& self, const std:
     std::string cmd = fmt::format("{} --one --cell {} --config {} --threads {} --rows {} --reps {}",
                                   tb::shell_quote(self), cell, c.name, threads, rows, reps);
     if (threads == 1 && cpu >= 0) cmd += fmt::format(" --cpu {}", cpu);
+    if (threads > 1) cmd += " --pin-threads";
     return tb::run_command_json(cmd);
 }
 
@@ -277,7 +364,9 @@ struct Row {
     double t1 = 0;              // 1 thread, one shard of B rows
     double t1_shards = 0;       // 1 thread, two shards of B/2 rows
     double t2 = 0;              // 2 threads, two shards of B/2 rows
-    double paired = 0;          // 2T speed-up, median of 1T/2T pairs in one process (--paired)
+    double paired = 0;          // 2T speed-up, pairs of 1T and 2T steps in one process (--paired), threads pinned
+    double paired_unpinned = 0; // the same, threads not pinned
+    double ceiling = 0;         // 1T over two independent half-batch steps at once, in the same pairs
     double sgemm = 0, tape_mib_per_step = 0, rss = 0;
     std::map<std::string, double> torch1, torch2, torch_rss;  // by way
     // Per round at 1 thread: tapegrad's one-shard step (the mean of its runs just before and
@@ -325,7 +414,7 @@ std::string fmt_ratio(double a, double b) { return a > 0 && b > 0 ? fmt::format(
 
 int main(int argc, char** argv) {
     CLI::App app{"tapegrad vs PyTorch: one RNN/LSTM/GRU training step"};
-    bool one = false, no_torch = false, no_sgemm = false, kernels_ab = false, paired = false;
+    bool one = false, no_torch = false, no_sgemm = false, kernels_ab = false, paired = false, pin_threads = false;
     std::string cell = "lstm", config = "large";
     int threads = 1, reps = 7, rounds = 5;  // rounds: one wild round in three moved the median (large RNN 1.02, 0.63, 0.88)
     std::size_t one_rows = 0;
@@ -354,6 +443,8 @@ int main(int argc, char** argv) {
     app.add_flag("--kernels-ab", kernels_ab, "with --one: 1 thread, the AVX-512 kernels on and off in turn in this process");
     app.add_flag("--paired", paired, "with --one: 1 and 2 threads in turn in this process (the 2T speed-up in pairs; "
                                      "the 1T steps on each CPU in turn, or on --cpu)");
+    app.add_flag("--pin-threads", pin_threads, "with --one: set_num_threads(threads, {.pin = true}), each of "
+                                               "parallel_backward's threads on a CPU of its own");
     app.add_option("--out", out, "Markdown file for the table");
     CLI11_PARSE(app, argc, argv);
 
@@ -369,10 +460,7 @@ int main(int argc, char** argv) {
                 fmt::print(stderr, "bench/rnn: --cpu needs --threads 1\n");
                 return 2;
             }
-            cpu_set_t set;
-            CPU_ZERO(&set);
-            if (one_cpu < CPU_SETSIZE) CPU_SET(one_cpu, &set);
-            if (one_cpu >= CPU_SETSIZE || sched_setaffinity(0, sizeof set, &set) != 0) {
+            if (!run_on_cpu(one_cpu)) {
                 fmt::print(stderr, "bench/rnn: cannot run on CPU {} (sched_setaffinity failed)\n", one_cpu);
                 return 2;
             }
@@ -385,11 +473,12 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (paired) {
-            const Paired p = paired_speedup(cell, c, reps, one_cpu, one_rows == 0 ? c.B : one_rows);
-            fmt::print("{}\n", nlohmann::json{{"t1_ms", p.t1}, {"t2_ms", p.t2}, {"speedup", p.speedup}}.dump());
+            const Paired p = paired_speedup(cell, c, reps, one_cpu, one_rows == 0 ? c.B : one_rows, pin_threads);
+            fmt::print("{}\n", nlohmann::json{{"t1_ms", p.t1}, {"t2_ms", p.t2}, {"speedup", p.speedup},
+                                               {"halves_ms", p.halves}, {"ceiling", p.ceiling}}.dump());
             return 0;
         }
-        const One r = measure(cell, c, threads, one_rows == 0 ? c.B : one_rows, reps);
+        const One r = measure(cell, c, threads, one_rows == 0 ? c.B : one_rows, reps, pin_threads);
         nlohmann::json j{{"ms", r.ms}, {"ms_min", r.ms_min}, {"wall_ms", r.wall_ms}, {"cpu_ms", r.cpu_ms}, {"tape_bytes_per_step", r.tape_bytes_per_step},
                          {"peak_rss_mib", r.peak_rss_mib}, {"loss", r.loss},
                          {"sgemm_ms", no_sgemm ? 0.0 : sgemm_ms(cell, c)}, {"gflop", step_flops(cell, c) / 1e9}};
@@ -454,11 +543,16 @@ int main(int argc, char** argv) {
                     row.rounds.push_back(here);
                     run_tapegrad(c.B / 2);
                 }
-            // The speed-up in pairs: 1T and 2T steps in turn, in one child, 4 x reps pairs.
+            // The speed-up in pairs: 1T and 2T steps in turn, in one child, 4 x reps pairs;
+            // the 2T threads pinned (as in the 2T column), then not
             progress(c.name, cell_name, ", 1 and 2 threads in pairs");
-            if (auto j = tb::run_command_json(fmt::format("{} --one --paired --cell {} --config {} --reps {}",
-                                                          tb::shell_quote(self), cell_name, c.name, 4 * reps)))
+            const std::string paired_cmd = fmt::format("{} --one --paired --cell {} --config {} --reps {}",
+                                                       tb::shell_quote(self), cell_name, c.name, 4 * reps);
+            if (auto j = tb::run_command_json(paired_cmd + " --pin-threads")) {
                 row.paired = (*j)["speedup"].get<double>();
+                row.ceiling = (*j)["ceiling"].get<double>();
+            }
+            if (auto j = tb::run_command_json(paired_cmd)) row.paired_unpinned = (*j)["speedup"].get<double>();
             rows.push_back(row);
         }
     }
@@ -491,10 +585,15 @@ int main(int argc, char** argv) {
         "PyTorch best = the fastest of nn.* (fused), "
         "primitive ops eager, TorchScript. tapegrad 1T = one thread, the batch as one shard; "
         "1T 2 shards and 2T = the batch cut into two shards of B/2 rows (parallel_backward), on "
-        "one and two threads; 2T speed-up = 1T / 2T (in brackets: 1T 2 shards / 2T, the same work). "
+        "one and two threads, the 2T threads pinned one to a CPU (`set_num_threads(2, {{.pin = true}})`); "
+        "2T speed-up = 1T / 2T (in brackets: 1T 2 shards / 2T, the same work). "
         "Paired = the 2T speed-up measured in pairs in one process ({} pairs of a 1T step, on each CPU "
-        "in turn, and a 2T step, a moment apart; the median of their ratios): the machine's speed "
-        "drifts between the separate runs above, not within a pair. "
+        "in turn, and a 2T step, a moment apart; per round of both CPUs, the 1T steps' mean over the "
+        "2T steps' mean; the median of the rounds): the machine's speed drifts between the separate "
+        "runs above, not within a round. Not pinned = the same with the 2T threads left to the "
+        "scheduler. Ceiling = in the same rounds, 1T over two independent steps of B/2 rows at once "
+        "on two threads pinned one to each CPU, sharing nothing (no tape, task, parameter or "
+        "reduction): what a static split of the batch in two can gain on this machine at that moment. "
         "Ratio = tapegrad 1T / PyTorch 1 thread, the median over the rounds of each round's ratio: in "
         "a round, tapegrad's 1T step is run just before and just after PyTorch's 1T runs and the two "
         "averaged, so the two sides of a ratio are seconds apart (the ms columns are each side's best "
@@ -507,9 +606,9 @@ int main(int argc, char** argv) {
                                "slower vCPU cannot land on one side only; 2T runs use every CPU.", pin)
                  : std::string("1-thread runs are not pinned (`--pin -1`)."),
         4 * reps);
-    table += "| config | cell | tapegrad 1T | 1T 2 shards | 2T | 2T speed-up | paired | PyTorch nn.* 1T | PyTorch best 1T | "
+    table += "| config | cell | tapegrad 1T | 1T 2 shards | 2T | 2T speed-up | paired | not pinned | ceiling | PyTorch nn.* 1T | PyTorch best 1T | "
              "PyTorch best 2T | ratio vs nn.* | ratio vs best | by round | % sgemm | tape MiB/step | RSS tapegrad | RSS PyTorch |\n"
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     // What two threads can gain on this machine at most: two independent 1-thread processes
     // running the same step at once, against one alone (before and after the pair). No
     // sharing, no synchronisation: whatever slows the pair is the machine's (the two vCPUs'
@@ -556,10 +655,10 @@ int main(int argc, char** argv) {
         std::string by_round;
         for (double q : r.round_ratios("")) by_round += fmt::format("{}{:.2f}", by_round.empty() ? "" : " ", q);
         auto fmt_median = [](double q) { return q > 0 ? fmt::format("{:.2f}", q) : std::string("—"); };
-        table += fmt::format("| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {:.2f} | {:.0f} | {} |\n",
+        table += fmt::format("| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2f} | {:.0f} | {} |\n",
                              r.config, r.cell, fmt_ms(r.t1), fmt_ms(r.t1_shards), fmt_ms(r.t2),
                              fmt_ratio(r.t1, r.t2), fmt_ratio(r.t1_shards, r.t2),
-                             r.paired > 0 ? fmt::format("{:.2f}", r.paired) : "—",
+                             fmt_median(r.paired), fmt_median(r.paired_unpinned), fmt_median(r.ceiling),
                              fmt_ms(fused), fmt_ms(best), fmt_ms(r.torch_best2()),
                              fmt_median(vs_fused), fmt_median(vs_best), by_round.empty() ? "—" : by_round,
                              r.t1 > 0 ? fmt::format("{:.0f}%", 100 * r.sgemm / r.t1) : "—",
@@ -567,7 +666,8 @@ int main(int argc, char** argv) {
                              r.torch_rss.count("fused") ? fmt::format("{:.0f}", r.torch_rss.at("fused")) : "—");
         if (r.paired > 0 && (worst_paired == 0 || r.paired < worst_paired)) {
             worst_paired = r.paired;
-            worst_paired_at = r.config + " " + r.cell;
+            worst_paired_at = r.config + " " + r.cell +
+                              (r.ceiling > 0 ? fmt::format(", whose ceiling was {:.2f}", r.ceiling) : std::string());
         }
         if (vs_best > worst) {
             worst = vs_best;

@@ -1,5 +1,9 @@
 #include "core/parallel.hpp"
 
+#include <sched.h>
+#include <unistd.h>
+
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -8,6 +12,7 @@
 #include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
+#include <tbb/task_scheduler_observer.h>
 
 #include "core/blas.hpp"
 #include "core/tape.hpp"
@@ -16,16 +21,98 @@
 namespace tapegrad {
 
 namespace {
+// A task arena whose threads are each bound to one CPU while they work in it
+// (ThreadOptions::pin): the thread in slot k runs on cpus[k % cpus.size()]. A thread gets back
+// the mask it came in with when it leaves, or when the arena goes (a worker still in it then
+// gets no exit notification): TBB's workers are free again for other arenas, and the caller
+// of parallel_backward for the rest of its program.
+class PinnedArena {
+public:
+    PinnedArena(std::size_t n, std::vector<int> cpus) : arena_(static_cast<int>(n)), binder_(arena_, std::move(cpus)) {
+        arena_.initialize();
+        binder_.observe(true);
+    }
+    PinnedArena(const PinnedArena&) = delete;
+    PinnedArena& operator=(const PinnedArena&) = delete;
+    ~PinnedArena() {
+        binder_.observe(false);
+        binder_.release_all();
+    }
+    template <class F>
+    void execute(F&& f) {
+        arena_.execute(std::forward<F>(f));
+    }
+
+private:
+    class Binder : public tbb::task_scheduler_observer {
+    public:
+        Binder(tbb::task_arena& arena, std::vector<int> cpus)
+            : tbb::task_scheduler_observer(arena), cpus_(std::move(cpus)) {}
+        void on_scheduler_entry(bool) override {
+            const int slot = tbb::this_task_arena::current_thread_index();
+            cpu_set_t mask;
+            if (slot < 0 || sched_getaffinity(0, sizeof mask, &mask) != 0) return;
+            {
+                std::lock_guard lock(mutex_);
+                held_.try_emplace(gettid(), mask);  // the mask it came in with, kept on a re-entry
+            }
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpus_[static_cast<std::size_t>(slot) % cpus_.size()], &one);
+            sched_setaffinity(0, sizeof one, &one);
+        }
+        void on_scheduler_exit(bool) override {
+            std::lock_guard lock(mutex_);
+            if (auto it = held_.find(gettid()); it != held_.end()) {
+                sched_setaffinity(0, sizeof it->second, &it->second);
+                held_.erase(it);
+            }
+        }
+        void release_all() {
+            std::lock_guard lock(mutex_);
+            for (const auto& [tid, mask] : held_) sched_setaffinity(tid, sizeof mask, &mask);
+            held_.clear();
+        }
+
+    private:
+        std::vector<int> cpus_;  // not empty
+        std::mutex mutex_;
+        std::map<pid_t, cpu_set_t> held_;  // by thread: its mask before it entered
+    };
+
+    tbb::task_arena arena_;
+    Binder binder_;
+};
+
 std::mutex control_mutex;
 std::unique_ptr<tbb::global_control> control;  // guarded by control_mutex
+std::shared_ptr<PinnedArena> pinned;            // guarded by control_mutex
+
+std::shared_ptr<PinnedArena> pinned_arena() {
+    std::lock_guard lock(control_mutex);
+    return pinned;
+}
 }  // namespace
 
-void set_num_threads(std::size_t n) {
+void set_num_threads(std::size_t n, ThreadOptions options) {
     use_single_threaded_blas();
+    std::vector<int> cpus;
+    if (options.pin && n > 0) {
+        cpu_set_t mask;
+        if (sched_getaffinity(0, sizeof mask, &mask) != 0)
+            throw Error(fmt::format("set_num_threads({}, pin): cannot read this thread's CPUs "
+                                    "(sched_getaffinity failed)", n));
+        for (int k = 0; k < CPU_SETSIZE; ++k)
+            if (CPU_ISSET(k, &mask)) cpus.push_back(k);
+    }
     std::lock_guard lock(control_mutex);
+    pinned.reset();
     control.reset();
     if (n > 0) control = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, n);
+    if (!cpus.empty()) pinned = std::make_shared<PinnedArena>(n, std::move(cpus));
 }
+
+bool threads_pinned() { return pinned_arena() != nullptr; }
 
 std::size_t num_threads() {
     return tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism);
@@ -80,10 +167,14 @@ double parallel_backward(const std::vector<Variable>& params, std::size_t batch,
     } else {
         use_single_threaded_blas();
         // one task per shard; the grain keeps TBB from merging shards
-        tbb::parallel_for(tbb::blocked_range<std::size_t>(0, shards.size(), 1),
-                          [&](const tbb::blocked_range<std::size_t>& r) {
-                              for (std::size_t s = r.begin(); s < r.end(); ++s) run(s);
-                          });
+        auto all = [&] {
+            tbb::parallel_for(tbb::blocked_range<std::size_t>(0, shards.size(), 1),
+                              [&](const tbb::blocked_range<std::size_t>& r) {
+                                  for (std::size_t s = r.begin(); s < r.end(); ++s) run(s);
+                              });
+        };
+        if (const std::shared_ptr<PinnedArena> arena = pinned_arena()) arena->execute(all);
+        else all();
     }
 
     // Reduce in shard order, whatever order the tasks finished in.

@@ -22,10 +22,23 @@
 
 namespace tapegrad {
 
+struct ThreadOptions {
+    // Each thread working on parallel_backward's shards runs on one CPU of its own: the k-th
+    // thread in (the calling thread is the first) on the k-th CPU this thread may run on when
+    // set_num_threads is called, for as long as it works on them; the calling thread gets its
+    // own CPU mask back when the call returns. Left to themselves, the scheduler now and then
+    // puts the two threads of a 2-core machine on one CPU, or moves them, in the middle of a
+    // step. Off by default: on a machine busy with other work, a pinned thread cannot move
+    // away from a loaded CPU.
+    bool pin = false;
+};
+
 // How many threads tapegrad's parallel work may use (TBB's max_allowed_parallelism); lasts
-// until the next call. 0 restores the default (every core). OpenBLAS is set to one thread.
-void set_num_threads(std::size_t n);
+// until the next call. 0 restores the default (every core, not pinned). OpenBLAS is set to
+// one thread. Not to be called while a parallel_backward runs.
+void set_num_threads(std::size_t n, ThreadOptions options = {});
 std::size_t num_threads();
+bool threads_pinned();  // set_num_threads(n, {.pin = true}) is in force
 
 struct Shard {
     std::size_t index = 0;  // 0, 1, ... in batch order

@@ -96,7 +96,7 @@ int run(int argc, char** argv) {
     TrainConfig tc;
     std::size_t steps = 3000, eval_every = 250, eval_windows = 0, sample_chars = 500, threads = 0;
     double temperature = 0.8, log_seconds = 10;
-    bool resume = false, anomaly = false;
+    bool resume = false, anomaly = false, pin_threads = false;
     app.add_option("--text", text_path, "the text file to train on (any UTF-8 or ASCII text; required)");
     app.add_option("--cell", cell_flag, "recurrent cell")->check(CLI::IsMember({"lstm", "gru", "rnn"}))->capture_default_str();
     auto* hidden_opt = app.add_option("--hidden", mc.hidden, "hidden size")->check(CLI::PositiveNumber)->capture_default_str();
@@ -118,6 +118,8 @@ int run(int argc, char** argv) {
                            ->check(CLI::PositiveNumber)->capture_default_str();
     app.add_option("--threads", threads, "threads for the shards (0: every core, shared by the processes of an "
                    "mpirun on this machine)")->capture_default_str();
+    app.add_flag("--pin-threads", pin_threads, "each thread on a CPU of its own while it trains the shards (faster "
+                 "on an otherwise idle machine; not for one busy with other work)");
     auto* seed_opt = app.add_option("--seed", tc.seed, "seed of initialisation, batches and samples")->capture_default_str();
     app.add_option("--eval-every", eval_every, "steps between validation losses (and checkpoints)")
         ->check(CLI::PositiveNumber)->capture_default_str();
@@ -147,7 +149,7 @@ int run(int argc, char** argv) {
         return 2;
     }
     if (root) warn_if_slow_blas();
-    set_num_threads(threads ? threads : default_threads());
+    set_num_threads(threads ? threads : default_threads(), {.pin = pin_threads});
     mc.cell = train_common::parse_cell(cell_flag);
     const bool save_checkpoints = !checkpoint.empty();
 
@@ -210,9 +212,9 @@ int run(int argc, char** argv) {
                        corpus.train.size() + corpus.val.size(), corpus.vocab.size(), corpus.train.size(),
                        corpus.val.size());
             fmt::print("{} x {} layer(s), hidden {}, embedding {}: {} parameters. Adam lr {}, clip {}, batch {} x {} "
-                       "characters in {} shard(s) on {} thread(s), seed {}{}\n",
+                       "characters in {} shard(s) on {} thread(s){}, seed {}{}\n",
                        train_common::cell_name(mc.cell), mc.layers, mc.hidden, mc.embed, trainer.model.parameter_count(),
-                       tc.lr, tc.clip, tc.batch, tc.seq, tc.shards, num_threads(), tc.seed, anomaly ? ", anomaly mode on" : "");
+                       tc.lr, tc.clip, tc.batch, tc.seq, tc.shards, num_threads(), threads_pinned() ? " pinned to CPUs" : "", tc.seed, anomaly ? ", anomaly mode on" : "");
             if (ranks::size() > 1)
                 fmt::print("Data-parallel on {} processes: each trains on its part of every batch of {}.\n", ranks::size(),
                            tc.batch);

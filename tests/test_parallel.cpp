@@ -3,6 +3,11 @@
 #include <doctest/doctest.h>
 
 #include <cblas.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
 #include <chrono>
 #include <ctime>
 #include <stdexcept>
@@ -17,7 +22,7 @@ namespace {
 
 // Restores the default thread count however a test ends.
 struct Threads {
-    explicit Threads(std::size_t n) { set_num_threads(n); }
+    explicit Threads(std::size_t n, bool pin = false) { set_num_threads(n, {.pin = pin}); }
     ~Threads() { set_num_threads(0); }
 };
 
@@ -65,8 +70,9 @@ Variable rows(const Variable& v, long axis, const Shard& s) {
 std::pair<std::vector<double>, std::vector<std::vector<double>>> train(const std::string& kind,
                                                                        std::size_t threads, int steps,
                                                                        std::size_t T = 6, std::size_t batch = 20,
-                                                                       std::size_t shard_rows = 4) {
-    Threads scope(threads);
+                                                                       std::size_t shard_rows = 4,
+                                                                       bool pin = false) {
+    Threads scope(threads, pin);
     Model m(kind, float32);
     const auto params = m.parameters();
     Adam opt(params, {.lr = 1e-2});
@@ -104,6 +110,49 @@ TEST_CASE("set_num_threads governs TBB's parallelism") {
         CHECK(num_threads() == 2);
     }
     CHECK(num_threads() >= 1);
+}
+
+TEST_CASE("set_num_threads(n, {.pin = true}): each shard's thread on one CPU, the caller's CPUs restored") {
+    auto cpus_of_this_thread = [] {
+        cpu_set_t mask;
+        REQUIRE(sched_getaffinity(0, sizeof mask, &mask) == 0);
+        std::vector<int> out;
+        for (int k = 0; k < CPU_SETSIZE; ++k)
+            if (CPU_ISSET(k, &mask)) out.push_back(k);
+        return out;
+    };
+    const std::vector<int> before = cpus_of_this_thread();
+    Threads scope(2, true);
+    CHECK(threads_pinned());
+    CHECK(num_threads() == 2);
+    Model m("gru", float64);
+    const auto params = m.parameters();
+    const Data d(4, 8, float64, 5);
+    std::mutex mutex;
+    std::vector<std::vector<int>> seen(4);  // by shard: the CPUs its thread may run on
+    const double loss = parallel_backward(params, 8, [&](const Shard& s) {
+        {
+            std::lock_guard lock(mutex);
+            seen[s.index] = cpus_of_this_thread();
+        }
+        return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
+    }, {.rows = 2});
+    CHECK(std::isfinite(loss));
+    for (const auto& cpus : seen) {
+        REQUIRE(cpus.size() == 1);  // one CPU, and one of the caller's
+        CHECK(std::find(before.begin(), before.end(), cpus[0]) != before.end());
+    }
+    CHECK(cpus_of_this_thread() == before);  // the caller's own mask is back
+    set_num_threads(2);
+    CHECK_FALSE(threads_pinned());
+    parallel_backward(params, 8, [&](const Shard& s) {
+        {
+            std::lock_guard lock(mutex);
+            seen[s.index] = cpus_of_this_thread();
+        }
+        return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
+    }, {.rows = 2});
+    for (const auto& cpus : seen) CHECK(cpus == before);  // not pinned: as the caller
 }
 
 TEST_CASE("set_num_threads leaves no idle OpenBLAS thread spinning beside TBB's workers") {
@@ -173,10 +222,13 @@ TEST_CASE("parallel_backward: losses and parameters are bitwise equal with 1, 2 
         const auto one = train(kind, 1, 10);
         const auto two = train(kind, 2, 10);
         const auto four = train(kind, 4, 10);
+        const auto pinned = train(kind, 2, 10, 6, 20, 4, true);  // threads bound to CPUs
         CHECK(one.first == two.first);
         CHECK(one.first == four.first);
+        CHECK(one.first == pinned.first);
         CHECK(one.second == two.second);
         CHECK(one.second == four.second);
+        CHECK(one.second == pinned.second);
         CHECK(one.first.back() < one.first.front());  // and it trains
     }
     // Long enough (40 steps of 16 rows per shard) that W_hh's products are summed in parts
