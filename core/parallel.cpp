@@ -3,6 +3,8 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -100,8 +102,12 @@ void set_num_threads(std::size_t n, ThreadOptions options) {
     if (options.pin && n > 0) {
         cpu_set_t mask;
         if (sched_getaffinity(0, sizeof mask, &mask) != 0)
-            throw Error(fmt::format("set_num_threads({}, pin): cannot read this thread's CPUs "
-                                    "(sched_getaffinity failed)", n));
+            throw Error(fmt::format("set_num_threads({}, {{.pin = true}}): cannot read this thread's CPUs "
+                                    "(sched_getaffinity: {})", n, std::strerror(errno)));
+        // setting the mask it already has: fails only where this process may not pin threads
+        if (sched_setaffinity(0, sizeof mask, &mask) != 0)
+            throw Error(fmt::format("set_num_threads({}, {{.pin = true}}): this process may not bind threads "
+                                    "to CPUs (sched_setaffinity: {}); call it without pin", n, std::strerror(errno)));
         for (int k = 0; k < CPU_SETSIZE; ++k)
             if (CPU_ISSET(k, &mask)) cpus.push_back(k);
     }
