@@ -29,7 +29,8 @@ struct ThreadOptions {
     // own CPU mask back when the call returns. Left to themselves, the scheduler now and then
     // puts the two threads of a 2-core machine on one CPU, or moves them, in the middle of a
     // step. Off by default: on a machine busy with other work, a pinned thread cannot move
-    // away from a loaded CPU.
+    // away from a loaded CPU. Where the process may not bind threads to CPUs (a sandbox that
+    // forbids sched_setaffinity), set_num_threads throws Error.
     bool pin = false;
 };
 
