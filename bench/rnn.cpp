@@ -258,17 +258,18 @@ private:
 // reps times, the order of the two swapped every other pair. The thread count stays at 2
 // throughout: a step of one shard runs on the calling thread alone, with no TBB task, and
 // switching TBB between 1 and 2 threads for every pair left its worker asleep at the start of
-// some timed 2-thread steps, which a training loop never sees. The
-// 1-thread step runs on `cpu` when >= 0, otherwise on each CPU of the process in turn, and
-// the ratio is taken over each round of those: the 1-thread steps' mean over the CPUs
-// against the 2-thread steps' mean, a moment apart. The vCPUs here are not equally fast
-// (the small RNN step 2.4 ms on one, 3.7 on the other, in a ceiling table), so a ratio per
-// pair is two clusters, one per CPU, and their median lands wherever the gap between them is. Each timed step follows an untimed one of
-// its kind, so both run with warm caches and TBB's worker awake, as in a training loop. On a
-// shared machine whose speed drifts over seconds, a ratio of steps taken a moment apart is
-// what the drift spares; the median of the rounds' ratios is reported, with the median ms of
-// each side. With two CPUs or more, each pair is followed by Halves on the first two, timed
-// the same way, and the median of the rounds' t1 / halves is the ceiling of the moment.
+// some timed 2-thread steps, which a training loop never sees. The 1-thread step runs on
+// `cpu` when >= 0, otherwise on each CPU of the process in turn, and the ratio is taken over
+// each round of those: the 1-thread steps' mean over the CPUs against the 2-thread steps'
+// mean, a moment apart. The vCPUs here are not equally fast (the small RNN step 2.4 ms on
+// one, 3.7 on the other, in a ceiling table), so a ratio per pair is two clusters, one per
+// CPU, and their median lands wherever the gap between them is. Each timed step follows an
+// untimed one of its kind, so both run with warm caches and TBB's worker awake, as in a
+// training loop. On a shared machine whose speed drifts over seconds, a ratio of steps taken
+// a moment apart is what the drift spares; the median of the rounds' ratios is reported, with
+// the median ms of each side. With two CPUs or more, each pair is followed by Halves on the
+// first two, timed the same way, and the median of the rounds' t1 / halves is the ceiling of
+// the moment.
 struct Paired {
     double t1 = 0, t2 = 0, speedup = 0, halves = 0, ceiling = 0;
 };

@@ -158,6 +158,12 @@ TEST_CASE("set_num_threads(n, {.pin = true}): each shard's thread on one CPU, th
         CHECK(std::find(before.begin(), before.end(), cpus[0]) != before.end());
     }
     CHECK(cpus_of_this_thread() == before);  // the caller's own mask is back
+    // and back too when a shard throws
+    CHECK_THROWS_WITH(parallel_backward(params, 8, [&](const Shard& s) -> Variable {
+        if (s.index == 1) throw std::runtime_error("shard 1 failed");
+        return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
+    }, {.rows = 2}), "shard 1 failed");
+    CHECK(cpus_of_this_thread() == before);
     set_num_threads(2);
     CHECK_FALSE(threads_pinned());
     parallel_backward(params, 8, [&](const Shard& s) {
