@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command for everything: ./run.sh deps|build|test|demo|bench|help
+# One command for everything: ./run.sh deps|build|test|demo|bench|docs|help
 set -euo pipefail
 
 DEMO=compare_cells           # the executable under build/examples/ that `demo` runs
@@ -30,6 +30,7 @@ Usage: ./run.sh <command> [args]
           ./build-sanitize and run them; any finding (leaks too) fails
   fuzz [seconds]  build the libFuzzer targets (clang, installed when missing) into ./build-fuzz
           and run each on a copy of its seed corpus fuzz/corpus/<target> (default 60 s each)
+  docs    render docs/design.dot to docs/design.svg and .png (graphviz, installed when missing)
   soak [steps]  build, then run bench/soak: LSTM training for [steps] (default 100000) steps,
           RSS at the start and the end; fails if memory grows
   help    this text
@@ -87,7 +88,8 @@ build() {
 
 run_tests() {
     build
-    ctest --test-dir "$BUILD_DIR" --output-on-failure
+    # Each doctest case is a ctest test in its own process (tests/CMakeLists.txt): run side by side.
+    ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)"
 }
 
 demo() {
@@ -208,6 +210,13 @@ fuzz() {
     fi
 }
 
+docs() {
+    installed graphviz || apt_install graphviz
+    dot -Tsvg docs/design.dot -o docs/design.svg
+    dot -Tpng -Gdpi=110 docs/design.dot -o docs/design.png
+    echo "run.sh: wrote docs/design.svg and docs/design.png"
+}
+
 soak() {
     local steps="${1:-100000}"
     build
@@ -229,6 +238,7 @@ case "$cmd" in
     bench) bench ;;
     sanitize) sanitize ;;
     fuzz) fuzz "$@" ;;
+    docs) docs ;;
     soak) soak "$@" ;;
     help|-h|--help) usage ;;
     *) usage >&2; exit 2 ;;

@@ -2,24 +2,19 @@
 // One include for users: #include <tapegrad/tapegrad.hpp>
 #pragma once
 
-#include "core/blas.hpp"
+// the engine: tensors, variables, the tape and backward
 #include "core/dtype.hpp"
 #include "core/error.hpp"
-#include "core/gradcheck.hpp"
 #include "core/memory.hpp"
-#include "core/packed_gemm.hpp"
-#include "core/parallel.hpp"
 #include "core/random.hpp"
-#include "core/safetensors.hpp"
 #include "core/tape.hpp"
 #include "core/tensor.hpp"
 #include "core/variable.hpp"
-#include "core/vector_math.hpp"
-#include "layers/basic.hpp"
-#include "layers/cell.hpp"
-#include "layers/cells.hpp"
-#include "layers/module.hpp"
-#include "layers/recurrent.hpp"
+// kernels the ops run on (and the switches users may want: warn_if_slow_blas, say)
+#include "kernels/blas.hpp"
+#include "kernels/packed_gemm.hpp"
+#include "kernels/vector_math.hpp"
+// differentiable ops, each with its backward rule
 #include "ops/arith.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/index.hpp"
@@ -29,6 +24,13 @@
 #include "ops/reduce.hpp"
 #include "ops/shape.hpp"
 #include "ops/unary.hpp"
+// modules, cells and the recurrent driver
+#include "layers/basic.hpp"
+#include "layers/cell.hpp"
+#include "layers/cells.hpp"
+#include "layers/module.hpp"
+#include "layers/recurrent.hpp"
+// optimizers, clipping, schedules
 #include "optim/adagrad.hpp"
 #include "optim/adam.hpp"
 #include "optim/clip.hpp"
@@ -36,3 +38,7 @@
 #include "optim/rmsprop.hpp"
 #include "optim/schedule.hpp"
 #include "optim/sgd.hpp"
+// training utilities: gradcheck, parallel_backward, checkpoints
+#include "train/gradcheck.hpp"
+#include "train/parallel.hpp"
+#include "train/safetensors.hpp"

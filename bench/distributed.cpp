@@ -68,6 +68,7 @@ struct Model : Module {
 }  // namespace
 
 int main(int argc, char** argv) {
+    tune_malloc();
     dist::Environment env(argc, argv);
     CLI::App app{"Data-parallel training throughput of a char-level LSTM LM over MPI ranks"};
     std::string text_path;
@@ -88,7 +89,8 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         return env.is_root() ? app.exit(e) : (e.get_exit_code() == 0 ? 0 : 2);
     }
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // as examples/char_lm: keep freed graph memory
+    // as examples/compare_cells: keep freed graph memory, with more top pad than tune_malloc()
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TOP_PAD, 64 << 20);
 
     return dist::run_guarded([&] {

@@ -78,6 +78,7 @@ const std::vector<std::pair<std::string, OpFn>>& ops() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    tune_malloc();
     CLI::App app{"tapegrad vs PyTorch: forward + backward of elementwise ops and reductions on [64, 1024]"};
     int samples = 21, inner = 20;
     bool no_torch = false;

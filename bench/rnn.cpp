@@ -414,6 +414,7 @@ std::string fmt_ratio(double a, double b) { return a > 0 && b > 0 ? fmt::format(
 }  // namespace
 
 int main(int argc, char** argv) {
+    tune_malloc();
     CLI::App app{"tapegrad vs PyTorch: one RNN/LSTM/GRU training step"};
     bool one = false, no_torch = false, no_sgemm = false, kernels_ab = false, paired = false, pin_threads = false;
     std::string cell = "lstm", config = "large";
@@ -561,8 +562,8 @@ int main(int argc, char** argv) {
     // The AVX-512 kernels' share: each config in a child that alternates them on and off.
     std::string kernels_table;
     if (packed_gemm::available() && vector_math::available()) {
-        kernels_table = "\nThe AVX-512 kernels (core/packed_gemm.hpp: per-step products with the weight packed "
-                        "once per sequence; core/vector_math.hpp: exp, sigmoid, tanh) switched on and off in "
+        kernels_table = "\nThe AVX-512 kernels (kernels/packed_gemm.hpp: per-step products with the weight packed "
+                        "once per sequence; kernels/vector_math.hpp: exp, sigmoid, tanh) switched on and off in "
                         "turn within one process, tapegrad 1T, median ms of each "
                         "(`bench/rnn --one --kernels-ab --cell C --config K`):\n\n"
                         "| config | cell | kernels on | off | on / off |\n|---|---|---|---|---|\n";

@@ -54,6 +54,7 @@ private:
 }  // namespace
 
 int main(int argc, char** argv) {
+    tune_malloc();
     CLI::App app{"bench/soak: LSTM training on the adding problem; memory must stay flat"};
     std::size_t steps = 100'000, hidden = 32, seq_len = 50, batch = 32, every = 10'000, warmup = 1'000;
     double max_growth_mib = 16;

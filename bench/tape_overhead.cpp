@@ -163,6 +163,7 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    tune_malloc();
     Config cfg;
     for (int i = 1; i < argc; ++i) {
         auto value = [&] {

@@ -16,10 +16,11 @@ install(TARGETS tapegrad
 # Headers keep their folders: include/tapegrad/core/tape.hpp, include/tapegrad/ops/arith.hpp, ...
 install(FILES ${PROJECT_SOURCE_DIR}/tapegrad.hpp
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tapegrad)
-foreach(dir core ops layers optim)
+foreach(dir core kernels ops layers optim train)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/
     DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tapegrad/${dir}
-    FILES_MATCHING PATTERN "*.hpp")
+    FILES_MATCHING PATTERN "*.hpp"
+    PATTERN "support.hpp" EXCLUDE PATTERN "engine_ops.hpp" EXCLUDE PATTERN "counters.hpp" EXCLUDE)
 endforeach()
 
 install(EXPORT tapegradTargets

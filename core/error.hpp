@@ -29,7 +29,7 @@ class AnomalyError : public Error { using Error::Error; };
 class IOError : public Error { using Error::Error; };
 
 // "file.cpp:12"; empty when the location is unknown.
-std::string where(const std::source_location& loc);
+std::string call_site(const std::source_location& loc);
 
 // Builds the message "<op>: <what> (at file:line)" and throws E.
 template <class E = Error>
@@ -38,7 +38,7 @@ template <class E = Error>
     std::string msg(op);
     msg += ": ";
     msg += what;
-    if (auto at = where(loc); !at.empty()) msg += " (at " + at + ")";
+    if (auto at = call_site(loc); !at.empty()) msg += " (at " + at + ")";
     throw E(msg);
 }
 

@@ -4,10 +4,7 @@
 #include <array>
 #include <atomic>
 #include <bit>
-#include <cerrno>
-#include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <vector>
 
@@ -15,22 +12,11 @@
 #include <malloc.h>
 #endif
 
+#include "core/config.hpp"
+
 namespace tapegrad {
 
 namespace {
-
-MallocTuning tune() {
-    MallocTuning t;
-#if defined(__GLIBC__)
-    if (const char* v = std::getenv("TAPEGRAD_MALLOC_TUNING"); v && std::strcmp(v, "0") == 0) return t;
-    t.mmap_threshold = std::size_t{32} << 20;   // glibc's own upper bound for its dynamic threshold
-    t.trim_threshold = std::size_t{256} << 20;
-    t.applied = mallopt(M_MMAP_THRESHOLD, static_cast<int>(t.mmap_threshold)) == 1 &&
-                mallopt(M_TRIM_THRESHOLD, static_cast<int>(t.trim_threshold)) == 1 &&
-                mallopt(M_TOP_PAD, 16 << 20) == 1;
-#endif
-    return t;
-}
 
 // Size classes: 64 bytes, then four per power of two: 2^k + j * 2^(k-2) for j = 1..4, up to
 // 64 KiB. Larger buffers go to malloc and free: glibc's cost per call is fixed while the work
@@ -59,26 +45,8 @@ std::size_t class_of_index(std::size_t i) {
     return (std::size_t{1} << k) + j * (std::size_t{1} << (k - 2));
 }
 
-std::size_t limit_from_environment() {
-#if defined(__SANITIZE_ADDRESS__)
-    const std::size_t fallback = 0;  // AddressSanitizer sees every free: a use after free is caught
-#else
-    const std::size_t fallback = std::size_t{256} << 20;
-#endif
-    const char* v = std::getenv("TAPEGRAD_BUFFER_CACHE_MIB");
-    if (!v || !*v) return fallback;
-    char* end = nullptr;
-    errno = 0;
-    const unsigned long long mib = std::strtoull(v, &end, 10);
-    if (errno == 0 && end && *end == '\0' && v[0] != '-' && mib <= (std::size_t{1} << 40))
-        return static_cast<std::size_t>(mib) << 20;
-    std::fprintf(stderr, "tapegrad: TAPEGRAD_BUFFER_CACHE_MIB='%s' is not a number of MiB from 0 to 2^40; "
-                         "using %zu\n", v, fallback >> 20);
-    return fallback;
-}
-
 std::atomic<std::size_t>& limit() {
-    static std::atomic<std::size_t> bytes{limit_from_environment()};
+    static std::atomic<std::size_t> bytes{switches().buffer_cache_bytes};
     return bytes;
 }
 
@@ -170,9 +138,18 @@ ThreadCache::~ThreadCache() {
 
 }  // namespace
 
-MallocTuning malloc_tuning() {
-    static const MallocTuning applied = tune();
-    return applied;
+MallocTuning tune_malloc() {
+    MallocTuning t;
+#if defined(__GLIBC__)
+    if (!switches().malloc_tuning) return t;
+    t.mmap_threshold = std::size_t{32} << 20;  // glibc's own upper bound for its dynamic threshold
+    t.trim_threshold = std::size_t{256} << 20;
+    t.top_pad = std::size_t{16} << 20;
+    t.applied = mallopt(M_MMAP_THRESHOLD, static_cast<int>(t.mmap_threshold)) == 1 &&
+                mallopt(M_TRIM_THRESHOLD, static_cast<int>(t.trim_threshold)) == 1 &&
+                mallopt(M_TOP_PAD, static_cast<int>(t.top_pad)) == 1;
+#endif
+    return t;
 }
 
 void set_buffer_cache_limit(std::size_t bytes) {

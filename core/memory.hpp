@@ -16,14 +16,13 @@
 //   - the pool holds at most buffer_cache_limit() bytes; a free that would pass the limit
 //     first returns the whole pool to malloc, so a workload whose shapes change does not keep
 //     stale sizes. A thread's own buffers go to the pool when the thread exits.
-// TAPEGRAD_BUFFER_CACHE_MIB in the environment sets the limit at start-up (default 256; 0
-// turns the cache off, the default under AddressSanitizer, so that it sees every free); a
-// value that is not a number of MiB is reported on stderr and the default kept.
-// PyTorch's caching allocator does the same for its device tensors.
+// TAPEGRAD_BUFFER_CACHE_MIB in the environment sets the limit at start-up (core/config.hpp;
+// default 256; 0 turns the cache off, the default under AddressSanitizer, so that it sees
+// every free). PyTorch's caching allocator does the same for its device tensors.
 //
-// glibc itself: at start-up tapegrad raises the mmap and trim thresholds once (mallopt), so
-// large blocks freed by one step are reused by the next instead of page-faulting afresh. It
-// changes malloc for the whole process; TAPEGRAD_MALLOC_TUNING=0 keeps glibc's defaults.
+// glibc itself: tune_malloc() raises its mmap and trim thresholds (mallopt), so large blocks
+// freed by one step are reused by the next instead of page-faulting afresh. It changes malloc
+// for the whole process, so tapegrad never calls it on its own: a program opts in.
 #pragma once
 
 #include <cstddef>
@@ -38,13 +37,16 @@
 namespace tapegrad {
 
 struct MallocTuning {
-    bool applied = false;             // false: opted out, or not glibc
+    bool applied = false;             // false: TAPEGRAD_MALLOC_TUNING=0, not glibc, or refused
     std::size_t mmap_threshold = 0;   // blocks up to this size come from the heap
     std::size_t trim_threshold = 0;   // free memory kept at the heap's top before trimming
+    std::size_t top_pad = 0;          // extra memory asked of the kernel when the heap grows
 };
 
-// What was set at start-up.
-MallocTuning malloc_tuning();
+// Sets glibc's M_MMAP_THRESHOLD to 32 MiB, M_TRIM_THRESHOLD to 256 MiB and M_TOP_PAD to
+// 16 MiB, for the whole process; call it at the start of main(). Returns what it set: nothing
+// under TAPEGRAD_MALLOC_TUNING=0 or with another C library.
+MallocTuning tune_malloc();
 
 namespace buffers {
 

@@ -1,7 +1,5 @@
 #include "core/tensor.hpp"
 
-#include "core/memory.hpp"
-
 #include <cmath>
 #include <mutex>
 #include <fmt/format.h>
@@ -10,13 +8,7 @@
 
 namespace tapegrad {
 
-namespace {
-// Tune malloc before the first tensor exists (core/memory.hpp): this file is in every
-// program that uses tapegrad, so its static initialisation always runs.
-[[maybe_unused]] const bool malloc_tuned = malloc_tuning().applied;
-}  // namespace
-
-std::string where(const std::source_location& loc) {
+std::string call_site(const std::source_location& loc) {
     if (loc.line() == 0 || loc.file_name() == nullptr || *loc.file_name() == '\0') return {};
     std::string_view file = loc.file_name();
     if (auto slash = file.rfind('/'); slash != std::string_view::npos) file.remove_prefix(slash + 1);

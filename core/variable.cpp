@@ -1,5 +1,7 @@
 #include "core/variable.hpp"
 
+#include "core/tape.hpp"
+
 #include <fmt/format.h>
 
 namespace tapegrad {
@@ -20,7 +22,7 @@ void Variable::value_unavailable() const {
     require_defined("value");
     throw GraphError(fmt::format("value: the value of a {} variable was released after forward, "
                                  "since no backward rule declared it reads it; an op's "
-                                 "reads_only declaration is missing an input",
+                                 "Reads (see record) leave out an input it reads",
                                  to_string(impl_->released_shape)));
 }
 
@@ -89,5 +91,70 @@ Variable Variable::detach() const {
 
 Variable constant(double value, DType dtype) { return Variable(Tensor::scalar(value, dtype)); }
 Variable constant(const Tensor& value) { return Variable(value); }
+
+// ---- The entry points of the reverse sweep, which core/tape.cpp runs
+
+namespace {
+std::string describe(const Variable& v) {
+    return fmt::format("{} {}", to_string(v.shape()), name(v.dtype()));
+}
+
+Variable make_seed(const Variable& root, const Tensor& grad_out, const char* what) {
+    if (!root.defined()) throw GraphError(std::string(what) + ": the variable is undefined");
+    if (!root.requires_grad())
+        throw GraphError(fmt::format(
+            "{}: the variable ({}) does not require grad: no input of its graph requires grad, or "
+            "it was computed under NoGradGuard",
+            what, describe(root)));
+    if (!grad_out.defined()) {
+        if (root.numel() != 1)
+            throw GraphError(fmt::format(
+                "{}: the output {} is not a scalar; pass grad_out of that shape", what,
+                describe(root)));
+        return Variable(Tensor::ones(root.shape(), root.dtype()));
+    }
+    if (grad_out.shape() != root.shape() || grad_out.dtype() != root.dtype())
+        throw ShapeError(fmt::format("{}: grad_out {} {} does not match the output {}", what,
+                                     to_string(grad_out.shape()), name(grad_out.dtype()),
+                                     describe(root)));
+    return Variable(grad_out);
+}
+}  // namespace
+
+void Variable::backward(const Tensor& grad_out, BackwardOptions options) const {
+    Variable seed = make_seed(*this, grad_out, "backward");
+    if (is_leaf()) {
+        auto& g = impl_->grad;
+        Variable acc = g ? Variable(g) : Variable();
+        g.reset();
+        g = detail::accumulate(std::move(acc), seed, false).impl_ptr();
+        return;
+    }
+    Tape::LeafGrads leaves;
+    current_tape().run_backward(*this, seed, {}, options, &leaves);
+    for (std::size_t k = 0; k < leaves.leaves.size(); ++k) {
+        auto& g = leaves.leaves[k]->grad;
+        Variable acc = g ? Variable(g) : Variable();
+        g.reset();
+        g = detail::accumulate(std::move(acc), leaves.grads[k], options.create_graph).impl_ptr();
+    }
+}
+
+std::vector<Variable> grad(const Variable& root, std::span<const Variable> wanted,
+                           const Tensor& grad_out, BackwardOptions options) {
+    Variable seed = make_seed(root, grad_out, "grad");
+    if (root.is_leaf()) {
+        std::vector<Variable> out(wanted.size());
+        for (std::size_t k = 0; k < wanted.size(); ++k)
+            if (wanted[k].impl() == root.impl()) out[k] = seed;
+        return out;
+    }
+    return current_tape().run_backward(root, seed, wanted, options, nullptr);
+}
+
+std::vector<Variable> grad(const Variable& root, std::initializer_list<Variable> wanted,
+                           const Tensor& grad_out, BackwardOptions options) {
+    return grad(root, std::span<const Variable>(wanted.begin(), wanted.size()), grad_out, options);
+}
 
 }  // namespace tapegrad

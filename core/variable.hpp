@@ -31,7 +31,8 @@ struct VarImpl {
     // Set when the value was recorded on a tape:
     Tape* tape = nullptr;
     std::uint64_t generation = 0;
-    std::uint32_t index = 0;
+    std::uint32_t index = 0;   // its entry
+    std::uint32_t output = 0;  // which of the entry's results it is
     // Set when the tape dropped the value after forward because no backward rule reads it
     // and nothing outside the tape refers to the variable; shape and dtype stay known.
     bool released = false;

@@ -2,7 +2,7 @@
 // Every rank holds the same model and draws the same global batch, trains on its shard of it,
 // and averages the gradients with MPI_Allreduce before the optimizer step: N ranks with
 // batch B take the steps one process takes with batch B. Within a rank, parallel_backward
-// (core/parallel.hpp) still spreads the local shard over threads.
+// (train/parallel.hpp) still spreads the local shard over threads.
 //
 //   int main(int argc, char** argv) {
 //       distributed::Environment mpi(argc, argv);  // 1 rank when not started by mpirun
@@ -38,7 +38,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/parallel.hpp"
+#include "train/parallel.hpp"
 #include "core/variable.hpp"
 
 namespace tapegrad {

@@ -78,6 +78,7 @@ int run(int argc, char** argv);
 }  // namespace
 
 int main(int argc, char** argv) {
+    tune_malloc();
 #ifdef TAPEGRAD_EXAMPLES_MPI
     distributed::Environment mpi(argc, argv);  // one rank when not started by mpirun
     return distributed::run_guarded([&] { return run(argc, argv); });  // a throwing rank ends the job

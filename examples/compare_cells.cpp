@@ -359,6 +359,7 @@ bool write_plot(const fs::path& dir, const std::vector<Job>& jobs, const Setting
 }  // namespace
 
 int main(int argc, char** argv) {
+    tune_malloc();
     CLI::App app{"Train RNN, LSTM and GRU on the adding problem and compare them with the article's table"};
     Settings s;
     s.threads = std::max(1u, std::thread::hardware_concurrency());
@@ -395,7 +396,8 @@ int main(int argc, char** argv) {
     // whenever a step's graph is freed, so the next step page-faults them in again: an LSTM
     // step at T = 100 took 48 ms of CPU on a worker thread against 27 ms on the main thread
     // (52k against 18k minor faults over 80 steps). Keeping 64 MB of headroom per heap and the
-    // large buffers in the heaps (not in mmap) removes the difference.
+    // large buffers in the heaps (not in mmap) removes the difference: more than tune_malloc()
+    // sets, and applied even under TAPEGRAD_MALLOC_TUNING=0.
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TOP_PAD, 64 << 20);
 

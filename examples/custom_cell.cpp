@@ -44,6 +44,7 @@ private:
 // ---------------------------------------------------------------------------------------------
 
 int main(int argc, char** argv) {
+    tune_malloc();  // optional: glibc keeps freed buffers for the next step
     CLI::App app{"A user-defined peephole LSTM: 2 layers, bidirectional, variable lengths, gradcheck, training"};
     int steps = 300;
     std::uint64_t seed = 1;

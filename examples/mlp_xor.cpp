@@ -8,6 +8,7 @@
 using namespace tapegrad;
 
 int main(int argc, char** argv) {
+    tune_malloc();
     CLI::App app{"Train a 2-8-1 MLP on XOR and print the loss falling"};
     int steps = 2000;
     double lr = 0.5;

@@ -50,6 +50,7 @@ void write_forecasts(const fs::path& dir, const std::vector<double>& series, con
 }  // namespace
 
 int main(int argc, char** argv) {
+    tune_malloc();
     CLI::App app{"Forecast a noisy multi-sine series several steps ahead with a GRU or LSTM and compare with the "
                  "last-value forecast"};
     SeriesConfig sc;

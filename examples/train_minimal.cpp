@@ -5,6 +5,7 @@
 using namespace tapegrad;
 
 int main() {
+    tune_malloc();  // optional: glibc keeps freed buffers for the next step (docs/performance.md)
     Generator gen(0);
     LSTM lstm(1, 32, {}, gen);  // input size 1, hidden size 32, one layer
     Linear head(32, 1, gen);    // last hidden state -> the sum

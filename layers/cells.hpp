@@ -9,16 +9,15 @@
 
 namespace tapegrad {
 
-// Shared by the built-in cells: the four parameters with G gates.
-class GatedCell : public Cell {
+// Shared by the built-in cells: sizes, the four parameters and the input projection
+// W_ih x + b_ih + b_hh for all time steps at once (both biases added there, once).
+class BuiltinCell : public Cell {
 public:
-    GatedCell(std::string type, std::size_t gates, std::size_t input_size, std::size_t hidden_size,
-              Generator& gen, DType dtype);
+    BuiltinCell(std::string type, std::size_t gates, std::size_t input_size,
+                std::size_t hidden_size, Generator& gen, DType dtype);
     std::size_t input_size() const override { return input_size_; }
     std::size_t hidden_size() const override { return hidden_size_; }
     bool projects_input() const override { return true; }
-    // W_ih x + b_ih + b_hh for all time steps at once: both biases are added here, once, not
-    // at every step (a cell whose hidden-side bias cannot move overrides this).
     Variable project_input(const Variable& x) override;
 
     Variable weight_ih, weight_hh, bias_ih, bias_hh;
@@ -29,7 +28,8 @@ protected:
 
 enum class Nonlinearity { tanh, relu };
 
-class RNNCell : public GatedCell {
+// The article's RNN (Elman): h_t = f(W_xh x_t + W_hh h_{t-1} + b_h), one "gate".
+class RNNCell : public BuiltinCell {
 public:
     RNNCell(std::size_t input_size, std::size_t hidden_size, Generator& gen, DType dtype = float32,
             Nonlinearity nonlinearity = Nonlinearity::tanh);
@@ -40,13 +40,16 @@ private:
 };
 
 struct LSTMInit {
-    double forget_bias = 0.0;  // added to the forget gate's bias (1.0: Jozefowicz et al. 2015)
+    // Added to the forget gate's bias: bias_ih's forget slice starts at forget_bias and
+    // bias_hh's at 0, so their sum, the gate's bias, is forget_bias (1.0: Jozefowicz et al.
+    // 2015). PyTorch scripts' bias_ih[H:2H].fill_(1) keeps bias_hh's random slice instead.
+    double forget_bias = 0.0;
     // Chrono initialisation (Tallec & Ollivier 2018) when > 0: b_f = log(U(1, T_max - 1)),
     // b_i = -b_f, for dependencies over about T_max steps. Overrides forget_bias.
     double chrono_t_max = 0.0;
 };
 
-class LSTMCell : public GatedCell {
+class LSTMCell : public BuiltinCell {
 public:
     LSTMCell(std::size_t input_size, std::size_t hidden_size, Generator& gen, DType dtype = float32,
              LSTMInit init = {});
@@ -59,25 +62,19 @@ enum class GRUVariant {
     reset_after,  // cuDNN / PyTorch / Keras reset_after=True: reset applied after W_hn
 };
 
-class GRUCell : public GatedCell {
+class GRUCell : public BuiltinCell {
 public:
     GRUCell(std::size_t input_size, std::size_t hidden_size, Generator& gen, DType dtype = float32,
             GRUVariant variant = GRUVariant::cho);
     Variable project_input(const Variable& x) override;
     State step(const Variable& x_t, const State& state) override;
-    // Cho: the r,z columns and the n columns projected apart, so that at every step each
-    // part's gradient is whole (nothing to cut from x_t and join again). reset_after: the
-    // one projection.
-    std::vector<Variable> project_input_parts(const Variable& x) override;
-    State step_parts(const std::vector<Variable>& x_t, const State& state) override;
+    // Cho: the r,z rows and the n rows of weight_hh sliced once per sequence, not per step.
+    StepFn sequence_step() override;
     GRUVariant variant() const { return variant_; }
-    // Cho: the r,z rows and the n rows of weight_hh, sliced once per sequence (kept per
-    // thread, so TBB shards running the same cell each have their own).
-    void begin_sequence() override;
-    void end_sequence() override;
 
 private:
-    State cho_step(const Variable& x_rz, const Variable& x_n, const Variable& h);
+    State cho_step(const Variable& x_t, const Variable& h, const Variable& w_rz,
+                   const Variable& w_n);
     GRUVariant variant_;
 };
 

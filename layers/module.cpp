@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "core/safetensors.hpp"
+#include "train/safetensors.hpp"
 
 namespace tapegrad {
 

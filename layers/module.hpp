@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/gradcheck.hpp"
+#include "train/gradcheck.hpp"
 #include "core/variable.hpp"
 
 namespace tapegrad {

@@ -5,6 +5,7 @@
 #include "ops/arith.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/index.hpp"
+#include "ops/linalg.hpp"
 #include "ops/nn.hpp"
 #include "ops/shape.hpp"
 
@@ -92,28 +93,24 @@ RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Varia
                 state[k] = initial.empty()
                                ? constant(Tensor::zeros({B, H}, x.dtype()))
                                : reshape(narrow(initial[k], 0, static_cast<long>(l * D + d), 1), Shape{B, H});
-            // The bracket opens before the projection: what begin_sequence records (a GRU's
-            // weight slices) then runs backward after the projection's gradient is joined, so
-            // the slices' per-step products read that gradient in place (core/tape.cpp).
-            SequenceBracket bracket(cell);
-            // The inputs of every step, parts[k][t]: projected for all steps in one matmul per
-            // part when the cell can.
-            std::vector<std::vector<Variable>> parts;
+            // Before the projection: what the cell records once per sequence (a GRU's weight
+            // slices) then runs backward after the projection's gradient is joined, so the
+            // slices' per-step products read that gradient in place (core/products.hpp).
+            const Cell::StepFn step = cell.sequence_step();
+            // The inputs of every step: projected for all steps in one matmul when the cell can.
+            std::vector<Variable> x_t;
             if (cell.projects_input()) {
                 const Variable rows = reshape(layer_input, Shape{T * B, layer_input.shape()[2]});
-                for (const Variable& projected : cell.project_input_parts(rows))
-                    parts.push_back(split(projected, std::vector<long>(T, static_cast<long>(B)), 0));
+                x_t = split(cell.project_input(rows), std::vector<long>(T, static_cast<long>(B)), 0);
             } else {
-                parts.push_back(unbind(layer_input, 0));
+                x_t = unbind(layer_input, 0);
             }
-            if (parts.empty())
-                throw ValueError(fmt::format("{} ({}): the cell's project_input_parts returned no parts", op, type_name()));
-            const WeightPackScope packs;  // after the projection: its weight is not packed
-            std::vector<Variable> x_t(parts.size());
+            // The weights the steps multiply by are packed once per sequence (ops/linalg.hpp);
+            // opened after the projection, whose weight is used once.
+            const WeightPackScope packs;
             for (std::size_t n = 0; n < T; ++n) {
                 const std::size_t t = d == 0 ? n : T - 1 - n;
-                for (std::size_t k = 0; k < parts.size(); ++k) x_t[k] = parts[k][t];
-                State next = cell.step_parts(x_t, state);
+                State next = step(x_t[t], state);
                 if (keep.empty()) {
                     state = std::move(next);
                     outputs[d][t] = state[0];

@@ -1,43 +1,43 @@
 #include "ops/arith.hpp"
 
 #include "core/tape.hpp"
-#include "ops/kernels.hpp"
+#include "ops/support.hpp"
 
 namespace tapegrad {
 
-using kernels::broadcast_shapes;
-using kernels::check_binary;
+using ops::broadcast_shapes;
+using ops::check_binary;
 using kernels::zip;
 
 Variable add(const Variable& a, const Variable& b, const Loc& loc) {
     check_binary("add", a, b, loc);
     broadcast_shapes("add", a.shape(), b.shape(), loc);
     Tensor out = zip(a.value(), b.value(), [](const auto& x, const auto& y) { return x + y; });
-    return reads_only(record("add", std::move(out), {a, b}, [](Backward& bw) {
+    return record("add", std::move(out), {a, b}, {.inputs = no_inputs, .result = false}, [](Backward& bw) {
         bw.add(0, bw.grad_out());
         bw.add(1, bw.grad_out());
-    }, loc), {}, false);
+    }, loc);
 }
 
 Variable sub(const Variable& a, const Variable& b, const Loc& loc) {
     check_binary("sub", a, b, loc);
     broadcast_shapes("sub", a.shape(), b.shape(), loc);
     Tensor out = zip(a.value(), b.value(), [](const auto& x, const auto& y) { return x - y; });
-    return reads_only(record("sub", std::move(out), {a, b}, [](Backward& bw) {
+    return record("sub", std::move(out), {a, b}, {.inputs = no_inputs, .result = false}, [](Backward& bw) {
         bw.add(0, bw.grad_out());
         if (bw.needs(1)) bw.add(1, neg(bw.grad_out()));
-    }, loc), {}, false);
+    }, loc);
 }
 
 Variable mul(const Variable& a, const Variable& b, const Loc& loc) {
     check_binary("mul", a, b, loc);
     broadcast_shapes("mul", a.shape(), b.shape(), loc);
     Tensor out = zip(a.value(), b.value(), [](const auto& x, const auto& y) { return x * y; });
-    return reads_only(record("mul", std::move(out), {a, b}, [](Backward& bw) {
+    return record("mul", std::move(out), {a, b}, {.inputs = input_mask(0, 1), .result = false}, [](Backward& bw) {
         // d(ab) = b da + a db
         if (bw.needs(0)) bw.add(0, mul(bw.grad_out(), bw.input(1)));
         if (bw.needs(1)) bw.add(1, mul(bw.grad_out(), bw.input(0)));
-    }, loc), {0, 1}, false);
+    }, loc);
 }
 
 Variable div(const Variable& a, const Variable& b, const Loc& loc) {
@@ -52,7 +52,7 @@ Variable div(const Variable& a, const Variable& b, const Loc& loc) {
 }
 
 Variable neg(const Variable& x, const Loc& loc) {
-    kernels::require_defined("neg", x, loc);
+    ops::require_defined("neg", x, loc);
     Tensor out = kernels::map(x.value(), [](const auto& v) { return -v; });
     return record("neg", std::move(out), {x}, [](Backward& bw) {
         bw.add(0, neg(bw.grad_out()));

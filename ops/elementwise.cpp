@@ -11,16 +11,16 @@
 #include <xtensor/xvectorize.hpp>
 
 #include "core/tape.hpp"
-#include "ops/kernels.hpp"
+#include "ops/support.hpp"
 #include "ops/unary.hpp"
 
 namespace tapegrad {
 
-using kernels::broadcast_shapes;
-using kernels::check_binary;
-using kernels::describe;
+using ops::broadcast_shapes;
+using ops::check_binary;
+using ops::describe;
 using kernels::map;
-using kernels::require_defined;
+using ops::require_defined;
 
 namespace {
 // f(a, b) with broadcasting, where f also receives the element type: f.template
@@ -123,34 +123,6 @@ Variable pow(const Variable& x, const Variable& exponent, const Loc& loc) {
 Variable pow(const Variable& x, double exponent, const Loc& loc) {
     require_defined("pow", x, loc);
     return pow(x, constant(exponent, x.dtype()), loc);
-}
-
-Variable sqrt(const Variable& x, const Loc& loc) {
-    require_defined("sqrt", x, loc);
-    Tensor out = map(x.value(), [](const auto& v) { return xt::sqrt(v); });
-    return record("sqrt", std::move(out), {x}, [](Backward& bw) {
-        // d sqrt(x) = 1 / (2 sqrt(x))
-        bw.add(0, bw.grad_out() / (2.0 * bw.result()));
-    }, loc);
-}
-
-Variable abs(const Variable& x, const Loc& loc) {
-    require_defined("abs", x, loc);
-    Tensor out = map(x.value(), [](const auto& v) { return xt::abs(v); });
-    return record("abs", std::move(out), {x}, [](Backward& bw) {
-        // d|x| = sign(x), 0 at 0
-        Tensor sign = map(bw.input(0).value(), [](const auto& v) { return xt::sign(v); });
-        bw.add(0, bw.grad_out() * constant(sign));
-    }, loc);
-}
-
-Variable log1p(const Variable& x, const Loc& loc) {
-    require_defined("log1p", x, loc);
-    Tensor out = map(x.value(), [](const auto& v) { return xt::log1p(v); });
-    return record("log1p", std::move(out), {x}, [](Backward& bw) {
-        // d log(1 + x) = 1 / (1 + x)
-        bw.add(0, bw.grad_out() / (bw.input(0) + 1.0));
-    }, loc);
 }
 
 Variable leaky_relu(const Variable& x, double negative_slope, const Loc& loc) {
@@ -326,8 +298,10 @@ Variable lerp(const Variable& start, const Variable& end, const Variable& weight
                                          to_string(start.shape()), to_string(end.shape()),
                                          to_string(weight.shape())), loc);
     }
-    Variable out = record(op, lerp_kernel(start.value(), end.value(), weight.value()), {start, end, weight},
-                          [](Backward& bw) {
+    // the rule reads start and end only for weight's gradient
+    const Reads reads{.inputs = weight.requires_grad() ? all_inputs : input_mask(2), .result = false};
+    return record(op, lerp_kernel(start.value(), end.value(), weight.value()), {start, end, weight}, reads,
+                  [](Backward& bw) {
         const Variable &g = bw.grad_out(), &s = bw.input(0), &e = bw.input(1), &w = bw.input(2);
         // a plain backward on operands of one shape: one pass
         if (!grad_enabled() && g.shape() == s.shape() && g.shape() == e.shape() && g.shape() == w.shape())
@@ -342,8 +316,6 @@ Variable lerp(const Variable& start, const Variable& end, const Variable& weight
         if (bw.needs(1)) bw.add(1, g_end);
         if (bw.needs(2)) bw.add(2, g * (e - s));
     }, loc);
-    // the rule reads start and end only for weight's gradient
-    return weight.requires_grad() ? reads_only(std::move(out), {0, 1, 2}, false) : reads_only(std::move(out), {2}, false);
 }
 
 }  // namespace tapegrad

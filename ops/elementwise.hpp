@@ -1,4 +1,4 @@
-// More elementwise ops: powers, roots, piecewise-linear functions, selection. Binary ops
+// More elementwise ops: powers, piecewise-linear functions, selection, interpolation. Binary ops
 // broadcast (NumPy rules) and need one dtype. At a kink the gradient is PyTorch's choice,
 // stated on each op.
 #pragma once
@@ -14,12 +14,6 @@ namespace tapegrad {
 Variable pow(const Variable& x, const Variable& exponent, const Loc& loc = Loc::current());
 // The same rule with p a constant of x's dtype.
 Variable pow(const Variable& x, double exponent, const Loc& loc = Loc::current());
-// d/dx = 1 / (2 sqrt x): Inf at 0, NaN below.
-Variable sqrt(const Variable& x, const Loc& loc = Loc::current());
-// d/dx = sign(x), with abs'(0) = 0.
-Variable abs(const Variable& x, const Loc& loc = Loc::current());
-// log(1 + x), accurate for small x. d/dx = 1 / (1 + x).
-Variable log1p(const Variable& x, const Loc& loc = Loc::current());
 // x > 0 ? x : negative_slope x. Gradient 1 for x > 0, negative_slope for x <= 0 (at 0 too).
 Variable leaky_relu(const Variable& x, double negative_slope = 0.01,
                     const Loc& loc = Loc::current());

@@ -5,13 +5,14 @@
 #include <memory>
 #include <utility>
 
+#include "core/counters.hpp"
 #include "core/tape.hpp"
-#include "ops/kernels.hpp"
+#include "ops/support.hpp"
 #include "ops/shape.hpp"
 
 namespace tapegrad {
 
-using kernels::describe;
+using ops::describe;
 
 namespace {
 
@@ -97,8 +98,6 @@ Shape with_axis(const Shape& shape, std::size_t axis, std::size_t n) {
     return out;
 }
 
-Variable zero_scalar(DType dtype) { return Variable(Tensor::zeros({}, dtype)); }
-
 // ---- slices
 
 Variable slice_range(const char* op, const Variable& x, const Range& r, const Loc& loc);
@@ -122,79 +121,22 @@ Variable slice_range(const char* op, const Variable& x, const Range& r, const Lo
         take(x.value().xt<T>().data(), blocks(x.shape(), r.axis), r, a.data());
         return Tensor(std::move(a));
     });
-    return reads_only(record(op, std::move(out), {x}, [r](Backward& bw) {
+    return record(op, std::move(out), {x}, {.inputs = no_inputs, .result = false}, [r](Backward& bw) {
         bw.add(0, slice_scatter(bw.grad_out(), bw.input(0).shape(), r, Loc::current()));
-    }, loc), {}, false);
+    }, loc);
 }
 
-// ---- ops over many inputs. record() takes a fixed list: the entry gets 8 slots, unused
-// ones undefined (they never need a gradient).
+// ---- ops over many inputs: one entry; its backward `grads` returns every input's gradient at
+// once (the values of the inputs are not read, only their shapes).
 
-constexpr std::size_t fan_in = 8;
-
-Variable record8(const char* op, Tensor value, const std::vector<Variable>& in, BackwardFn fn,
-                 const Loc& loc) {
-    auto at = [&](std::size_t i) { return i < in.size() ? in[i] : Variable(); };
-    return record(op, std::move(value), {at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7)},
-                  std::move(fn), loc);
-}
-
-// Inputs per node of a link tree over n inputs: 1 (the inputs themselves) up to 8, then 8,
-// 64, ... (each node a 0-d "link" entry over a group).
-std::size_t group_size(std::size_t n) {
-    std::size_t s = 1;
-    while (s * fan_in < n) s *= fan_in;
-    return s;
-}
-
-// Backward of a node over inputs [lo, hi): hands each input its parked gradient, and pokes
-// each link below with a 0-d zero so that its own backward runs (later: it was recorded
-// earlier).
-void hand_down(Backward& bw, std::vector<Variable>& parked, std::size_t lo, std::size_t hi) {
-    const std::size_t s = group_size(hi - lo);
-    for (std::size_t at = lo, j = 0; at < hi; at += s, ++j) {
-        if (!bw.needs(j)) continue;
-        if (s == 1) bw.add(j, std::exchange(parked[at], Variable()));
-        else bw.add(j, zero_scalar(bw.input(j).dtype()));
-    }
-}
-
-std::vector<Variable> link_nodes(const char* op, const std::vector<Variable>& xs, std::size_t lo,
-                                 std::size_t hi,
-                                 const std::shared_ptr<std::vector<Variable>>& parked,
-                                 const Loc& loc) {
-    const std::size_t s = group_size(hi - lo);
-    if (s == 1) return {xs.begin() + static_cast<long>(lo), xs.begin() + static_cast<long>(hi)};
-    std::vector<Variable> nodes;
-    for (std::size_t at = lo; at < hi; at += s) {
-        const std::size_t end = std::min(at + s, hi);
-        nodes.push_back(record8(op, Tensor::zeros({}, xs[at].dtype()),
-                                link_nodes(op, xs, at, end, parked, loc),
-                                [parked, at, end](Backward& bw) {
-                                    hand_down(bw, *parked, at, end);
-                                },
-                                loc));
-    }
-    return nodes;
-}
-
-// Records an op over any number of inputs; its backward `grads` returns every input's
-// gradient at once, and the link tree carries them down: O(inputs) small entries, no copies.
 Variable record_many(const char* op, Tensor value, const std::vector<Variable>& xs,
                      std::function<std::vector<Variable>(Backward&)> grads, const Loc& loc) {
-    const bool track = grad_enabled() &&
-        std::any_of(xs.begin(), xs.end(), [](const Variable& x) { return x.requires_grad(); });
-    if (!track) return Variable(std::move(value));
-    auto parked = std::make_shared<std::vector<Variable>>(xs.size());
-    std::vector<bool> needed(xs.size());
-    for (std::size_t i = 0; i < xs.size(); ++i) needed[i] = xs[i].requires_grad();
-    return record8(op, std::move(value), link_nodes(op, xs, 0, xs.size(), parked, loc),
-                   [parked, needed, grads = std::move(grads)](Backward& bw) {
-                       *parked = grads(bw);
-                       for (std::size_t i = 0; i < needed.size(); ++i)  // nobody will take these
-                           if (!needed[i]) (*parked)[i] = Variable();
-                       hand_down(bw, *parked, 0, needed.size());
-                   }, loc);
+    return record(op, std::move(value), std::span<const Variable>(xs),
+                  {.inputs = no_inputs, .result = false}, [grads = std::move(grads)](Backward& bw) {
+                      std::vector<Variable> g = grads(bw);
+                      for (std::size_t i = 0; i < g.size(); ++i)
+                          if (bw.needs(i)) bw.add(i, g[i]);
+                  }, loc);
 }
 
 Variable join(const char* op, const std::vector<Variable>& xs, std::size_t axis, bool stacked,
@@ -208,149 +150,143 @@ bool single_run(const Tensor& t) {
 }
 
 // The joined gradient of a split, chosen on the first piece's request in a sweep: the split
-// input's own destination when it has one laid out as one run (Backward::destination_of_input
-// through the hub over it), else a fresh array. Each piece is handed its part once: a range
-// (b.outer == 1) or b.outer runs of columns (a chunk along axis 1, say).
+// input's own destination when it has one laid out as one run, else a fresh array. Each
+// piece is handed its part once: a range (b.outer == 1) or b.outer runs of columns (a chunk
+// along axis 1, say).
 struct JoinTarget {
     Shape shape;
     DType dtype;
     Blocks b;
-    std::weak_ptr<detail::VarImpl> hub;  // the split's 0-d entry over its input (not held:
-                                         // the tape sees no outside reference to its graph)
+    std::weak_ptr<detail::VarImpl> split;  // a piece, to find the split's entry (not held:
+                                           // the tape sees no outside reference to its graph)
     GradientDestination whole;
     std::uint64_t sweep = 0;
     std::vector<bool> handed;
 
-    GradientDestination piece(Backward& asking, std::size_t k, const Shape& piece_shape, std::size_t at,
-                              std::size_t size) {
-        if (sweep != asking.sweep() || !whole.defined()) {
-            std::shared_ptr<detail::VarImpl> h = hub.lock();
-            whole = h ? asking.destination_of_input(Variable(std::move(h)), 0) : GradientDestination{};
+    GradientDestination piece(Backward& asking, std::size_t k, const Shape& piece_shape,
+                              std::size_t at, std::size_t size) {
+        if (sweep != sweep_number(asking) || !whole.defined()) {
+            std::shared_ptr<detail::VarImpl> s = split.lock();
+            whole = s ? destination_of_input(asking, Variable(std::move(s)), 0)
+                      : GradientDestination{};
             if (!whole.defined() || !single_run(whole.view)) {
                 // (a destination taken but not used is then seen as not written in place by
                 // whoever handed it out, which joins into other memory)
                 Tensor t = Tensor::empty(shape, dtype);
-                void* data = dispatch(dtype, [&]<class T>() -> void* { return t.mutable_xt<T>().data(); });
+                void* data =
+                    dispatch(dtype, [&]<class T>() -> void* { return t.mutable_xt<T>().data(); });
                 whole = {std::move(t), data};
             }
-            sweep = asking.sweep();
+            sweep = sweep_number(asking);
             handed.assign(handed.size(), false);
             // the pieces' ranges, read in place by deferred products as soon as written
-            if (b.outer == 1) asking.writes_into(whole.view);
+            if (b.outer == 1) writes_into(asking, whole.view);
         }
         if (handed[k]) return {};
         handed[k] = true;
         const std::size_t offset = at * b.inner;
-        return {Tensor::view(whole.view, piece_shape, offset, b.outer, size * b.inner, b.size * b.inner),
+        return {Tensor::view(whole.view, piece_shape, offset, b.outer, size * b.inner,
+                             b.size * b.inner),
                 static_cast<char*>(whole.data) + offset * itemsize(dtype)};
     }
 };
 
-// Pieces of x along `axis` of the given sizes (without the axis when `squeeze`: unbind).
-// A piece's backward parks its gradient and pokes a 0-d "hub" entry over x; the hub, recorded
-// before the pieces, runs after all of them and adds the join of the parked gradients (zeros
-// for pieces that got none) to x: one concat however many pieces.
-//
-// The join is written into the memory its own gradient may go to (Backward::destination: one
-// step's gate gradients straight into the joined gradient of the sequence's projection). When
-// the pieces are consecutive ranges (b.outer == 1), each piece offers its range of the joined
-// gradient as its own destination, and the pieces whose gradients were written there are not
-// copied again.
+// split's backward: the join of the pieces' gradients (zeros for pieces that got none) added
+// to x, written into the memory x's own gradient may go to (a destination: one step's gate
+// gradients straight into the joined gradient of the sequence's projection). Pieces whose
+// gradients were already written at their place there (their destinations) are not copied.
+void join_pieces(Backward& bw, JoinTarget* target, const std::vector<std::size_t>& sizes,
+                 std::size_t axis, bool squeeze, const Blocks& b) {
+    const Variable& in = bw.input(0);
+    std::vector<Variable> grads(sizes.size());
+    for (std::size_t k = 0; k < sizes.size(); ++k) grads[k] = bw.grad_out(k);
+    // Is piece k's gradient already at its place in d (x's shape, one run)?
+    auto in_place = [&](std::size_t k, std::size_t at, const GradientDestination& d) {
+        if (!grads[k].defined() || !d.defined()) return false;
+        return dispatch(in.dtype(), [&]<class T>() {
+            const auto r = grads[k].value().template rows<T>();
+            if (r.data != static_cast<const T*>(d.data) + at * b.inner) return false;
+            if (b.outer == 1) return r.contiguous();
+            return r.rows == b.outer && r.cols == sizes[k] * b.inner &&
+                   r.stride == b.size * b.inner;
+        });
+    };
+    auto zeros_of = [&](std::size_t k) {
+        return Variable(Tensor::zeros(piece_shape(in.shape(), axis, sizes[k], squeeze), in.dtype()));
+    };
+    GradientDestination out;
+    if (target && target->sweep == sweep_number(bw) && target->whole.defined()) {
+        // Some pieces were given their ranges. One that holds another gradient now (a second
+        // use added to it) must not overwrite its range: the view handed out may still be read
+        // (a deferred product holds it). Then join into other memory.
+        GradientDestination own = std::exchange(target->whole, {});
+        bool clash = false;
+        for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k)
+            clash = clash || (target->handed[k] && !in_place(k, at, own));
+        if (!clash) out = std::move(own);
+    }
+    if (!out.defined()) {
+        out = destination(bw, 0);
+        // the join below writes x's layout: a destination of columns is left unused
+        if (out.defined() && !single_run(out.view)) out = {};
+    }
+    Variable joined;
+    if (out.defined()) {
+        bool all_in_place = true;
+        for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k) {
+            if (in_place(k, at, out)) continue;
+            all_in_place = false;
+            if (!grads[k].defined()) grads[k] = zeros_of(k);
+            dispatch(in.dtype(), [&]<class T>() {
+                put(grads[k].value().template data<T>(), b, Range{axis, at, 1, sizes[k]},
+                    static_cast<T*>(out.data));
+            });
+        }
+        joined_in_place_count += all_in_place;
+        joined = Variable(out.view);
+    } else {
+        for (std::size_t k = 0; k < sizes.size(); ++k)
+            if (!grads[k].defined()) grads[k] = zeros_of(k);
+        joined = join(squeeze ? "stack" : "concat", grads, axis, squeeze, Loc::current());
+    }
+    if (b.outer == 1) {  // the pieces are consecutive ranges of the joined gradient
+        copied_into(bw, joined.value(), joined.value(), 0);  // pieces written in place
+        for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k)
+            copied_into(bw, grads[k].value(), joined.value(), at * b.inner);
+    }
+    bw.add(0, joined);
+}
+
+// Pieces of x along `axis` of the given sizes (without the axis when `squeeze`: unbind), each
+// a view of x (no copy), recorded as one entry with a result per piece. When the pieces are
+// consecutive ranges (b.outer == 1), or columns, each piece offers its part of the joined
+// gradient as its own destination (JoinTarget).
 std::vector<Variable> split_pieces(const char* op, const Variable& x, std::size_t axis,
                                    const std::vector<std::size_t>& sizes, bool squeeze,
                                    const Loc& loc) {
-    const bool track = grad_enabled() && x.requires_grad();
     const Blocks b = blocks(x.shape(), axis);
-    std::shared_ptr<std::vector<Variable>> parked;
+    std::vector<Tensor> views;
+    for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k)
+        views.push_back(Tensor::view(x.value(), piece_shape(x.shape(), axis, sizes[k], squeeze),
+                                     at * b.inner, b.outer, sizes[k] * b.inner, b.size * b.inner));
     std::shared_ptr<JoinTarget> target;
-    Variable hub;
-    if (track) {
-        parked = std::make_shared<std::vector<Variable>>(sizes.size());
-        if (x.numel() > 0)
-            target = std::make_shared<JoinTarget>(JoinTarget{x.shape(), x.dtype(), b, {}, {}, 0,
-                                                             std::vector<bool>(sizes.size())});
-        hub = record(op, Tensor::zeros({}, x.dtype()), {x},
-                     [parked, target, sizes, axis, squeeze, b](Backward& bw) {
-            const Variable& in = bw.input(0);
-            std::vector<Variable> grads(sizes.size());
-            for (std::size_t k = 0; k < sizes.size(); ++k) grads[k] = std::exchange((*parked)[k], Variable());
-            // Is piece k's gradient already at its place in d (x's shape, one run)?
-            auto in_place = [&](std::size_t k, std::size_t at, const GradientDestination& d) {
-                if (!grads[k].defined() || !d.defined()) return false;
-                return dispatch(in.dtype(), [&]<class T>() {
-                    const auto r = grads[k].value().template rows<T>();
-                    if (r.data != static_cast<const T*>(d.data) + at * b.inner) return false;
-                    if (b.outer == 1) return r.contiguous();
-                    return r.rows == b.outer && r.cols == sizes[k] * b.inner && r.stride == b.size * b.inner;
-                });
-            };
-            GradientDestination out;
-            if (target && target->sweep == bw.sweep() && target->whole.defined()) {
-                // Some pieces were given their ranges. One that holds another gradient now (a
-                // second use added to it) must not overwrite its range: the view handed out may
-                // still be read (a deferred product holds it). Then join into other memory.
-                GradientDestination own = std::exchange(target->whole, {});
-                bool clash = false;
-                for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k)
-                    clash = clash || (target->handed[k] && !in_place(k, at, own));
-                if (!clash) out = std::move(own);
-            }
-            if (!out.defined()) {
-                out = bw.destination(0);
-                // the join below writes x's layout: a destination of columns is left unused
-                if (out.defined() && !single_run(out.view)) out = {};
-            }
-            Variable joined;
-            if (out.defined()) {
-                bool all_in_place = true;
-                for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k) {
-                    if (in_place(k, at, out)) continue;
-                    all_in_place = false;
-                    if (!grads[k].defined())
-                        grads[k] = Variable(Tensor::zeros(piece_shape(in.shape(), axis, sizes[k], squeeze),
-                                                          in.dtype()));
-                    dispatch(in.dtype(), [&]<class T>() {
-                        put(grads[k].value().template data<T>(), b, Range{axis, at, 1, sizes[k]},
-                            static_cast<T*>(out.data));
-                    });
-                }
-                joined_in_place_count += all_in_place;
-                joined = Variable(out.view);
-            } else {
-                for (std::size_t k = 0; k < sizes.size(); ++k)
-                    if (!grads[k].defined())
-                        grads[k] = Variable(Tensor::zeros(piece_shape(in.shape(), axis, sizes[k],
-                                                                      squeeze), in.dtype()));
-                joined = join(squeeze ? "stack" : "concat", grads, axis, squeeze, Loc::current());
-            }
-            if (b.outer == 1) {  // the pieces are consecutive ranges of the joined gradient
-                bw.copied_into(joined.value(), joined.value(), 0);  // pieces written in place
-                for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k)
-                    bw.copied_into(grads[k].value(), joined.value(), at * b.inner);
-            }
-            bw.add(0, joined);
-        }, loc);
-        hub = reads_only(hub, {}, false);  // the input's shape and dtype only
-        if (target) target->hub = hub.impl_ptr();
-    }
-    // each piece is a view of x: b.outer runs of sizes[k] * b.inner elements (no copy)
-    std::vector<Variable> pieces;
-    for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k) {
-        const Shape shape = piece_shape(x.shape(), axis, sizes[k], squeeze);
-        Tensor t = Tensor::view(x.value(), shape, at * b.inner, b.outer, sizes[k] * b.inner, b.size * b.inner);
-        if (!track) {
-            pieces.emplace_back(std::move(t));
-            continue;
-        }
-        pieces.push_back(reads_only(record(op, std::move(t), {hub}, [parked, k](Backward& bw) {
-            (*parked)[k] = bw.grad_out();
-            bw.add(0, zero_scalar(bw.grad_out().dtype()));
-        }, loc), {}, false));
-        if (target)
-            set_gradient_destination(pieces.back(), [target, k, shape, at, size = sizes[k]](Backward& asking) {
-                return target->piece(asking, k, shape, at, size);
-            });
-    }
+    if (grad_enabled() && x.requires_grad() && x.numel() > 0)
+        target = std::make_shared<JoinTarget>(
+            JoinTarget{x.shape(), x.dtype(), b, {}, {}, 0, std::vector<bool>(sizes.size())});
+    std::vector<Variable> pieces =
+        record(op, std::move(views), std::span<const Variable>(&x, 1),
+               {.inputs = no_inputs, .result = false},
+               [target, sizes, axis, squeeze, b](Backward& bw) {
+                   join_pieces(bw, target.get(), sizes, axis, squeeze, b);
+               },
+               loc);
+    if (!target || pieces.empty() || !pieces[0].impl()->tape) return pieces;
+    target->split = pieces[0].impl_ptr();
+    for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k)
+        set_gradient_destination(pieces[k], [target, k, shape = pieces[k].shape(), at,
+                                             size = sizes[k]](Backward& asking) {
+            return target->piece(asking, k, shape, at, size);
+        });
     return pieces;
 }
 
@@ -385,7 +321,7 @@ Variable join(const char* op, const std::vector<Variable>& xs, std::size_t axis,
 // same shape off `axis` (concat; axis < 0 skips that check until the axis is known).
 void check_joinable(const char* op, const std::vector<Variable>& xs, const Loc& loc) {
     if (xs.empty()) fail<ValueError>(op, "needs at least one tensor", loc);
-    for (const auto& x : xs) kernels::require_defined(op, x, loc);
+    for (const auto& x : xs) ops::require_defined(op, x, loc);
     const Variable& x0 = xs[0];
     for (std::size_t i = 1; i < xs.size(); ++i) {
         if (xs[i].dtype() != x0.dtype())
@@ -516,8 +452,8 @@ std::string coords(std::size_t p, const Shape& shape) {
 }  // namespace
 
 Variable slice(const Variable& x, long axis, long start, long stop, long step, const Loc& loc) {
-    kernels::require_defined("slice", x, loc);
-    const auto a = kernels::normalize_axis("slice", axis, x.dim(), loc);
+    ops::require_defined("slice", x, loc);
+    const auto a = ops::normalize_axis("slice", axis, x.dim(), loc);
     if (step <= 0)
         fail<ValueError>("slice", fmt::format("step must be positive, got {}", step), loc);
     const long n = static_cast<long>(x.shape()[a]);
@@ -529,8 +465,8 @@ Variable slice(const Variable& x, long axis, long start, long stop, long step, c
 }
 
 Variable narrow(const Variable& x, long axis, long start, long length, const Loc& loc) {
-    kernels::require_defined("narrow", x, loc);
-    const auto a = kernels::normalize_axis("narrow", axis, x.dim(), loc);
+    ops::require_defined("narrow", x, loc);
+    const auto a = ops::normalize_axis("narrow", axis, x.dim(), loc);
     const long n = static_cast<long>(x.shape()[a]);
     const long b = start < 0 ? start + n : start;
     if (length < 0 || b < 0 || b + length > n)
@@ -543,7 +479,7 @@ Variable narrow(const Variable& x, long axis, long start, long length, const Loc
 
 Variable concat(const std::vector<Variable>& xs, long axis, const Loc& loc) {
     check_joinable("concat", xs, loc);
-    const auto a = kernels::normalize_axis("concat", axis, xs[0].dim(), loc);
+    const auto a = ops::normalize_axis("concat", axis, xs[0].dim(), loc);
     for (std::size_t i = 1; i < xs.size(); ++i)
         for (std::size_t d = 0; d < xs[0].dim(); ++d)
             if (d != a && xs[i].shape()[d] != xs[0].shape()[d])
@@ -556,7 +492,7 @@ Variable concat(const std::vector<Variable>& xs, long axis, const Loc& loc) {
 
 Variable stack(const std::vector<Variable>& xs, long axis, const Loc& loc) {
     check_joinable("stack", xs, loc);
-    const auto a = kernels::normalize_axis("stack", axis, xs[0].dim() + 1, loc);
+    const auto a = ops::normalize_axis("stack", axis, xs[0].dim() + 1, loc);
     for (std::size_t i = 1; i < xs.size(); ++i)
         if (xs[i].shape() != xs[0].shape())
             fail<ShapeError>("stack", fmt::format("shapes differ: input 0 is {}, input {} is {}",
@@ -567,8 +503,8 @@ Variable stack(const std::vector<Variable>& xs, long axis, const Loc& loc) {
 
 std::vector<Variable> split(const Variable& x, const std::vector<long>& sizes, long axis,
                             const Loc& loc) {
-    kernels::require_defined("split", x, loc);
-    const auto a = kernels::normalize_axis("split", axis, x.dim(), loc);
+    ops::require_defined("split", x, loc);
+    const auto a = ops::normalize_axis("split", axis, x.dim(), loc);
     std::vector<std::size_t> parts;
     long total = 0;
     for (long s : sizes) {
@@ -586,8 +522,8 @@ std::vector<Variable> split(const Variable& x, const std::vector<long>& sizes, l
 }
 
 std::vector<Variable> chunk(const Variable& x, long n, long axis, const Loc& loc) {
-    kernels::require_defined("chunk", x, loc);
-    const auto a = kernels::normalize_axis("chunk", axis, x.dim(), loc);
+    ops::require_defined("chunk", x, loc);
+    const auto a = ops::normalize_axis("chunk", axis, x.dim(), loc);
     if (n <= 0) fail<ValueError>("chunk", fmt::format("needs n >= 1 chunks, got {}", n), loc);
     const std::size_t size = x.shape()[a], parts = static_cast<std::size_t>(n);
     if (size % parts != 0)
@@ -598,15 +534,15 @@ std::vector<Variable> chunk(const Variable& x, long n, long axis, const Loc& loc
 }
 
 std::vector<Variable> unbind(const Variable& x, long axis, const Loc& loc) {
-    kernels::require_defined("unbind", x, loc);
-    const auto a = kernels::normalize_axis("unbind", axis, x.dim(), loc);
+    ops::require_defined("unbind", x, loc);
+    const auto a = ops::normalize_axis("unbind", axis, x.dim(), loc);
     return split_pieces("unbind", x, a, std::vector<std::size_t>(x.shape()[a], 1), true, loc);
 }
 
 Variable index_select(const Variable& x, long axis, const std::vector<std::int64_t>& indices,
                       const Loc& loc) {
-    kernels::require_defined("index_select", x, loc);
-    const auto a = kernels::normalize_axis("index_select", axis, x.dim(), loc);
+    ops::require_defined("index_select", x, loc);
+    const auto a = ops::normalize_axis("index_select", axis, x.dim(), loc);
     const auto size = static_cast<std::int64_t>(x.shape()[a]);
     for (std::size_t j = 0; j < indices.size(); ++j)
         if (indices[j] < 0 || indices[j] >= size)
@@ -619,8 +555,8 @@ Variable index_select(const Variable& x, long axis, const std::vector<std::int64
 
 Variable gather(const Variable& x, long axis, const std::vector<std::int64_t>& index,
                 const Shape& index_shape, const Loc& loc) {
-    kernels::require_defined("gather", x, loc);
-    const auto a = kernels::normalize_axis("gather", axis, x.dim(), loc);
+    ops::require_defined("gather", x, loc);
+    const auto a = ops::normalize_axis("gather", axis, x.dim(), loc);
     if (index.size() != numel(index_shape))
         fail<ShapeError>("gather", fmt::format("{} index values for index_shape {} ({} values)",
                                                index.size(), to_string(index_shape),
@@ -644,6 +580,6 @@ Variable gather(const Variable& x, long axis, const std::vector<std::int64_t>& i
                      loc);
 }
 
-std::size_t splits_joined_in_place() { return joined_in_place_count; }
+std::size_t detail::splits_joined_in_place() { return joined_in_place_count; }
 
 }  // namespace tapegrad

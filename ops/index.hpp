@@ -36,11 +36,6 @@ std::vector<Variable> chunk(const Variable& x, long n, long axis,
                             const Loc& loc = Loc::current());
 // The slices x[i] along `axis`, each without that axis (the inverse of stack).
 std::vector<Variable> unbind(const Variable& x, long axis = 0, const Loc& loc = Loc::current());
-// How many backwards of split, chunk or unbind on this thread found every piece's gradient
-// already written into the joined gradient (Backward::destination) and copied nothing.
-// For tests and benchmarks.
-std::size_t splits_joined_in_place();
-
 // The entries indices[j] of `axis`: result axis `axis` has indices.size() entries and
 // result[..., j, ...] = x[..., indices[j], ...]. Indices lie in [0, size) (ValueError).
 Variable index_select(const Variable& x, long axis, const std::vector<std::int64_t>& indices,

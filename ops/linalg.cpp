@@ -2,17 +2,18 @@
 
 #include <memory>
 
-#include "core/blas.hpp"
-#include "core/packed_gemm.hpp"
+#include "kernels/blas.hpp"
+#include "kernels/packed_gemm.hpp"
+#include "core/counters.hpp"
 #include "core/tape.hpp"
-#include "ops/kernels.hpp"
+#include "ops/support.hpp"
 #include "ops/shape.hpp"
 
 namespace tapegrad {
 
 namespace {
 
-// A matrix right operand packed for the kernel of core/packed_gemm.hpp: op(B) [K, N] for the
+// A matrix right operand packed for the kernel of kernels/packed_gemm.hpp: op(B) [K, N] for the
 // product A op(B), and op(B)ᵀ [N, K] for its backward's G op(B)ᵀ. Empty: BLAS does the product.
 struct RhsPacks {
     std::shared_ptr<const packed_gemm::PackedMatrix> rhs, rhs_t;  // rhs_t: none without grad
@@ -114,7 +115,7 @@ std::size_t batch_index(std::size_t i, const Shape& batch, const Shape& own) {
 
 Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, RhsPacks packs,
                      const Loc& loc) {
-    kernels::check_binary("matmul", a, b, loc);
+    ops::check_binary("matmul", a, b, loc);
     const Shape &as = a.shape(), &bs = b.shape();
     if (a.dim() < 2 || b.dim() < 2)
         fail<ShapeError>("matmul", fmt::format("{} x {}: both operands need rank >= 2",
@@ -166,9 +167,8 @@ Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, Rhs
                      pb + batch_index(i, batch, b_batch) * k * n, bs.back(), c.data() + i * m * n);
         }
     });
-    return reads_only(record("matmul", std::move(out), {a, b}, [ta, tb, packs](Backward& bw) {
-        matmul_backward(bw, 0, 1, ta, tb, packs);
-    }, loc), {0, 1}, false);
+    return record("matmul", std::move(out), {a, b}, {.inputs = input_mask(0, 1), .result = false},
+                  [ta, tb, packs](Backward& bw) { matmul_backward(bw, 0, 1, ta, tb, packs); }, loc);
 }
 
 }  // namespace
@@ -179,7 +179,7 @@ WeightPackScope::~WeightPackScope() {
     if (--pack_cache.depth == 0) pack_cache.entries.clear();
 }
 
-std::size_t weights_packed() { return packed_count; }
+std::size_t detail::weights_packed() { return packed_count; }
 
 Variable matmul(const Variable& a, const Variable& b, const Loc& loc) {
     return matmul_impl(a, b, false, false, {}, loc);
@@ -191,8 +191,8 @@ Variable matmul(const Variable& a, const Variable& b, bool ta, bool tb, const Lo
 
 Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta, bool tb,
                const Loc& loc) {
-    kernels::check_binary("addmm", a, b, loc);
-    kernels::check_binary("addmm", c, a, loc);
+    ops::check_binary("addmm", a, b, loc);
+    ops::check_binary("addmm", c, a, loc);
     const Shape &as = a.shape(), &bs = b.shape(), &cs = c.shape();
     if (a.dim() != 2 || b.dim() != 2)
         fail<ShapeError>("addmm", fmt::format("{} x {}: both operands must be matrices",
@@ -241,10 +241,30 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
             gemm(ta, tb, m, n, k, a.value().data<T>(), as.back(), b.value().data<T>(),
                  bs.back(), out, T(1));
     });
-    return passes_gradient(reads_only(record("addmm", std::move(result), {c, a, b}, [ta, tb, packs](Backward& bw) {
+    // an addend of the result's shape gets G itself: its gradient passes through unchanged
+    const Reads reads{.inputs = input_mask(1, 2), .result = false, .passes_gradient_to = 0};
+    return record("addmm", std::move(result), {c, a, b}, reads, [ta, tb, packs](Backward& bw) {
         bw.add(0, bw.grad_out());  // d c = G, summed over the broadcast axes by add
         matmul_backward(bw, 1, 2, ta, tb, packs);
-    }, loc), {1, 2}, false), 0);  // an addend of the result's shape gets G itself
+    }, loc);
+}
+
+Variable linear(const Variable& x, const Variable& weight, const Variable& bias, const Loc& loc) {
+    ops::require_defined("linear", x, loc);
+    ops::require_defined("linear", weight, loc);
+    if (weight.dim() != 2 || x.dim() < 1 || x.shape().back() != weight.shape()[1])
+        fail<ShapeError>("linear", fmt::format("input {} and weight {}: the weight must be "
+                                               "[out, in] with in = the input's last axis",
+                                               to_string(x.shape()), to_string(weight.shape())),
+                         loc);
+    if (x.dim() != 2) {  // [..., in] as rows, and back
+        Shape out_shape = x.shape();
+        out_shape.back() = weight.shape()[0];
+        const Variable rows = reshape(x, Shape{x.numel() / x.shape().back(), x.shape().back()}, loc);
+        return reshape(linear(rows, weight, bias, loc), out_shape, loc);
+    }
+    if (!bias.defined()) return matmul(x, weight, false, true, loc);
+    return addmm(bias, x, weight, false, true, loc);
 }
 
 }  // namespace tapegrad

@@ -1,5 +1,5 @@
 // Matrix products through OpenBLAS gemm, batched over leading axes, or through the packed
-// AVX-512 kernel (core/packed_gemm.hpp): for a weight reused inside a WeightPackScope, and,
+// AVX-512 kernel (kernels/packed_gemm.hpp): for a weight reused inside a WeightPackScope, and,
 // scope or not, for a float32 product of more than packed_gemm::max_rows rows whose depth is
 // at most packed_gemm::one_pass_depth (a sequence's input projection), packed for itself.
 #pragma once
@@ -15,6 +15,13 @@ Variable matmul(const Variable& a, const Variable& b, const Loc& loc = Loc::curr
 // op(a) x op(b) where op transposes the last two axes when the flag is set; no transposed copy
 // is made. matmul's backward is written with it: dA = G Bᵀ, dB = Aᵀ G.
 Variable matmul(const Variable& a, const Variable& b, bool transpose_a, bool transpose_b,
+                const Loc& loc = Loc::current());
+
+// x Wᵀ + b, as torch.nn.functional.linear: x [..., in], weight [out, in], bias [out] (or any
+// shape that broadcasts to [N, out]; undefined for none) -> [..., out]. A composition of addmm
+// (matmul without a bias), so a cell's step reads as its equation: linear(h, W_hh, x_t) is
+// W_hh h + x_t.
+Variable linear(const Variable& x, const Variable& weight, const Variable& bias = {},
                 const Loc& loc = Loc::current());
 
 // c + op(a) op(b) for matrices a and b, with c broadcast to the product's [M, N] (a bias [N],
@@ -41,9 +48,5 @@ public:
     WeightPackScope(const WeightPackScope&) = delete;
     WeightPackScope& operator=(const WeightPackScope&) = delete;
 };
-
-// How many right operands this thread has packed (op(B) and op(B)ᵀ count one each), in
-// WeightPackScopes and for products of many rows; tests check that packing happens, and only once.
-std::size_t weights_packed();
 
 }  // namespace tapegrad

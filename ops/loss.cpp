@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "core/tape.hpp"
-#include "ops/kernels.hpp"
+#include "ops/support.hpp"
 #include "ops/nn.hpp"
 #include "ops/reduce.hpp"
 #include "ops/unary.hpp"
@@ -21,7 +21,7 @@ Variable reduce(const Variable& per_element, Reduction reduction, const Loc& loc
 }
 
 void check_same_shape(const char* op, const Variable& a, const Variable& b, const Loc& loc) {
-    kernels::check_binary(op, a, b, loc);
+    ops::check_binary(op, a, b, loc);
     if (a.shape() != b.shape())
         fail<ShapeError>(op, fmt::format("input {} and target {} must have the same shape",
                                          to_string(a.shape()), to_string(b.shape())), loc);
@@ -36,7 +36,7 @@ Variable mse_loss(const Variable& input, const Variable& target, Reduction reduc
 
 Variable nll_loss(const Variable& log_probs, const std::vector<std::int64_t>& targets,
                   std::int64_t ignore_index, Reduction reduction, const Loc& loc) {
-    kernels::require_defined("nll_loss", log_probs, loc);
+    ops::require_defined("nll_loss", log_probs, loc);
     if (log_probs.dim() != 2)
         fail<ShapeError>("nll_loss", fmt::format("log_probs must be [N, C], got {}",
                                                  to_string(log_probs.shape())), loc);
@@ -68,7 +68,7 @@ Variable nll_loss(const Variable& log_probs, const std::vector<std::int64_t>& ta
 
 Variable cross_entropy(const Variable& logits, const std::vector<std::int64_t>& targets,
                        std::int64_t ignore_index, Reduction reduction, const Loc& loc) {
-    kernels::require_defined("cross_entropy", logits, loc);
+    ops::require_defined("cross_entropy", logits, loc);
     if (logits.dim() != 2)
         fail<ShapeError>("cross_entropy", fmt::format("logits must be [N, C], got {}",
                                                       to_string(logits.shape())), loc);

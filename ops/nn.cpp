@@ -4,7 +4,7 @@
 
 #include "core/tape.hpp"
 #include "ops/elementwise.hpp"
-#include "ops/kernels.hpp"
+#include "ops/support.hpp"
 #include "ops/reduce.hpp"
 #include "ops/unary.hpp"
 
@@ -46,8 +46,8 @@ Tensor softmax_forward(const Tensor& x, std::size_t axis, bool log) {
 }  // namespace
 
 Variable log_softmax(const Variable& x, long axis, const Loc& loc) {
-    kernels::require_defined("log_softmax", x, loc);
-    const std::size_t a = kernels::normalize_axis("log_softmax", axis, x.dim(), loc);
+    ops::require_defined("log_softmax", x, loc);
+    const std::size_t a = ops::normalize_axis("log_softmax", axis, x.dim(), loc);
     return record("log_softmax", softmax_forward(x.value(), a, true), {x}, [a](Backward& bw) {
         // d/dx = g - softmax(x) * sum(g)
         const long ax = static_cast<long>(a);
@@ -56,8 +56,8 @@ Variable log_softmax(const Variable& x, long axis, const Loc& loc) {
 }
 
 Variable softmax(const Variable& x, long axis, const Loc& loc) {
-    kernels::require_defined("softmax", x, loc);
-    const std::size_t a = kernels::normalize_axis("softmax", axis, x.dim(), loc);
+    ops::require_defined("softmax", x, loc);
+    const std::size_t a = ops::normalize_axis("softmax", axis, x.dim(), loc);
     return record("softmax", softmax_forward(x.value(), a, false), {x}, [a](Backward& bw) {
         // d/dx = s * (g - sum(g * s))
         const Variable s = bw.result();
@@ -68,14 +68,14 @@ Variable softmax(const Variable& x, long axis, const Loc& loc) {
 
 Variable layer_norm(const Variable& x, std::size_t normalized_dims, const Variable& weight,
                     const Variable& bias, double eps, const Loc& loc) {
-    kernels::require_defined("layer_norm", x, loc);
+    ops::require_defined("layer_norm", x, loc);
     if (normalized_dims == 0 || normalized_dims > x.dim())
         fail<ShapeError>("layer_norm", fmt::format("cannot normalise over the last {} axes of {}",
                                                    normalized_dims, to_string(x.shape())), loc);
     const Shape trailing(x.shape().end() - static_cast<long>(normalized_dims), x.shape().end());
     for (const Variable* p : {&weight, &bias}) {
         if (!p->defined()) continue;
-        kernels::check_binary("layer_norm", x, *p, loc);
+        ops::check_binary("layer_norm", x, *p, loc);
         if (p->shape() != trailing)
             fail<ShapeError>("layer_norm", fmt::format("{} is {}, expected {} (the normalised "
                                                        "axes of {})", p == &weight ? "weight" : "bias",
@@ -94,7 +94,7 @@ Variable layer_norm(const Variable& x, std::size_t normalized_dims, const Variab
 }
 
 Variable dropout(const Variable& x, double p, bool training, Generator& gen, const Loc& loc) {
-    kernels::require_defined("dropout", x, loc);
+    ops::require_defined("dropout", x, loc);
     if (!(p >= 0.0 && p <= 1.0))
         fail<ValueError>("dropout", fmt::format("probability must be in [0, 1], got {}", p), loc);
     if (!training || p == 0.0) return x;

@@ -5,7 +5,7 @@
 #include <xtensor/xmath.hpp>
 
 #include "core/tape.hpp"
-#include "ops/kernels.hpp"
+#include "ops/support.hpp"
 #include "ops/shape.hpp"
 #include "ops/unary.hpp"
 
@@ -16,7 +16,7 @@ namespace {
 std::vector<std::size_t> reduction_axes(const char* op, const Variable& x,
                                         const std::vector<long>& axes, const Loc& loc) {
     std::vector<std::size_t> out;
-    for (long a : axes) out.push_back(kernels::normalize_axis(op, a, x.dim(), loc));
+    for (long a : axes) out.push_back(ops::normalize_axis(op, a, x.dim(), loc));
     if (axes.empty())
         for (std::size_t i = 0; i < x.dim(); ++i) out.push_back(i);
     std::sort(out.begin(), out.end());
@@ -61,7 +61,7 @@ Tensor shaped(Array<T> r, const Plan& p, bool keepdims) {
 template <bool Max>
 Variable extreme(const char* op, const Variable& x, const std::vector<long>& axes, bool keepdims,
                  const Loc& loc) {
-    kernels::require_defined(op, x, loc);
+    ops::require_defined(op, x, loc);
     const Plan p = plan(op, x, axes, loc);
     if (p.count == 0)
         fail<ShapeError>(op, fmt::format("reduces {} over an empty axis", to_string(x.shape())),
@@ -84,7 +84,7 @@ Variable extreme(const char* op, const Variable& x, const std::vector<long>& axe
 }  // namespace
 
 Variable sum(const Variable& x, const std::vector<long>& axes, bool keepdims, const Loc& loc) {
-    kernels::require_defined("sum", x, loc);
+    ops::require_defined("sum", x, loc);
     const Plan p = plan("sum", x, axes, loc);
     Tensor out = dispatch(x.dtype(), [&]<class T>() {
         return shaped(kernels::sum_axes(x.value().xt<T>(), p.reduce), p, keepdims);
@@ -98,7 +98,7 @@ Variable sum(const Variable& x, const std::vector<long>& axes, bool keepdims, co
 Variable sum(const Variable& x, const Loc& loc) { return sum(x, {}, false, loc); }
 
 Variable mean(const Variable& x, const std::vector<long>& axes, bool keepdims, const Loc& loc) {
-    kernels::require_defined("mean", x, loc);
+    ops::require_defined("mean", x, loc);
     const Plan p = plan("mean", x, axes, loc);
     if (p.count == 0) fail<ShapeError>("mean", "reduces over an empty axis", loc);
     return sum(x, axes, keepdims, loc) * (1.0 / static_cast<double>(p.count));
@@ -118,7 +118,7 @@ Variable min(const Variable& x, const Loc& loc) { return min(x, {}, false, loc);
 
 Variable logsumexp(const Variable& x, const std::vector<long>& axes, bool keepdims,
                    const Loc& loc) {
-    kernels::require_defined("logsumexp", x, loc);
+    ops::require_defined("logsumexp", x, loc);
     const Plan p = plan("logsumexp", x, axes, loc);
     Tensor out = dispatch(x.dtype(), [&]<class T>() {
         const auto& v = x.value().xt<T>();
@@ -140,13 +140,13 @@ Variable logsumexp(const Variable& x, const Loc& loc) { return logsumexp(x, {}, 
 
 Variable var(const Variable& x, const std::vector<long>& axes, double correction, bool keepdims,
              const Loc& loc) {
-    kernels::require_defined("var", x, loc);
+    ops::require_defined("var", x, loc);
     const Plan p = plan("var", x, axes, loc);
     const double dof = static_cast<double>(p.count) - correction;
     if (!(dof > 0))
         fail<ValueError>("var", fmt::format("{} elements per group with correction {} leave no "
                                             "degrees of freedom (input {})", p.count, correction,
-                                            kernels::describe(x.value())), loc);
+                                            ops::describe(x.value())), loc);
     Tensor out = dispatch(x.dtype(), [&]<class T>() {
         const auto& v = x.value().xt<T>();
         // two passes: the mean, then Σ (x - mean)^2

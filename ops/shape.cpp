@@ -3,11 +3,11 @@
 #include <algorithm>
 
 #include "core/tape.hpp"
-#include "ops/kernels.hpp"
+#include "ops/support.hpp"
 
 namespace tapegrad {
 
-using kernels::describe;
+using ops::describe;
 
 namespace {
 // Row-major strides of `shape`, in elements.
@@ -77,7 +77,7 @@ Tensor strided_copy(const Tensor& in, const Shape& shape, const std::vector<std:
 }  // namespace
 
 Variable reshape(const Variable& x, const Shape& shape, const Loc& loc) {
-    kernels::require_defined("reshape", x, loc);
+    ops::require_defined("reshape", x, loc);
     if (numel(shape) != x.numel())
         fail<ShapeError>("reshape", fmt::format("cannot reshape {} ({} elements) to {}",
                                                 to_string(x.shape()), x.numel(), to_string(shape)),
@@ -88,13 +88,13 @@ Variable reshape(const Variable& x, const Shape& shape, const Loc& loc) {
         a.reshape(shape);
         return Tensor(std::move(a));
     });
-    return reads_only(record("reshape", std::move(out), {x}, [](Backward& bw) {
+    return record("reshape", std::move(out), {x}, {.inputs = no_inputs, .result = false}, [](Backward& bw) {
         bw.add(0, reshape(bw.grad_out(), bw.input(0).shape()));
-    }, loc), {}, false);
+    }, loc);
 }
 
 Variable reshape(const Variable& x, const std::vector<long>& shape, const Loc& loc) {
-    kernels::require_defined("reshape", x, loc);
+    ops::require_defined("reshape", x, loc);
     Shape target(shape.size());
     std::size_t known = 1;
     long infer = -1;
@@ -145,7 +145,7 @@ Variable permute_as(const char* op, const Variable& x, const std::vector<std::si
 }  // namespace
 
 Variable permute(const Variable& x, const std::vector<long>& dims, const Loc& loc) {
-    kernels::require_defined("permute", x, loc);
+    ops::require_defined("permute", x, loc);
     if (dims.size() != x.dim())
         fail<ShapeError>("permute", fmt::format("dims [{}] name {} axes for {}",
                                                 fmt::join(dims, ","), dims.size(),
@@ -153,7 +153,7 @@ Variable permute(const Variable& x, const std::vector<long>& dims, const Loc& lo
     std::vector<std::size_t> perm(dims.size());
     std::vector<bool> seen(dims.size(), false);
     for (std::size_t i = 0; i < dims.size(); ++i) {
-        perm[i] = kernels::normalize_axis("permute", dims[i], x.dim(), loc);
+        perm[i] = ops::normalize_axis("permute", dims[i], x.dim(), loc);
         if (seen[perm[i]])
             fail<ShapeError>("permute", fmt::format("dims [{}] repeat axis {} of {}",
                                                     fmt::join(dims, ","), perm[i],
@@ -164,12 +164,12 @@ Variable permute(const Variable& x, const std::vector<long>& dims, const Loc& lo
 }
 
 Variable transpose(const Variable& x, long axis0, long axis1, const Loc& loc) {
-    kernels::require_defined("transpose", x, loc);
+    ops::require_defined("transpose", x, loc);
     if (x.dim() < 2)
         fail<ShapeError>("transpose", fmt::format("needs a tensor of rank >= 2, got {}",
                                                   describe(x.value())), loc);
-    const auto a0 = kernels::normalize_axis("transpose", axis0, x.dim(), loc);
-    const auto a1 = kernels::normalize_axis("transpose", axis1, x.dim(), loc);
+    const auto a0 = ops::normalize_axis("transpose", axis0, x.dim(), loc);
+    const auto a1 = ops::normalize_axis("transpose", axis1, x.dim(), loc);
     std::vector<std::size_t> perm(x.dim());
     for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = i;
     std::swap(perm[a0], perm[a1]);
@@ -177,7 +177,7 @@ Variable transpose(const Variable& x, long axis0, long axis1, const Loc& loc) {
 }
 
 Variable squeeze(const Variable& x, const Loc& loc) {
-    kernels::require_defined("squeeze", x, loc);
+    ops::require_defined("squeeze", x, loc);
     Shape kept;
     for (auto n : x.shape())
         if (n != 1) kept.push_back(n);
@@ -185,8 +185,8 @@ Variable squeeze(const Variable& x, const Loc& loc) {
 }
 
 Variable squeeze(const Variable& x, long axis, const Loc& loc) {
-    kernels::require_defined("squeeze", x, loc);
-    const auto a = kernels::normalize_axis("squeeze", axis, x.dim(), loc);
+    ops::require_defined("squeeze", x, loc);
+    const auto a = ops::normalize_axis("squeeze", axis, x.dim(), loc);
     if (x.shape()[a] != 1)
         fail<ShapeError>("squeeze", fmt::format("axis {} of {} has size {}, not 1", axis,
                                                 to_string(x.shape()), x.shape()[a]), loc);
@@ -196,8 +196,8 @@ Variable squeeze(const Variable& x, long axis, const Loc& loc) {
 }
 
 Variable unsqueeze(const Variable& x, long axis, const Loc& loc) {
-    kernels::require_defined("unsqueeze", x, loc);
-    const auto a = kernels::normalize_axis("unsqueeze", axis, x.dim() + 1, loc);
+    ops::require_defined("unsqueeze", x, loc);
+    const auto a = ops::normalize_axis("unsqueeze", axis, x.dim() + 1, loc);
     Shape grown;  // (svector::insert trips a GCC 12 -Warray-bounds false positive)
     for (std::size_t d = 0; d <= x.dim(); ++d) {
         if (d == a) grown.push_back(1);
@@ -207,8 +207,8 @@ Variable unsqueeze(const Variable& x, long axis, const Loc& loc) {
 }
 
 Variable broadcast_to(const Variable& x, const Shape& shape, const Loc& loc) {
-    kernels::require_defined("broadcast_to", x, loc);
-    if (kernels::broadcast_shapes("broadcast_to", x.shape(), shape, loc) != shape)
+    ops::require_defined("broadcast_to", x, loc);
+    if (ops::broadcast_shapes("broadcast_to", x.shape(), shape, loc) != shape)
         fail<ShapeError>("broadcast_to", fmt::format("{} cannot be broadcast to {}",
                                                      to_string(x.shape()), to_string(shape)), loc);
     if (x.shape() == shape) return x;
@@ -225,10 +225,10 @@ Variable broadcast_to(const Variable& x, const Shape& shape, const Loc& loc) {
 }
 
 Variable sum_to(const Variable& x, const Shape& shape, const Loc& loc) {
-    kernels::require_defined("sum_to", x, loc);
+    ops::require_defined("sum_to", x, loc);
     if (x.shape() == shape) return x;
     if (shape.size() > x.dim() ||
-        kernels::broadcast_shapes("sum_to", x.shape(), shape, loc) != x.shape())
+        ops::broadcast_shapes("sum_to", x.shape(), shape, loc) != x.shape())
         fail<ShapeError>("sum_to", fmt::format("{} cannot be summed to {}", to_string(x.shape()),
                                                to_string(shape)), loc);
     // Axes to reduce: the leading ones x has in excess, and those where shape has size 1.

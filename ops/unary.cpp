@@ -4,13 +4,13 @@
 #include <xtensor/xoperation.hpp>
 
 #include "core/tape.hpp"
-#include "core/vector_math.hpp"
-#include "ops/kernels.hpp"
+#include "kernels/vector_math.hpp"
+#include "ops/support.hpp"
 
 namespace tapegrad {
 
 using kernels::map;
-using kernels::require_defined;
+using ops::require_defined;
 
 namespace {
 // f elementwise: float32 through the AVX-512 routine `fast` where the CPU has it (about twice
@@ -31,10 +31,10 @@ Tensor map_fast(const Tensor& x, void (*fast)(const float*, float*, std::size_t)
 Variable exp(const Variable& x, const Loc& loc) {
     require_defined("exp", x, loc);
     Tensor out = map_fast(x.value(), vector_math::exp, [](const auto& v) { return xt::exp(v); });
-    return reads_only(record("exp", std::move(out), {x}, [](Backward& bw) {
+    return record("exp", std::move(out), {x}, {.inputs = no_inputs, .result = true}, [](Backward& bw) {
         // d exp(x) = exp(x)
         bw.add(0, bw.grad_out() * bw.result());
-    }, loc), {}, true);
+    }, loc);
 }
 
 Variable log(const Variable& x, const Loc& loc) {
@@ -46,14 +46,42 @@ Variable log(const Variable& x, const Loc& loc) {
     }, loc);
 }
 
+Variable log1p(const Variable& x, const Loc& loc) {
+    require_defined("log1p", x, loc);
+    Tensor out = map(x.value(), [](const auto& v) { return xt::log1p(v); });
+    return record("log1p", std::move(out), {x}, [](Backward& bw) {
+        // d log(1 + x) = 1 / (1 + x)
+        bw.add(0, bw.grad_out() / (bw.input(0) + 1.0));
+    }, loc);
+}
+
+Variable sqrt(const Variable& x, const Loc& loc) {
+    require_defined("sqrt", x, loc);
+    Tensor out = map(x.value(), [](const auto& v) { return xt::sqrt(v); });
+    return record("sqrt", std::move(out), {x}, [](Backward& bw) {
+        // d sqrt(x) = 1 / (2 sqrt(x))
+        bw.add(0, bw.grad_out() / (2.0 * bw.result()));
+    }, loc);
+}
+
+Variable abs(const Variable& x, const Loc& loc) {
+    require_defined("abs", x, loc);
+    Tensor out = map(x.value(), [](const auto& v) { return xt::abs(v); });
+    return record("abs", std::move(out), {x}, [](Backward& bw) {
+        // d|x| = sign(x), 0 at 0
+        Tensor sign = map(bw.input(0).value(), [](const auto& v) { return xt::sign(v); });
+        bw.add(0, bw.grad_out() * constant(sign));
+    }, loc);
+}
+
 Variable tanh(const Variable& x, const Loc& loc) {
     require_defined("tanh", x, loc);
     Tensor out = map_fast(x.value(), vector_math::tanh, [](const auto& v) { return xt::tanh(v); });
-    return reads_only(record("tanh", std::move(out), {x}, [](Backward& bw) {
+    return record("tanh", std::move(out), {x}, {.inputs = no_inputs, .result = true}, [](Backward& bw) {
         // d tanh(x) = 1 - tanh(x)^2
-        bw.add(0, kernels::pointwise_grad_into(bw, 0, bw.result(),
+        bw.add(0, ops::pointwise_grad_into(bw, 0, bw.result(),
                                                [](const auto& g, const auto& r, const auto& one) { return g * (one - r * r); }));
-    }, loc), {}, true);
+    }, loc);
 }
 
 Variable sigmoid(const Variable& x, const Loc& loc) {
@@ -62,11 +90,11 @@ Variable sigmoid(const Variable& x, const Loc& loc) {
         using T = typename std::decay_t<decltype(v)>::value_type;
         return T(1) / (T(1) + xt::exp(-v));
     });
-    return reads_only(record("sigmoid", std::move(out), {x}, [](Backward& bw) {
+    return record("sigmoid", std::move(out), {x}, {.inputs = no_inputs, .result = true}, [](Backward& bw) {
         // d sigmoid(x) = s (1 - s)
-        bw.add(0, kernels::pointwise_grad_into(bw, 0, bw.result(),
+        bw.add(0, ops::pointwise_grad_into(bw, 0, bw.result(),
                                                [](const auto& g, const auto& s, const auto& one) { return g * (s * (one - s)); }));
-    }, loc), {}, true);
+    }, loc);
 }
 
 Variable relu(const Variable& x, const Loc& loc) {

@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "core/safetensors.hpp"
+#include "train/safetensors.hpp"
 #include "core/variable.hpp"
 
 namespace tapegrad {

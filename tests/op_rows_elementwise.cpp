@@ -1,4 +1,4 @@
-// Gradcheck rows for ops/elementwise: pow, sqrt, abs, log1p, leaky_relu, softplus, clamp,
+// Gradcheck rows for more elementwise ops: pow, sqrt, abs, log1p, leaky_relu, softplus, clamp,
 // maximum, minimum, where, lerp. Inputs come from Domain::any (|x| >= 0.1, off the kinks at 0) or
 // Domain::positive; bounds and thresholds are chosen so random inputs fall on both sides.
 // Piecewise-linear ops have second derivative 0 away from their kinks, so every row also runs

@@ -1,5 +1,5 @@
-// Gradcheck rows for the reductions in ops/reduce beyond sum and mean: max, min, logsumexp,
-// var. Random inputs have no ties, so max/min are smooth there (second derivative 0).
+// Gradcheck rows for the reductions: sum, mean, max, min, logsumexp, var. Random inputs have no
+// ties, so max/min are smooth there (second derivative 0).
 #include "op_table.hpp"
 
 namespace tapegrad::testing {
@@ -10,6 +10,11 @@ using V = const std::vector<Variable>&;
 
 std::vector<OpRow> rows_reduce() {
     return {
+        {"sum all", {{2, 3}}, [](V x) { return sum(x[0]); }},
+        {"sum axis", {{2, 3, 4}}, [](V x) { return sum(x[0], {1}); }},
+        {"sum axes keepdims", {{2, 3, 4}}, [](V x) { return sum(x[0], {0, -1}, true); }},
+        {"mean all", {{2, 3}}, [](V x) { return mean(x[0]); }},
+        {"mean axis", {{2, 3}}, [](V x) { return mean(x[0], {0}); }},
         {"max all", {{2, 3}}, [](V x) { return max(x[0]); }},
         {"max axis", {{2, 3, 4}}, [](V x) { return max(x[0], {1}); }},
         {"max axes keepdims", {{2, 3, 4}}, [](V x) { return max(x[0], {0, -1}, true); }},

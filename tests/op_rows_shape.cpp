@@ -1,4 +1,4 @@
-// Gradcheck rows for the shape, indexing and batched matmul ops.
+// Gradcheck rows for the shape and indexing ops.
 #include "op_table.hpp"
 
 namespace tapegrad::testing {
@@ -9,7 +9,12 @@ using V = const std::vector<Variable>&;
 
 std::vector<OpRow> rows_shape() {
     return {
-        // axes
+        // shapes and axes
+        {"reshape", {{2, 3}}, [](V x) { return reshape(x[0], std::vector<long>{3, -1}); }},
+        {"broadcast_to", {{3, 1}}, [](V x) { return broadcast_to(x[0], {2, 3, 4}); }},
+        {"sum_to", {{2, 3, 4}}, [](V x) { return sum_to(x[0], {3, 1}); }},
+        {"transpose", {{2, 3}}, [](V x) { return transpose(x[0]); }},
+        {"transpose axes", {{2, 3, 4}}, [](V x) { return transpose(x[0], 0, 2); }},
         {"permute", {{2, 3, 4}}, [](V x) { return permute(x[0], {2, 0, 1}); }},
         {"permute negative dims", {{2, 3, 4}}, [](V x) { return permute(x[0], {-1, 1, -3}); }},
         {"squeeze all", {{2, 1, 3, 1}}, [](V x) { return squeeze(x[0]); }},
@@ -53,28 +58,6 @@ std::vector<OpRow> rows_shape() {
          [](V x) { return gather(x[0], 1, {0, 3, 3, 1, 2, 2}, {3, 2}); }},
         {"gather axis 0, smaller index", {{3, 4}},
          [](V x) { return gather(x[0], 0, {2, 0, 2}, {1, 3}); }},
-        // batched matmul
-        {"matmul batched", {{2, 3, 4}, {2, 4, 5}}, [](V x) { return matmul(x[0], x[1]); }},
-        {"matmul 2-D x batched", {{3, 4}, {2, 4, 5}}, [](V x) { return matmul(x[0], x[1]); }},
-        {"matmul [1,M,K] x [B,K,N]", {{1, 3, 4}, {2, 4, 2}},
-         [](V x) { return matmul(x[0], x[1]); }},
-        {"matmul batched x [1,K,N]", {{2, 3, 4}, {1, 4, 2}},
-         [](V x) { return matmul(x[0], x[1]); }},
-        {"matmul batched x 2-D (folded)", {{2, 3, 4}, {4, 5}},
-         [](V x) { return matmul(x[0], x[1]); }},
-        {"matmul batched x 2-D transposed", {{2, 3, 4}, {5, 4}},
-         [](V x) { return matmul(x[0], x[1], false, true); }},
-        {"matmul batched transposed flags", {{2, 4, 3}, {2, 2, 4}},
-         [](V x) { return matmul(x[0], x[1], true, true); }},
-        {"matmul 4-D batch broadcast", {{2, 1, 3, 4}, {3, 4, 2}},
-         [](V x) { return matmul(x[0], x[1]); }},
-        // addmm: c + op(a) op(b), c full or a broadcast bias
-        {"addmm [M,N] + A B", {{3, 5}, {3, 4}, {4, 5}}, [](V x) { return addmm(x[0], x[1], x[2]); }},
-        {"addmm bias [N] + A Bᵀ", {{5}, {3, 4}, {5, 4}},
-         [](V x) { return addmm(x[0], x[1], x[2], false, true); }},
-        {"addmm column [M,1] + A B, M = N", {{3, 1}, {3, 2}, {2, 3}}, [](V x) { return addmm(x[0], x[1], x[2]); }},
-        {"addmm [1,N] + Aᵀ Bᵀ", {{1, 2}, {4, 3}, {2, 4}},
-         [](V x) { return addmm(x[0], x[1], x[2], true, true); }},
         // a composition: one LSTM cell step, gates cut with chunk
         {"lstm step", {{2, 3}, {3, 8}, {2, 2}, {2, 8}, {2, 2}}, [](V x) {
              auto g = chunk(matmul(x[0], x[1]) + matmul(x[2], x[3]), 4, 1);

@@ -1,5 +1,6 @@
-// The gradcheck table: one row per op. A new op is a new row in op_table.cpp; the float64
-// gradcheck and the gradgradcheck suites both walk every row.
+// The gradcheck table: one row per op. A new op is a new row in its family's op_rows_*.cpp
+// (test_op_coverage.cpp fails on a public op without one); the float64 gradcheck and the
+// gradgradcheck suites both walk every row.
 #pragma once
 
 #include <string>
@@ -25,10 +26,11 @@ struct OpRow {
 
 // All rows: the concatenation of the families below, each in its own op_rows_*.cpp.
 const std::vector<OpRow>& op_table();
-std::vector<OpRow> rows_foundation();
+std::vector<OpRow> rows_arith();
 std::vector<OpRow> rows_elementwise();
 std::vector<OpRow> rows_reduce();
 std::vector<OpRow> rows_shape();
+std::vector<OpRow> rows_linalg();
 std::vector<OpRow> rows_nn();
 std::vector<Tensor> make_inputs(const OpRow& row, DType dtype, std::uint64_t seed = 0);
 

@@ -1,7 +1,7 @@
 // gradcheck itself: it passes right gradients, catches wrong ones and reports them.
 #include <doctest/doctest.h>
 
-#include <tapegrad/core/gradcheck_doctest.hpp>
+#include <tapegrad/train/gradcheck_doctest.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 using namespace tapegrad;

@@ -6,7 +6,8 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include <tapegrad/core/gradcheck_doctest.hpp>
+#include <tapegrad/train/gradcheck_doctest.hpp>
+#include <tapegrad/core/counters.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 using namespace tapegrad;
@@ -180,25 +181,21 @@ TEST_CASE("recurrent: hoisting the input projection changes nothing") {
     CHECK(max_abs_diff(hoisted.forward(x).output.value(), plain.forward(x).output.value()) < 1e-14);
 }
 
-TEST_CASE("recurrent: the Cho GRU projects its r,z and n columns apart; the numbers are the steps' own") {
-    // Through the driver the Cho GRU uses project_input_parts / step_parts: two projections,
-    // each step's two parts whole. The same cell's step() on its own (one projection, cut at
-    // every step) must give the same outputs and gradients.
+TEST_CASE("recurrent: the Cho GRU slices W_hh once per sequence; the numbers are the steps' own") {
+    // Through the driver the Cho GRU's steps share the slices of W_hh its sequence_step() cut.
+    // The same cell's step() on its own (slices cut at every step) must give the same outputs
+    // and gradients.
     const std::size_t I = 3, H = 4, T = 5, B = 2;
     Generator g(21), gx(22);
     GRU gru(I, H, {}, g, float64);
     Cell& cell = gru.cell(0);
-    REQUIRE(cell.project_input_parts(Variable(gx.normal({T * B, I}, 0, 1, float64))).size() == 2);
     const Variable x(gx.normal({T, B, I}, 0, 1, float64), true);
     auto params = gru.parameters();
     std::vector<Variable> wanted(params.begin(), params.end());
     wanted.push_back(x);
 
-    const std::size_t before = products_read_in_place();
     const Variable out = gru.forward(x).output;
     const auto driven = grad(weighted(out, 1), wanted);
-    // w_rz's and w_n's per-step products read the joined gradients of the two projections
-    CHECK(products_read_in_place() - before == 2);
 
     Variable h = constant(Tensor::zeros({B, H}, float64));
     std::vector<Variable> hs;
@@ -209,12 +206,12 @@ TEST_CASE("recurrent: the Cho GRU projects its r,z and n columns apart; the numb
     }
     const Variable alone_out = stack(hs, 0);
     CHECK(max_abs_diff(out.value(), alone_out.value()) < 1e-14);
-    {  // a user's own loop inside SequenceScope: the slices begin_sequence cuts, same numbers
-        SequenceScope scope(cell);
+    {  // a user's own loop with the step of one sequence: the same numbers
+        const Cell::StepFn step = cell.sequence_step();
         Variable hh = constant(Tensor::zeros({B, H}, float64));
         for (std::size_t t = 0; t < T; ++t) {
             const Variable xt = reshape(narrow(x, 0, static_cast<long>(t), 1), Shape{B, I});
-            hh = cell.step(cell.project_input(xt), {hh})[0];
+            hh = step(cell.project_input(xt), {hh})[0];
             CHECK(max_abs_diff(hh.value(), hs[t].value()) < 1e-14);
         }
     }
@@ -224,7 +221,7 @@ TEST_CASE("recurrent: the Cho GRU projects its r,z and n columns apart; the numb
         CHECK(max_abs_diff(driven[i].value(), alone[i].value()) < 1e-13);
     }
 
-    // a 2-layer bidirectional Cho GRU with lengths passes gradcheck through the parts
+    // a 2-layer bidirectional Cho GRU with lengths passes gradcheck through the driver
     Generator g2(23);
     GRU stacked(2, 2, {.num_layers = 2, .bidirectional = true}, g2);
     auto f = [&](V v) {
@@ -232,13 +229,6 @@ TEST_CASE("recurrent: the Cho GRU projects its r,z and n columns apart; the numb
         return weighted(o.output, 1) + weighted(o.states[0], 2);
     };
     CHECK_GRADCHECK(stacked, f, random_inputs({{3, 2, 2}, {4, 2, 2}}, 24));
-
-    // parts that do not fit the cell are refused, naming it
-    const Variable p(Tensor::zeros({B, 3 * H}, float64));
-    const State s{constant(Tensor::zeros({B, H}, float64))};
-    CHECK_THROWS_WITH_AS(cell.step_parts({p, p, p}, s), doctest::Contains("GRUCell"), ValueError);
-    LSTMCell lstm(I, H, g, float64);
-    CHECK_THROWS_WITH_AS(lstm.step_parts({p, p}, s), doctest::Contains("LSTMCell: step_parts got 2"), ValueError);
 }
 
 TEST_CASE("recurrent: outputs, final states and gradients match PyTorch (float64, 2 layers, bidirectional)") {
@@ -429,10 +419,10 @@ TEST_CASE("recurrent: each step's gate gradients are joined straight into the pr
     std::vector<Variable> wanted(params.begin(), params.end());
     wanted.push_back(x);
 
-    const std::size_t joined_before = splits_joined_in_place(), read_before = products_read_in_place();
+    const std::size_t joined_before = detail::splits_joined_in_place(), read_before = detail::products_read_in_place();
     const auto driven = grad(weighted(lstm.forward(x).output, 1), wanted);
-    CHECK(splits_joined_in_place() - joined_before == T + 1);
-    CHECK(products_read_in_place() - read_before == 1);  // W_hh's products read it in place
+    CHECK(detail::splits_joined_in_place() - joined_before == T + 1);
+    CHECK(detail::products_read_in_place() - read_before == 1);  // W_hh's products read it in place
 
     State s{constant(Tensor::zeros({B, H}, float64)), constant(Tensor::zeros({B, H}, float64))};
     std::vector<Variable> hs;

@@ -2,9 +2,11 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
+#include <tapegrad/core/config.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 using namespace tapegrad;
@@ -168,4 +170,28 @@ TEST_CASE("memory: a variable and a recorded op's input list come from the cache
         plain = taken([&] { return x * x; });
     }
     CHECK(taken([&] { return x * x; }) == plain + 1);  // recorded: its list of inputs besides
+}
+
+TEST_CASE("memory: the cache's limit at start-up is TAPEGRAD_BUFFER_CACHE_MIB, 256 MiB unset") {
+#if defined(__SANITIZE_ADDRESS__)
+    const std::size_t fallback = 0;
+#else
+    const std::size_t fallback = std::size_t{256} << 20;
+#endif
+    if (!std::getenv("TAPEGRAD_BUFFER_CACHE_MIB")) CHECK(switches().buffer_cache_bytes == fallback);
+    CHECK(buffer_cache_limit() == switches().buffer_cache_bytes);  // tests restore the limit
+}
+
+TEST_CASE("memory: tune_malloc() sets glibc's thresholds unless TAPEGRAD_MALLOC_TUNING=0") {
+    const MallocTuning t = tune_malloc();
+#if defined(__GLIBC__)
+    if (switches().malloc_tuning) {
+        CHECK(t.applied);
+        CHECK(t.mmap_threshold == std::size_t{32} << 20);
+        CHECK(t.trim_threshold == std::size_t{256} << 20);
+        CHECK(t.top_pad == std::size_t{16} << 20);
+        return;
+    }
+#endif
+    CHECK_FALSE(t.applied);
 }

@@ -2,7 +2,7 @@
 // twice differentiable.
 #include <doctest/doctest.h>
 
-#include <tapegrad/core/gradcheck_doctest.hpp>
+#include <tapegrad/train/gradcheck_doctest.hpp>
 
 #include "op_table.hpp"
 

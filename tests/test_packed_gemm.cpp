@@ -1,10 +1,11 @@
-// The packed float32 kernel (core/packed_gemm.hpp) and WeightPackScope: products, gradients and
+// The packed float32 kernel (kernels/packed_gemm.hpp) and WeightPackScope: products, gradients and
 // second-order gradients agree with plain BLAS, a write to a packed weight is seen, and the
 // recurrent driver packs each recurrent weight once per sequence.
 #include <doctest/doctest.h>
 
 #include <cmath>
 
+#include <tapegrad/core/counters.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 using namespace tapegrad;
@@ -23,16 +24,16 @@ double relative_diff(const Tensor& a, const Tensor& b) {
 // `packings` times inside and never outside, and that each tensor f returns agrees.
 template <class F>
 void check_packed_agrees(F f, std::size_t packings) {
-    const std::size_t before = weights_packed();
+    const std::size_t before = detail::weights_packed();
     std::vector<Tensor> packed;
     {
         WeightPackScope scope;
         packed = f();
     }
-    CHECK(weights_packed() - before == packings);
-    const std::size_t middle = weights_packed();
+    CHECK(detail::weights_packed() - before == packings);
+    const std::size_t middle = detail::weights_packed();
     const std::vector<Tensor> blas = f();
-    CHECK(weights_packed() == middle);  // nothing packed outside a scope
+    CHECK(detail::weights_packed() == middle);  // nothing packed outside a scope
     REQUIRE(packed.size() == blas.size());
     for (std::size_t i = 0; i < packed.size(); ++i) {
         CAPTURE(i);
@@ -241,12 +242,12 @@ TEST_CASE("packed gemm: a write to a packed weight inside the scope is seen by t
     const Variable x(g.normal({4, 32}, 0, 1, float32));
     WeightPackScope scope;
     const Tensor before = matmul(x, w, false, true).value();
-    const std::size_t packed = weights_packed();
+    const std::size_t packed = detail::weights_packed();
     CHECK(relative_diff(matmul(x, w, false, true).value(), before) == 0.0);  // reused, same values
-    CHECK(weights_packed() == packed);
+    CHECK(detail::weights_packed() == packed);
     w.mutable_value().mutable_xt<float>() *= 2.0f;
     const Tensor after = matmul(x, w, false, true).value();
-    CHECK(weights_packed() == packed + 2);  // the new values were packed
+    CHECK(detail::weights_packed() == packed + 2);  // the new values were packed
     Tensor doubled = before.clone();
     doubled.mutable_xt<float>() *= 2.0f;
     CHECK(relative_diff(after, doubled) < 1e-6);
@@ -257,39 +258,39 @@ TEST_CASE("packed gemm: without recording only op(b) is packed, its transpose on
     Generator g(10);
     const Variable w(g.normal({24, 16}, 0, 1, float32), true), x(g.normal({3, 16}, 0, 1, float32));
     WeightPackScope scope;
-    const std::size_t start = weights_packed();
+    const std::size_t start = detail::weights_packed();
     Tensor inference;
     {
         NoGradGuard no_grad;
         inference = matmul(x, w, false, true).value();
     }
-    CHECK(weights_packed() == start + 1);
+    CHECK(detail::weights_packed() == start + 1);
     const Variable y = matmul(x, w, false, true);  // recorded: wᵀ's transpose is added
-    CHECK(weights_packed() == start + 2);
+    CHECK(detail::weights_packed() == start + 2);
     CHECK(relative_diff(y.value(), inference) == 0.0);
     const auto gw = grad(sum(y * y), {w});
-    CHECK(weights_packed() == start + 2);
+    CHECK(detail::weights_packed() == start + 2);
     CHECK(gw[0].defined());
 }
 
 TEST_CASE("packed gemm: float64, and many rows with a deep product, stay on BLAS") {
     if (!packed_gemm::available()) return;
     Generator g(8);
-    const std::size_t start = weights_packed();
+    const std::size_t start = detail::weights_packed();
     WeightPackScope scope;
     const std::size_t deep = packed_gemm::one_pass_depth + 1;
     matmul(Variable(g.normal({4, 8}, 0, 1, float64)), Variable(g.normal({8, 8}, 0, 1, float64)));
     matmul(Variable(g.normal({packed_gemm::max_rows + 1, deep}, 0, 1, float32)), Variable(g.normal({deep, 8}, 0, 1, float32)));
-    CHECK(weights_packed() == start);
+    CHECK(detail::weights_packed() == start);
     // switched off for the process: BLAS; switched back on: packed again
     const Variable x(g.normal({4, 8}, 0, 1, float32)), w(g.normal({8, 8}, 0, 1, float32));
     packed_gemm::set_enabled(false);
     CHECK_FALSE(packed_gemm::available());
     matmul(x, w);
-    CHECK(weights_packed() == start);
+    CHECK(detail::weights_packed() == start);
     packed_gemm::set_enabled(true);
     matmul(x, w);
-    CHECK(weights_packed() == start + 2);
+    CHECK(detail::weights_packed() == start + 2);
 }
 
 TEST_CASE("packed gemm: many rows and a shallow depth are packed for the product alone, scope or not") {
@@ -304,16 +305,16 @@ TEST_CASE("packed gemm: many rows and a shallow depth are packed for the product
     const Tensor x0 = g.normal({m, 40}, 0, 1, float32), probe0 = g.normal({m, 100}, 0, 1, float32);
     const Tensor v0 = g.normal({deep, 30}, 0, 0.1, float32), y0 = g.normal({97, deep}, 0, 1, float32);
     auto run = [&](DType dtype, std::size_t packings) {
-        const std::size_t before = weights_packed();
+        const std::size_t before = detail::weights_packed();
         const Variable w(w0.to(dtype), true), bias(bias0.to(dtype), true), x(x0.to(dtype), true);
         const Variable v(v0.to(dtype), true), y(y0.to(dtype), true);
         const Variable a = addmm(bias, x, w, false, true) * Variable(probe0.to(dtype));
         const Variable b = matmul(y, v);
-        CHECK(weights_packed() - before == packings);
+        CHECK(detail::weights_packed() - before == packings);
         const Variable loss = sum(a * a) + sum(b * b);
         std::vector<Tensor> out{a.value().to(float32), b.value().to(float32)};
         for (const auto& gv : grad(loss, {w, bias, x, v, y})) out.push_back(gv.value().to(float32));
-        CHECK(weights_packed() - before == 2 * packings);  // each dx product packs op(b)ᵀ
+        CHECK(detail::weights_packed() - before == 2 * packings);  // each dx product packs op(b)ᵀ
         return out;
     };
     const std::vector<Tensor> reference = run(float64, 0);
@@ -350,9 +351,9 @@ TEST_CASE("packed gemm: layers whose input projection has many rows agree with f
             for (const auto& gv : grad(sum(out * out), wanted)) result.push_back(gv.value().to(float32));
             return result;
         };
-        const std::size_t before = weights_packed();
+        const std::size_t before = detail::weights_packed();
         const std::vector<Tensor> packed = run(float32);
-        CHECK(weights_packed() > before);
+        CHECK(detail::weights_packed() > before);
         packed_gemm::set_enabled(false);
         const std::vector<Tensor> blas = run(float32);
         packed_gemm::set_enabled(true);
@@ -372,10 +373,10 @@ TEST_CASE("packed gemm: the driver packs each recurrent weight once per sequence
         auto params = layer->parameters();
         std::vector<Variable> wanted(params.begin(), params.end());
         wanted.push_back(x);
-        const std::size_t before = weights_packed();
+        const std::size_t before = detail::weights_packed();
         const Variable out = layer->forward(x).output;
         // RNN and LSTM: weight_hh and its transpose; GRU: its two per-sequence slices, each twice
-        CHECK(weights_packed() - before == (std::string(kind) == "gru" ? 4 : 2));
+        CHECK(detail::weights_packed() - before == (std::string(kind) == "gru" ? 4 : 2));
         const auto grads = grad(sum(out * out), wanted);
 
         // the same steps through cell.step outside any scope: BLAS throughout
@@ -388,7 +389,7 @@ TEST_CASE("packed gemm: the driver packs each recurrent weight once per sequence
             total = total + sum(state[0] * state[0]);
         }
         const auto alone = grad(total, wanted);
-        CHECK(weights_packed() - before == (std::string(kind) == "gru" ? 4 : 2));
+        CHECK(detail::weights_packed() - before == (std::string(kind) == "gru" ? 4 : 2));
         for (std::size_t i = 0; i < grads.size(); ++i) {
             CAPTURE(i);
             CHECK(relative_diff(grads[i].value(), alone[i].value()) < 1e-5);

@@ -1,4 +1,4 @@
-// Data parallelism over the batch (core/parallel.hpp): shard boundaries, gradients equal to
+// Data parallelism over the batch (train/parallel.hpp): shard boundaries, gradients equal to
 // the whole batch's, errors, and bitwise determinism across thread counts.
 #include <doctest/doctest.h>
 
@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include <tapegrad/core/counters.hpp>
 #include <tapegrad/tapegrad.hpp>
 
 using namespace tapegrad;
@@ -258,9 +259,9 @@ TEST_CASE("parallel_backward: losses and parameters are bitwise equal with 1, 2 
     // started during the sweep, which either thread may run.
     for (const char* kind : {"lstm", "gru"}) {
         CAPTURE(kind);
-        const std::size_t before = products_started_early();
+        const std::size_t before = detail::products_started_early();
         const auto one = train(kind, 1, 3, 40, 48, 16);
-        CHECK(products_started_early() > before);
+        CHECK(detail::products_started_early() > before);
         const auto two = train(kind, 2, 3, 40, 48, 16);
         const auto four = train(kind, 4, 3, 40, 48, 16);
         CHECK(one.first == two.first);
@@ -345,9 +346,9 @@ TEST_CASE("SharedProductsScope: a weight's products are summed in parts started 
         auto in_parts = [&](std::size_t threads) {
             Threads scope(threads);
             SharedProductsScope share;
-            const std::size_t before = products_started_early();
+            const std::size_t before = detail::products_started_early();
             const Tensor g = tapegrad::grad(loss(), {w})[0].value();
-            CHECK(products_started_early() == before + 1);
+            CHECK(detail::products_started_early() == before + 1);
             return g;
         };
         const Tensor one = in_parts(1), two = in_parts(2);
@@ -384,16 +385,16 @@ TEST_CASE("parallel_backward: parts of W_hh's products started during the sweep 
     // started mid-sweep, and the last 8 at the end. Both read the gate gradients where the
     // cell wrote them, in the joined gradient of the input projection, without stacking them.
     // (W_ih's one product of 640 rows is a part too, but one product is never stacked.)
-    Threads scope(1);  // the shards on this thread, whose products_read_in_place() counts
+    Threads scope(1);  // the shards on this thread, whose detail::products_read_in_place() counts
     Model m("lstm", float32);
     const auto params = m.parameters();
     const Data d(40, 32, float32, 7);
-    const std::size_t started = products_started_early(), in_place = products_read_in_place();
+    const std::size_t started = detail::products_started_early(), in_place = detail::products_read_in_place();
     parallel_backward(params, 32, [&](const Shard& s) {
         return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
     }, {.rows = 16});
-    CHECK(products_started_early() - started == 4);  // W_hh's and W_ih's, in each shard
-    CHECK(products_read_in_place() - in_place == 4);  // W_hh's part and the rest, in each shard
+    CHECK(detail::products_started_early() - started == 4);  // W_hh's and W_ih's, in each shard
+    CHECK(detail::products_read_in_place() - in_place == 4);  // W_hh's part and the rest, in each shard
 }
 
 TEST_CASE("parallel_backward: bad shards and failing shards are reported") {

@@ -6,8 +6,9 @@
 #include <string>
 #include <thread>
 
+#include <tapegrad/core/counters.hpp>
 #include <tapegrad/tapegrad.hpp>
-#include <tapegrad/core/gradcheck_doctest.hpp>
+#include <tapegrad/train/gradcheck_doctest.hpp>
 
 using namespace tapegrad;
 
@@ -353,9 +354,9 @@ TEST_CASE("tape: a weight's products over the pieces of a split read the split's
     };
     SUBCASE("every step used: one range of the joined gradient, read in place") {
         const std::vector<std::size_t> all{0, 1, 2, 3, 4};
-        const std::size_t before = products_read_in_place();
+        const std::size_t before = detail::products_read_in_place();
         const auto g = grad(loss_of(all), {w, p});
-        CHECK(products_read_in_place() == before + 1);
+        CHECK(detail::products_read_in_place() == before + 1);
         CHECK(max_abs_diff(g[0].value(), expected_w(all)) < 1e-12);
         for (std::size_t t = 0; t < T; ++t)  // P's gradient: the G_t = C_t in order
             for (std::size_t i = 0; i < B * M; ++i)
@@ -363,18 +364,18 @@ TEST_CASE("tape: a weight's products over the pieces of a split read the split's
     }
     SUBCASE("a step left out leaves a gap: the products are stacked as before") {
         const std::vector<std::size_t> some{0, 1, 3, 4};
-        const std::size_t before = products_read_in_place();
+        const std::size_t before = detail::products_read_in_place();
         const auto g = grad(loss_of(some), {w});
-        CHECK(products_read_in_place() == before);
+        CHECK(detail::products_read_in_place() == before);
         CHECK(max_abs_diff(g[0].value(), expected_w(some)) < 1e-12);
     }
     SUBCASE("in a float32 LSTM layer the recurrent weight's gradient takes this path and matches float64") {
         Generator g32(5), g64(5);
         LSTM lstm32(3, 8, {}, g32, float32), lstm64(3, 8, {}, g64, float64);
         Tensor x = Generator(6).normal({6, 4, 3}, 0, 1, float64);
-        const std::size_t before = products_read_in_place();
+        const std::size_t before = detail::products_read_in_place();
         sum(lstm32.forward(Variable(x.to(float32))).output).backward();
-        CHECK(products_read_in_place() > before);
+        CHECK(detail::products_read_in_place() > before);
         sum(lstm64.forward(Variable(x)).output).backward();
         CHECK(max_abs_diff(lstm32.parameters()[1].grad().to(float64), lstm64.parameters()[1].grad()) < 1e-4);
     }
@@ -458,17 +459,17 @@ TEST_CASE("tape: sigmoid and tanh write a chunk piece's gradient into its column
     };
     const std::vector<Variable> vars = leaves();
     const Variable loss = model(false, false, false)(vars);
-    const std::size_t count = splits_joined_in_place();
+    const std::size_t count = detail::splits_joined_in_place();
     const auto once = grad(loss, vars, {}, {.retain_graph = true});
-    CHECK(splits_joined_in_place() - count == 3);
+    CHECK(detail::splits_joined_in_place() - count == 3);
     const auto again = grad(loss, vars);
-    CHECK(splits_joined_in_place() - count == 6);
+    CHECK(detail::splits_joined_in_place() - count == 6);
     for (std::size_t k = 0; k < vars.size(); ++k) CHECK(once[k].value().to_vector() == again[k].value().to_vector());
     // z0 used again after its columns were handed out: its chunks join elsewhere (copies)
     const std::vector<Variable> vars2 = leaves();
-    const std::size_t count2 = splits_joined_in_place();
+    const std::size_t count2 = detail::splits_joined_in_place();
     grad(model(true, false, false)(vars2), vars2);
-    CHECK(splits_joined_in_place() - count2 == 0);
+    CHECK(detail::splits_joined_in_place() - count2 == 0);
 }
 
 TEST_CASE("tape: a split piece's range of the joined gradient is written in place only while the piece has no other gradient") {
@@ -503,9 +504,9 @@ TEST_CASE("tape: a split piece's range of the joined gradient is written in plac
     const auto p = split(x, {2, 3}, 0);
     const auto z = chunk(addmm(p[0], a, w, false, true), 3, 1);
     const Variable loss = sum(z[0] * z[1]) + sum(sigmoid(z[2])) + sum(p[1] * p[1]);
-    const std::size_t before = splits_joined_in_place();
+    const std::size_t before = detail::splits_joined_in_place();
     const auto once = grad(loss, {x, a, w}, {}, {.retain_graph = true});
-    CHECK(splits_joined_in_place() == before);  // p1's gradient came from elsewhere: copied
+    CHECK(detail::splits_joined_in_place() == before);  // p1's gradient came from elsewhere: copied
     const auto twice = grad(loss, {x, a, w});
     for (std::size_t i = 0; i < 3; ++i) CHECK(once[i].value().to_vector() == twice[i].value().to_vector());
     // p0's rows hold the chunk's joined gradient: z0 gets z1, z1 gets z0, z2 gets σ'

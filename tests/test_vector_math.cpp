@@ -1,4 +1,4 @@
-// The AVX-512 exp, sigmoid and tanh (core/vector_math.hpp) behind the float32 forward of the
+// The AVX-512 exp, sigmoid and tanh (kernels/vector_math.hpp) behind the float32 forward of the
 // exp, sigmoid and tanh ops: within a few ulps of a double-precision reference over their whole
 // range, and the special values (NaN, ±inf, ±0, overflow, underflow) as std:: gives them.
 #include <doctest/doctest.h>

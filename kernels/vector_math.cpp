@@ -1,8 +1,9 @@
-#include "core/vector_math.hpp"
+#include "kernels/vector_math.hpp"
 
 #include <immintrin.h>
 
-#include "core/avx512_switch.hpp"
+#include "core/config.hpp"
+#include "kernels/cpu.hpp"
 
 namespace tapegrad::vector_math {
 
@@ -75,7 +76,7 @@ TAPEGRAD_AVX512 void apply(const float* x, float* y, std::size_t n) {
 }
 
 detail::Avx512Switch& state() {
-    static detail::Avx512Switch s("TAPEGRAD_VECTOR_MATH");
+    static detail::Avx512Switch s(switches().vector_math);
     return s;
 }
 

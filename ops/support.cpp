@@ -1,6 +1,6 @@
-#include "ops/kernels.hpp"
+#include "ops/support.hpp"
 
-namespace tapegrad::kernels {
+namespace tapegrad::ops {
 
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b,
                        const std::source_location& loc) {
@@ -27,4 +27,4 @@ std::size_t normalize_axis(const char* op, long axis, std::size_t dim,
     return static_cast<std::size_t>(axis < 0 ? axis + d : axis);
 }
 
-}  // namespace tapegrad::kernels
+}  // namespace tapegrad::ops

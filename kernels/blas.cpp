@@ -1,4 +1,4 @@
-#include "core/blas.hpp"
+#include "kernels/blas.hpp"
 
 #include <cblas.h>
 #include <dlfcn.h>

@@ -1,4 +1,4 @@
-#include "core/parallel.hpp"
+#include "train/parallel.hpp"
 
 #include <sched.h>
 #include <unistd.h>
@@ -16,7 +16,7 @@
 #include <tbb/task_arena.h>
 #include <tbb/task_scheduler_observer.h>
 
-#include "core/blas.hpp"
+#include "kernels/blas.hpp"
 #include "core/tape.hpp"
 #include "ops/arith.hpp"
 

@@ -1,4 +1,4 @@
-#include "core/gradcheck.hpp"
+#include "train/gradcheck.hpp"
 
 #include <cmath>
 

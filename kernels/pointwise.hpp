@@ -1,5 +1,5 @@
-// Shared helpers for writing ops: input validation with tapegrad errors, and dtype-dispatched
-// xtensor kernels. Internal to ops/; users write ops with record() and Variable ops.
+// Array-level kernels shared by the ops: elementwise maps, row-wise reductions vectorised with
+// xsimd, and zips over broadcast operands. They know tensors, not variables or the tape.
 #pragma once
 
 #include <algorithm>
@@ -9,43 +9,15 @@
 #include <source_location>
 #include <string>
 #include <vector>
-
 #include <fmt/format.h>
 #include <xsimd/xsimd.hpp>
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
 #include <xtensor/xnoalias.hpp>
 
-#include "core/tape.hpp"
-#include "core/variable.hpp"
+#include "core/tensor.hpp"
 
 namespace tapegrad::kernels {
-
-inline std::string describe(const Tensor& t) {
-    return fmt::format("{} {}", to_string(t.shape()), name(t.dtype()));
-}
-
-inline void require_defined(const char* op, const Variable& v, const std::source_location& loc) {
-    if (!v.defined()) fail<ValueError>(op, "an input variable is undefined", loc);
-}
-
-// Both inputs defined and of one dtype.
-inline void check_binary(const char* op, const Variable& a, const Variable& b,
-                         const std::source_location& loc) {
-    require_defined(op, a, loc);
-    require_defined(op, b, loc);
-    if (a.dtype() != b.dtype())
-        fail<DTypeError>(op, fmt::format("dtypes differ: {} and {}", describe(a.value()),
-                                         describe(b.value())), loc);
-}
-
-// NumPy broadcasting: shapes align at the right; each pair of sizes is equal or one is 1.
-Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b,
-                       const std::source_location& loc);
-
-// Normalises a possibly negative axis for a tensor of rank `dim`.
-std::size_t normalize_axis(const char* op, long axis, std::size_t dim,
-                           const std::source_location& loc);
 
 // result = f(x) elementwise; f receives the xtensor array and returns an expression.
 template <class F>
@@ -365,40 +337,5 @@ Tensor zip(const Tensor& a, const Tensor& b, F&& f) {
 // parameter taken by value would not — its stack slot is dead by then), hence static storage.
 template <class T>
 inline constexpr T one_v = T(1);
-
-// A backward rule's elementwise formula f(g, y, one) — g the incoming gradient, y a saved
-// tensor of the same shape (the op's input or result), `one` the constant 1, which f must take
-// by reference (const auto&) and which must also accept plain scalars — written once
-// and evaluated two ways. In a plain backward it runs as one fused pass over the arrays (no
-// temporaries: g * (1 - y*y) is one loop); under create_graph it runs on Variables, so the
-// gradient is itself recorded and differentiable.
-template <class F>
-Variable pointwise_grad(const Variable& g, const Variable& y, F&& f) {
-    if (grad_enabled()) return f(g, y, 1.0);
-    return Variable(dispatch(g.dtype(), [&]<class T>() {
-        return zip_tensors<T>(g.value(), y.value(), [&](const auto& a, const auto& b) { return f(a, b, one_v<T>); });
-    }));
-}
-
-// pointwise_grad for input `input` of the running rule (of g's shape), written straight into
-// that input's gradient destination (Backward::destination: its columns of a joined gate
-// gradient, say) when the backward is plain and one is offered; the gradient is then a view
-// of that memory, and the split that offered it copies nothing for it.
-template <class F>
-Variable pointwise_grad_into(Backward& bw, std::size_t input, const Variable& y, F&& f) {
-    const Variable& g = bw.grad_out();
-    if (!grad_enabled() && g.shape() == y.shape() && g.dtype() == y.dtype() &&
-        bw.input(input).shape() == g.shape()) {
-        if (const GradientDestination d = bw.destination(input); d.defined()) {
-            const bool written = dispatch(g.dtype(), [&]<class T>() {
-                return zip_runs_into<T>(g.value(), y.value(), d.view.template rows<T>(), static_cast<T*>(d.data),
-                                        [&](const auto& a, const auto& b) { return f(a, b, one_v<T>); });
-            });
-            // (not written: whoever handed d out finds it not in place and joins elsewhere)
-            if (written) return Variable(d.view);
-        }
-    }
-    return pointwise_grad(g, y, f);
-}
 
 }  // namespace tapegrad::kernels

@@ -1,4 +1,4 @@
-#include "core/safetensors.hpp"
+#include "train/safetensors.hpp"
 
 #include <algorithm>
 #include <bit>

@@ -1,4 +1,4 @@
-#include "core/packed_gemm.hpp"
+#include "kernels/packed_gemm.hpp"
 
 #include <immintrin.h>
 
@@ -10,7 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/avx512_switch.hpp"
+#include "core/config.hpp"
+#include "kernels/cpu.hpp"
 
 namespace tapegrad::packed_gemm {
 
@@ -82,7 +83,7 @@ constexpr std::array kernels{kernel_table<false>(std::make_index_sequence<mr + 1
                              kernel_table<true>(std::make_index_sequence<mr + 1>{})};
 
 detail::Avx512Switch& state() {
-    static detail::Avx512Switch s("TAPEGRAD_PACKED_GEMM");
+    static detail::Avx512Switch s(switches().packed_gemm);
     return s;
 }
 

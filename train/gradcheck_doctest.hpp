@@ -5,7 +5,7 @@
 
 #include <doctest/doctest.h>
 
-#include "core/gradcheck.hpp"
+#include "train/gradcheck.hpp"
 
 #define CHECK_GRADCHECK(...)                                                   \
     do {                                                                       \
