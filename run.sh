@@ -30,6 +30,8 @@ Usage: ./run.sh <command> [args]
           ./build-sanitize and run them; any finding (leaks too) fails
   fuzz [seconds]  build the libFuzzer targets (clang, installed when missing) into ./build-fuzz
           and run each on a copy of its seed corpus fuzz/corpus/<target> (default 60 s each)
+  format  check that every C++ file follows .clang-format (clang-format 14, installed when
+          missing); \`./run.sh format fix\` rewrites them
   docs    render docs/design.dot to docs/design.svg and .png (graphviz, installed when missing)
   soak [steps]  build, then run bench/soak: LSTM training for [steps] (default 100000) steps,
           RSS at the start and the end; fails if memory grows
@@ -210,6 +212,18 @@ fuzz() {
     fi
 }
 
+format() {
+    installed clang-format || apt_install clang-format
+    local files
+    mapfile -t files < <(git ls-files '*.cpp' '*.hpp')
+    if [ "${1:-}" = fix ]; then
+        clang-format -i "${files[@]}"
+        return
+    fi
+    echo "run.sh: clang-format --dry-run on ${#files[@]} files"
+    clang-format --dry-run --Werror "${files[@]}"
+}
+
 docs() {
     installed graphviz || apt_install graphviz
     dot -Tsvg docs/design.dot -o docs/design.svg
@@ -238,6 +252,7 @@ case "$cmd" in
     bench) bench ;;
     sanitize) sanitize ;;
     fuzz) fuzz "$@" ;;
+    format) format "$@" ;;
     docs) docs ;;
     soak) soak "$@" ;;
     help|-h|--help) usage ;;

@@ -134,13 +134,15 @@ inline std::string today() {
 // Replaces the part of a Markdown file between "<!-- bench:NAME begin -->" and
 // "<!-- bench:NAME end -->" with `body` (appending the markers at the end the first time),
 // leaving the rest of the file as it was. Written to a temporary file, then renamed.
-inline void write_section(const std::string& path, const std::string& name, const std::string& body) {
+inline void write_section(const std::string& path, const std::string& name,
+                          const std::string& body) {
     std::string text;
     {
         std::ifstream in(path);
         text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     }
-    const std::string begin = "<!-- bench:" + name + " begin -->\n", end = "<!-- bench:" + name + " end -->\n";
+    const std::string begin = "<!-- bench:" + name + " begin -->\n",
+                      end = "<!-- bench:" + name + " end -->\n";
     const auto b = text.find(begin), e = text.find(end);
     if (b == std::string::npos || e == std::string::npos || e < b) {
         if (!text.empty() && text.back() != '\n') text += '\n';
@@ -212,7 +214,8 @@ inline std::optional<nlohmann::json> run_python_peer(const std::string& script,
                                                      const std::vector<std::string>& args,
                                                      int threads = 1, int cpu = -1) {
     std::string cmd = "OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=" + std::to_string(threads) +
-                      " MKL_NUM_THREADS=1 " + (cpu >= 0 ? "taskset -c " + std::to_string(cpu) + " " : std::string()) +
+                      " MKL_NUM_THREADS=1 " +
+                      (cpu >= 0 ? "taskset -c " + std::to_string(cpu) + " " : std::string()) +
                       std::string(python) + " " + shell_quote(script);
     for (const auto& a : args) cmd += " " + shell_quote(a);
     return run_command_json(cmd);

@@ -5,16 +5,16 @@
 //   mpirun -np 2 --oversubscribe build/distributed/bench_distributed [--text FILE] [--batch 32]
 // Every rank draws the same global batch of --batch windows and trains on its share of them;
 // the gradients are averaged with distributed::average_gradients before each step.
+#include <malloc.h>
 #include <algorithm>
 #include <chrono>
 #include <fstream>
-#include <malloc.h>
 #include <sstream>
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <tapegrad/distributed/mpi.hpp>
 #include <tapegrad/tapegrad.hpp>
@@ -25,17 +25,21 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // English-like text when no file is given: words from a small list, with punctuation and line
 // breaks, drawn from a fixed seed (about 60 distinct characters).
 std::string synthetic_text(std::size_t chars) {
-    static const char* words[] = {"the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "was",
-                                  "with", "be", "by", "on", "not", "he", "I", "this", "are", "or", "his", "from",
-                                  "at", "which", "but", "have", "an", "had", "they", "you", "were", "their", "one",
-                                  "all", "we", "can", "her", "has", "there", "been", "if", "more", "when", "will",
-                                  "would", "who", "so", "no", "KING", "QUEEN", "Romeo", "Juliet", "love", "night",
-                                  "death", "sweet", "lord", "good", "Verona", "why", "what", "XV", "Zounds", "joy"};
+    static const char* words[] = {
+        "the",    "of",    "and",   "to",     "in",     "a",     "is",    "that",  "for",  "it",
+        "as",     "was",   "with",  "be",     "by",     "on",    "not",   "he",    "I",    "this",
+        "are",    "or",    "his",   "from",   "at",     "which", "but",   "have",  "an",   "had",
+        "they",   "you",   "were",  "their",  "one",    "all",   "we",    "can",   "her",  "has",
+        "there",  "been",  "if",    "more",   "when",   "will",  "would", "who",   "so",   "no",
+        "KING",   "QUEEN", "Romeo", "Juliet", "love",   "night", "death", "sweet", "lord", "good",
+        "Verona", "why",   "what",  "XV",     "Zounds", "joy"};
     Generator gen(42);
     std::string text;
     while (text.size() < chars) {
@@ -51,14 +55,15 @@ struct Model : Module {
     std::shared_ptr<LSTM> rnn;
     std::shared_ptr<Linear> head;
     std::size_t E, Hs;
-    Model(std::size_t vocab, std::size_t E, std::size_t H, Generator& gen) : Module("CharModel"), E(E), Hs(H) {
+    Model(std::size_t vocab, std::size_t E, std::size_t H, Generator& gen)
+        : Module("CharModel"), E(E), Hs(H) {
         embed = register_module("embed", std::make_shared<Embedding>(vocab, E, gen));
         rnn = register_module("rnn", std::make_shared<LSTM>(E, H, RecurrentOptions{}, gen));
         head = register_module("head", std::make_shared<Linear>(H, vocab, gen));
     }
     // ids: T*b time-major -> mean cross-entropy against targets
-    Variable loss(const std::vector<std::int64_t>& ids, const std::vector<std::int64_t>& targets, std::size_t T,
-                  std::size_t b) {
+    Variable loss(const std::vector<std::int64_t>& ids, const std::vector<std::int64_t>& targets,
+                  std::size_t T, std::size_t b) {
         const Variable x = reshape(embed->forward(ids), Shape{T, b, E});
         const Variable out = rnn->forward(x).output;
         return cross_entropy((*head)(reshape(out, Shape{T * b, Hs})), targets);
@@ -72,18 +77,23 @@ int main(int argc, char** argv) {
     dist::Environment env(argc, argv);
     CLI::App app{"Data-parallel training throughput of a char-level LSTM LM over MPI ranks"};
     std::string text_path;
-    std::size_t batch = 32, seq = 128, embed = 64, hidden = 128, steps = 30, warmup = 3, threads = 1;
+    std::size_t batch = 32, seq = 128, embed = 64, hidden = 128, steps = 30, warmup = 3,
+                threads = 1;
     std::size_t bucket_kib = 4096;
-    app.add_option("--text", text_path, "text file to train on (default: 1 MB of synthetic English-like text)");
-    app.add_option("--batch", batch, "global windows per step, split over the ranks")->capture_default_str();
+    app.add_option("--text", text_path,
+                   "text file to train on (default: 1 MB of synthetic English-like text)");
+    app.add_option("--batch", batch, "global windows per step, split over the ranks")
+        ->capture_default_str();
     app.add_option("--seq", seq, "characters per window")->capture_default_str();
     app.add_option("--embed", embed, "embedding size")->capture_default_str();
     app.add_option("--hidden", hidden, "LSTM hidden size")->capture_default_str();
     app.add_option("--steps", steps, "timed steps")->capture_default_str();
     app.add_option("--warmup", warmup, "untimed steps first")->capture_default_str();
-    app.add_option("--threads", threads, "TBB threads per rank (parallel_backward over the local rows)")
+    app.add_option("--threads", threads,
+                   "TBB threads per rank (parallel_backward over the local rows)")
         ->capture_default_str();
-    app.add_option("--bucket-kib", bucket_kib, "allreduce bucket size in KiB")->capture_default_str();
+    app.add_option("--bucket-kib", bucket_kib, "allreduce bucket size in KiB")
+        ->capture_default_str();
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -100,7 +110,8 @@ int main(int argc, char** argv) {
             text = synthetic_text(1 << 20);
         } else {
             std::ifstream in(text_path, std::ios::binary);
-            if (!in) throw IOError(fmt::format("bench_distributed: cannot open --text '{}'", text_path));
+            if (!in)
+                throw IOError(fmt::format("bench_distributed: cannot open --text '{}'", text_path));
             std::ostringstream s;
             s << in.rdbuf();
             text = s.str();
@@ -113,7 +124,8 @@ int main(int argc, char** argv) {
         for (std::size_t i = 0; i < chars.size(); ++i) index[chars[i]] = static_cast<int>(i);
         std::vector<std::int64_t> ids;
         for (const unsigned char c : text) ids.push_back(index[c]);
-        if (ids.size() < seq + 1) throw ValueError("bench_distributed: the text is shorter than one window");
+        if (ids.size() < seq + 1)
+            throw ValueError("bench_distributed: the text is shorter than one window");
 
         Generator init(1), data(2);
         Model model(chars.size(), embed, hidden, init);
@@ -147,15 +159,18 @@ int main(int argc, char** argv) {
             double loss = 0;
             if (b > 0) {
                 if (threads > 1) {
-                    loss = parallel_backward(model.parameters(), b, [&](const Shard& s) {
-                        std::vector<std::int64_t> si(seq * s.size()), so(seq * s.size());
-                        for (std::size_t t = 0; t < seq; ++t)
-                            for (std::size_t j = 0; j < s.size(); ++j) {
-                                si[t * s.size() + j] = in[t * b + s.begin + j];
-                                so[t * s.size() + j] = out[t * b + s.begin + j];
-                            }
-                        return model.loss(si, so, seq, s.size());
-                    }, {.rows = (b + threads - 1) / threads});
+                    loss = parallel_backward(
+                        model.parameters(), b,
+                        [&](const Shard& s) {
+                            std::vector<std::int64_t> si(seq * s.size()), so(seq * s.size());
+                            for (std::size_t t = 0; t < seq; ++t)
+                                for (std::size_t j = 0; j < s.size(); ++j) {
+                                    si[t * s.size() + j] = in[t * b + s.begin + j];
+                                    so[t * s.size() + j] = out[t * b + s.begin + j];
+                                }
+                            return model.loss(si, so, seq, s.size());
+                        },
+                        {.rows = (b + threads - 1) / threads});
                 } else {
                     const Variable l = model.loss(in, out, seq, b);
                     loss = l.item();
@@ -202,24 +217,36 @@ int main(int argc, char** argv) {
         total = dist::all_max(total);
         const double compute_ms = median_of_max(compute), wait_ms = median_of_max(wait),
                      comm_ms = median_of_max(comm), wall_ms = median_of_max(wall);
-        const double mean_loss = dist::all_sum(loss_sum * static_cast<double>(mine.size()) / static_cast<double>(batch));
+        const double mean_loss =
+            dist::all_sum(loss_sum * static_cast<double>(mine.size()) / static_cast<double>(batch));
         if (env.is_root()) {
             const double per_step = total / static_cast<double>(steps);
-            fmt::print("ranks {}  threads/rank {}  vocab {}  embed {}  hidden {}  seq {}  global batch {} ({} per rank)\n",
-                       n, threads, chars.size(), embed, hidden, seq, batch, mine.size());
-            fmt::print("  parameters {}  gradient bytes {}  buckets {} of <= {} KiB\n", model.parameter_count(),
-                       report.bytes, report.buckets, bucket_kib);
-            fmt::print("  throughput {:.1f} sequences/s  {:.0f} chars/s  ({:.1f} ms per step over {} steps)\n",
-                       static_cast<double>(batch) / per_step, static_cast<double>(batch * seq) / per_step,
-                       1e3 * per_step, steps);
-            fmt::print("  median step {:.1f} ms: compute {:.1f} ms, waiting for the slowest rank {:.2f} ms, allreduce "
-                       "{:.2f} ms\n", wall_ms, compute_ms, wait_ms, comm_ms);
-            fmt::print("  allreduce payload {} bytes/step; ring estimate sent per rank {:.0f} bytes/step; control "
-                       "{} bytes/step\n", report.bytes, dist::ring_allreduce_bytes(report.bytes, n),
-                       control_bytes / steps);
+            fmt::print(
+                "ranks {}  threads/rank {}  vocab {}  embed {}  hidden {}  seq {}  global batch {} "
+                "({} per rank)\n",
+                n, threads, chars.size(), embed, hidden, seq, batch, mine.size());
+            fmt::print("  parameters {}  gradient bytes {}  buckets {} of <= {} KiB\n",
+                       model.parameter_count(), report.bytes, report.buckets, bucket_kib);
+            fmt::print(
+                "  throughput {:.1f} sequences/s  {:.0f} chars/s  ({:.1f} ms per step over {} "
+                "steps)\n",
+                static_cast<double>(batch) / per_step, static_cast<double>(batch * seq) / per_step,
+                1e3 * per_step, steps);
+            fmt::print(
+                "  median step {:.1f} ms: compute {:.1f} ms, waiting for the slowest rank {:.2f} "
+                "ms, allreduce "
+                "{:.2f} ms\n",
+                wall_ms, compute_ms, wait_ms, comm_ms);
+            fmt::print(
+                "  allreduce payload {} bytes/step; ring estimate sent per rank {:.0f} bytes/step; "
+                "control "
+                "{} bytes/step\n",
+                report.bytes, dist::ring_allreduce_bytes(report.bytes, n), control_bytes / steps);
             if (n > 1)
-                fmt::print("  allreduce alone (median of 20, ranks in step): {:.2f} ms, {:.0f} MB/s of payload\n",
-                           alone_ms, static_cast<double>(report.bytes) / alone_ms / 1e3);
+                fmt::print(
+                    "  allreduce alone (median of 20, ranks in step): {:.2f} ms, {:.0f} MB/s of "
+                    "payload\n",
+                    alone_ms, static_cast<double>(report.bytes) / alone_ms / 1e3);
             fmt::print("  mean loss {:.4f}\n", mean_loss / static_cast<double>(steps));
         }
         return 0;

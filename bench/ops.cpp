@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <tapegrad/tapegrad.hpp>
 
@@ -79,7 +79,8 @@ const std::vector<std::pair<std::string, OpFn>>& ops() {
 
 int main(int argc, char** argv) {
     tune_malloc();
-    CLI::App app{"tapegrad vs PyTorch: forward + backward of elementwise ops and reductions on [64, 1024]"};
+    CLI::App app{
+        "tapegrad vs PyTorch: forward + backward of elementwise ops and reductions on [64, 1024]"};
     int samples = 21, inner = 20;
     bool no_torch = false;
     std::string out = tb::source_dir() + "/results.md";
@@ -98,7 +99,8 @@ int main(int argc, char** argv) {
     in.bias = Variable(gen.uniform({1024}, 0.5, 1.5, float32), true);
     in.column = Variable(gen.uniform({64, 1}, 0.5, 1.5, float32), true);
     in.mask = Tensor::empty({64, 1024}, float32);
-    for (std::size_t k = 0; k < 64 * 1024; ++k) in.mask.set_flat(k, gen.uniform() < 0.5 ? 1.0 : 0.0);
+    for (std::size_t k = 0; k < 64 * 1024; ++k)
+        in.mask.set_flat(k, gen.uniform() < 0.5 ? 1.0 : 0.0);
     const Tensor ones = Tensor::ones({64, 1024}, float32);
 
     // us per forward+backward pass, per op
@@ -109,10 +111,13 @@ int main(int argc, char** argv) {
                 for (int k = 0; k < inner; ++k) {
                     const Variable yv = f(in);
                     if (yv.numel() == 1) yv.backward();
-                    else yv.backward(yv.shape() == ones.shape() ? ones : Tensor::ones(yv.shape(), float32));
+                    else
+                        yv.backward(yv.shape() == ones.shape() ? ones
+                                                               : Tensor::ones(yv.shape(), float32));
                 }
             };
-            for (const auto& e : tb::time_reps(1, n, pass)) per_op[name].push_back(e.time() * 1e6 / inner);
+            for (const auto& e : tb::time_reps(1, n, pass))
+                per_op[name].push_back(e.time() * 1e6 / inner);
             for (auto* v : {&in.x, &in.y, &in.bias, &in.column}) v->zero_grad();
         }
         return per_op;
@@ -128,18 +133,21 @@ int main(int argc, char** argv) {
             torch_version = j->value("torch", "");
         }
     } else if (!no_torch) {
-        fmt::print("bench/ops: notice: /usr/bin/python3 cannot import torch (apt-get install python3-torch); "
-                   "tapegrad runs alone\n");
+        fmt::print(
+            "bench/ops: notice: /usr/bin/python3 cannot import torch (apt-get install "
+            "python3-torch); "
+            "tapegrad runs alone\n");
     }
     auto second = time_tapegrad(samples / 2);
 
     std::string table = fmt::format(
         "- Date: {}; CPU: {}; PyTorch {}; command: `./run.sh bench` (`build/bench/ops`)\n"
-        "- us per forward + backward on [64, 1024] float32 (bias [1024], column [64, 1]), one thread, "
+        "- us per forward + backward on [64, 1024] float32 (bias [1024], column [64, 1]), one "
+        "thread, "
         "median of {} samples of {} passes; target: tapegrad / PyTorch <= {}.\n\n"
         "| op | tapegrad us | PyTorch us | tapegrad / PyTorch |\n|---|---|---|---|\n",
-        tb::today(), tb::cpu_model(), torch_version.empty() ? "not run" : torch_version, samples, inner,
-        target_ratio);
+        tb::today(), tb::cpu_model(), torch_version.empty() ? "not run" : torch_version, samples,
+        inner, target_ratio);
     double worst = 0;
     std::string worst_op;
     int over = 0;
@@ -161,10 +169,11 @@ int main(int argc, char** argv) {
         }
         table += fmt::format("| {} | {:.1f} | {} | {} |\n", name, us, torch_cell, ratio);
     }
-    const std::string summary = torch_us.empty()
-        ? std::string("bench/ops: no PyTorch comparison in this run")
-        : fmt::format("bench/ops: worst tapegrad / PyTorch {:.2f} ({}); {} of {} ops over {}", worst, worst_op,
-                      over, ops().size(), target_ratio);
+    const std::string summary =
+        torch_us.empty()
+            ? std::string("bench/ops: no PyTorch comparison in this run")
+            : fmt::format("bench/ops: worst tapegrad / PyTorch {:.2f} ({}); {} of {} ops over {}",
+                          worst, worst_op, over, ops().size(), target_ratio);
     fmt::print("{}\n{}\n", table, summary);
     tb::write_section(out, "ops", table + "\n" + summary + "\n");
     return 0;

@@ -24,9 +24,9 @@
 // also drifts between separate runs, so the 2-thread speed-up is measured a second way too:
 // 1- and 2-thread steps in turn in one process (--paired), the median of their ratios.
 #include <cblas.h>
+#include <sched.h>
 #include <algorithm>
 #include <atomic>
-#include <sched.h>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -37,9 +37,9 @@
 #include <thread>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <CLI/CLI.hpp>
 
 #include <tapegrad/tapegrad.hpp>
 
@@ -59,9 +59,12 @@ const std::vector<Config> configs{{"small", 50, 32, 32, 128}, {"large", 100, 64,
 std::size_t gates_of(const std::string& cell) { return cell == "lstm" ? 4 : cell == "gru" ? 3 : 1; }
 
 std::shared_ptr<Recurrent> make_layer(const std::string& cell, const Config& c, Generator& gen) {
-    if (cell == "rnn") return std::make_shared<RNN>(c.I, c.H, RecurrentOptions{}, gen, DType::float32);
-    if (cell == "lstm") return std::make_shared<LSTM>(c.I, c.H, RecurrentOptions{}, gen, DType::float32);
-    if (cell == "gru") return std::make_shared<GRU>(c.I, c.H, RecurrentOptions{}, gen, DType::float32);
+    if (cell == "rnn")
+        return std::make_shared<RNN>(c.I, c.H, RecurrentOptions{}, gen, DType::float32);
+    if (cell == "lstm")
+        return std::make_shared<LSTM>(c.I, c.H, RecurrentOptions{}, gen, DType::float32);
+    if (cell == "gru")
+        return std::make_shared<GRU>(c.I, c.H, RecurrentOptions{}, gen, DType::float32);
     throw ValueError("bench/rnn: unknown cell '" + cell + "' (rnn, lstm, gru)");
 }
 
@@ -69,7 +72,8 @@ std::shared_ptr<Recurrent> make_layer(const std::string& cell, const Config& c, 
 // product of forward and backward (input gradient included), 2 flops per multiply-add.
 double step_flops(const std::string& cell, const Config& c) {
     const double G = static_cast<double>(gates_of(cell)), T = static_cast<double>(c.T);
-    const double B = static_cast<double>(c.B), I = static_cast<double>(c.I), H = static_cast<double>(c.H);
+    const double B = static_cast<double>(c.B), I = static_cast<double>(c.I),
+                 H = static_cast<double>(c.H);
     const double fwd = 2 * T * B * G * H * (I + H);
     return 3 * fwd;  // forward, and two products of the same size per product in backward
 }
@@ -87,28 +91,36 @@ double sgemm_ms(const std::string& cell, const Config& c) {
         return std::vector<float>(t.xt<float>().begin(), t.xt<float>().end());
     };
     auto X = buf(std::size_t(T) * B * I), W = buf(std::size_t(G) * H * std::max(I, H)),
-         Y = buf(std::size_t(T) * B * G * H), h = buf(std::size_t(B) * H), dW = buf(std::size_t(G) * H * std::max(I, H)),
-         out = buf(std::size_t(B) * G * H), dh = buf(std::size_t(B) * H), dX = buf(std::size_t(T) * B * I);
+         Y = buf(std::size_t(T) * B * G * H), h = buf(std::size_t(B) * H),
+         dW = buf(std::size_t(G) * H * std::max(I, H)), out = buf(std::size_t(B) * G * H),
+         dh = buf(std::size_t(B) * H), dX = buf(std::size_t(T) * B * I);
     auto run = [&] {
         // forward: projection [T*B, I] x [I, G*H]; per step [B, H] x [H, G*H]
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T * B, G * H, I, 1, X.data(), I, W.data(), I, 0, Y.data(), G * H);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T * B, G * H, I, 1, X.data(), I,
+                    W.data(), I, 0, Y.data(), G * H);
         for (int t = 0; t < T; ++t)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G * H, H, 1, h.data(), H, W.data(), H, 0, out.data(), G * H);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, G * H, H, 1, h.data(), H,
+                        W.data(), H, 0, out.data(), G * H);
         // backward per step: dh = dG W ([B, G*H] x [G*H, H]), dW_hh += dGᵀ h ([G*H, B] x [B, H])
         for (int t = 0; t < T; ++t) {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G * H, 1, out.data(), G * H, W.data(), H, 0, dh.data(), H);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G * H, H, B, 1, out.data(), G * H, h.data(), H, 1, dW.data(), H);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, H, G * H, 1, out.data(),
+                        G * H, W.data(), H, 0, dh.data(), H);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G * H, H, B, 1, out.data(), G * H,
+                        h.data(), H, 1, dW.data(), H);
         }
         // backward of the projection: dW_ih = dGᵀ X, dX = dG W_ih
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G * H, I, T * B, 1, Y.data(), G * H, X.data(), I, 0, dW.data(), I);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T * B, I, G * H, 1, Y.data(), G * H, W.data(), I, 0, dX.data(), I);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G * H, I, T * B, 1, Y.data(), G * H,
+                    X.data(), I, 0, dW.data(), I);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T * B, I, G * H, 1, Y.data(), G * H,
+                    W.data(), I, 0, dX.data(), I);
     };
     auto samples = tb::time_reps(3, 15, run);
     return tb::summarize(samples, 1e3).time.median;
 }
 
 struct One {
-    double ms = 0, ms_min = 0, wall_ms = 0, cpu_ms = 0, tape_bytes_per_step = 0, peak_rss_mib = 0, loss = 0;
+    double ms = 0, ms_min = 0, wall_ms = 0, cpu_ms = 0, tape_bytes_per_step = 0, peak_rss_mib = 0,
+           loss = 0;
 };
 
 // Warm-up before the timed steps, the same rule as bench/rnn_torch.py: at least 3 steps and
@@ -131,31 +143,40 @@ struct Step {
     double loss = 0, tape_bytes_per_step = 0;
 
     Step(const std::string& cell, const Config& config, std::size_t rows_per_shard)
-        : c(config), layer(make_layer(cell, c, gen)),
+        : c(config),
+          layer(make_layer(cell, c, gen)),
           xs(gen.normal({c.T, c.B, c.I}, 0, 1, DType::float32)),
           y(gen.normal({c.B, c.H}, 0, 1, DType::float32)),
-          opt(std::make_unique<SGD>(*layer, SGDOptions{.lr = 0.01})), params(layer->parameters()),
-          rows(rows_per_shard), tape_bytes(make_shards(c.B, {.rows = rows}).size()) {}
+          opt(std::make_unique<SGD>(*layer, SGDOptions{.lr = 0.01})),
+          params(layer->parameters()),
+          rows(rows_per_shard),
+          tape_bytes(make_shards(c.B, {.rows = rows}).size()) {}
 
     void operator()() {
         opt->zero_grad();
-        loss = parallel_backward(params, c.B, [&](const Shard& s) {
-            const long b0 = static_cast<long>(s.begin), n = static_cast<long>(s.size());
-            RecurrentOutput out = layer->forward(narrow(xs, 1, b0, n));
-            const Variable h_last = reshape(out.states[0], Shape{s.size(), c.H});
-            const Variable l = mse_loss(h_last, narrow(y, 0, b0, n));
-            tape_bytes[s.index] = static_cast<double>(current_tape().saved_bytes());
-            return l;
-        }, {.rows = rows});
-        tape_bytes_per_step = std::accumulate(tape_bytes.begin(), tape_bytes.end(), 0.0) / static_cast<double>(c.T);
+        loss = parallel_backward(
+            params, c.B,
+            [&](const Shard& s) {
+                const long b0 = static_cast<long>(s.begin), n = static_cast<long>(s.size());
+                RecurrentOutput out = layer->forward(narrow(xs, 1, b0, n));
+                const Variable h_last = reshape(out.states[0], Shape{s.size(), c.H});
+                const Variable l = mse_loss(h_last, narrow(y, 0, b0, n));
+                tape_bytes[s.index] = static_cast<double>(current_tape().saved_bytes());
+                return l;
+            },
+            {.rows = rows});
+        tape_bytes_per_step =
+            std::accumulate(tape_bytes.begin(), tape_bytes.end(), 0.0) / static_cast<double>(c.T);
         opt->step();
     }
 };
 
-One measure(const std::string& cell, const Config& c, int threads, std::size_t rows, int reps, bool pin_threads) {
+One measure(const std::string& cell, const Config& c, int threads, std::size_t rows, int reps,
+            bool pin_threads) {
     set_num_threads(static_cast<std::size_t>(threads), {.pin = pin_threads});
     Step step(cell, c, rows);
-    auto samples = tb::time_reps(warmup_steps, reps, [&] { step(); }, warmup_seconds);
+    auto samples = tb::time_reps(
+        warmup_steps, reps, [&] { step(); }, warmup_seconds);
     const auto s = tb::summarize(samples, 1e3);
     One r;
     r.loss = step.loss;
@@ -178,7 +199,8 @@ std::pair<double, double> kernels_on_off(const std::string& cell, const Config& 
         packed_gemm::set_enabled(on);
         vector_math::set_enabled(on);
     };
-    tb::time_reps(warmup_steps, 0, [&] { step(); }, warmup_seconds);
+    tb::time_reps(
+        warmup_steps, 0, [&] { step(); }, warmup_seconds);
     std::vector<tb::Elapsed> on, off;
     for (int i = 0; i < 2 * reps; ++i) {
         const bool mode = (i + i / 2) % 2 == 0;
@@ -208,7 +230,9 @@ bool run_on_cpu(int cpu) {
 class Halves {
 public:
     Halves(const std::string& cell, const Config& c, int cpu_main, int cpu_helper)
-        : half_(Config{c.name, c.T, c.B / 2, c.I, c.H}), mine_(cell, half_, half_.B), theirs_(cell, half_, half_.B),
+        : half_(Config{c.name, c.T, c.B / 2, c.I, c.H}),
+          mine_(cell, half_, half_.B),
+          theirs_(cell, half_, half_.B),
           cpu_main_(cpu_main) {
         helper_ = std::thread([this, cpu_helper] {
             run_on_cpu(cpu_helper);
@@ -216,7 +240,8 @@ public:
                 // spin a little before sleeping: the timed run follows an untimed one at once
                 const auto start = tb::Clock::now();
                 int g = go_.load(std::memory_order_acquire);
-                while (g == seen && tb::seconds_since(start) < 200e-6) g = go_.load(std::memory_order_acquire);
+                while (g == seen && tb::seconds_since(start) < 200e-6)
+                    g = go_.load(std::memory_order_acquire);
                 if (g == seen) {
                     go_.wait(seen, std::memory_order_acquire);
                     g = go_.load(std::memory_order_acquire);
@@ -241,8 +266,7 @@ public:
         go_.store(g, std::memory_order_release);
         go_.notify_one();
         mine_();
-        while (done_.load(std::memory_order_acquire) != g) {
-        }
+        while (done_.load(std::memory_order_acquire) != g) {}
     }
 
 private:
@@ -273,7 +297,8 @@ private:
 struct Paired {
     double t1 = 0, t2 = 0, speedup = 0, halves = 0, ceiling = 0;
 };
-Paired paired_speedup(const std::string& cell, const Config& c, int reps, int cpu, std::size_t rows1, bool pin_threads) {
+Paired paired_speedup(const std::string& cell, const Config& c, int reps, int cpu,
+                      std::size_t rows1, bool pin_threads) {
     Step one(cell, c, rows1), two(cell, c, c.B / 2);
     cpu_set_t every;
     sched_getaffinity(0, sizeof every, &every);
@@ -296,8 +321,11 @@ Paired paired_speedup(const std::string& cell, const Config& c, int reps, int cp
     set_num_threads(2, {.pin = pin_threads});
     // 2 threads first: TBB's worker starts while this thread may run on every CPU
     tb::time_reps(warmup_steps, 0, run2, warmup_seconds);
-    tb::time_reps(warmup_steps, 0, [&] { run1(cpus.front()); }, warmup_seconds);
-    if (halves) tb::time_reps(warmup_steps, 0, [&] { (*halves)(); }, warmup_seconds);
+    tb::time_reps(
+        warmup_steps, 0, [&] { run1(cpus.front()); }, warmup_seconds);
+    if (halves)
+        tb::time_reps(
+            warmup_steps, 0, [&] { (*halves)(); }, warmup_seconds);
     auto timed = [](auto&& run) {
         run();
         const tb::Instant start;
@@ -323,14 +351,16 @@ Paired paired_speedup(const std::string& cell, const Config& c, int reps, int cp
         if (halves) th.push_back(timed(*halves));
         if (t1.size() % round == 0) {  // a round: every CPU once
             auto mean_of_round = [&](const std::vector<double>& v) {
-                return std::accumulate(v.end() - static_cast<long>(round), v.end(), 0.0) / static_cast<double>(round);
+                return std::accumulate(v.end() - static_cast<long>(round), v.end(), 0.0) /
+                       static_cast<double>(round);
             };
             ratio.push_back(mean_of_round(t1) / mean_of_round(t2));
             if (halves) ceiling.push_back(mean_of_round(t1) / mean_of_round(th));
         }
     }
     sched_setaffinity(0, sizeof every, &every);
-    Paired p{1e3 * tb::summarize(t1).median, 1e3 * tb::summarize(t2).median, tb::summarize(ratio).median};
+    Paired p{1e3 * tb::summarize(t1).median, 1e3 * tb::summarize(t2).median,
+             tb::summarize(ratio).median};
     if (halves) {
         p.halves = 1e3 * tb::summarize(th).median;
         p.ceiling = tb::summarize(ceiling).median;
@@ -341,7 +371,8 @@ Paired paired_speedup(const std::string& cell, const Config& c, int reps, int cp
 // Runs this binary with --one in a child and parses its JSON line; cpu >= 0 pins a 1-thread
 // child to that CPU.
 std::optional<nlohmann::json> tapegrad_child(const std::string& self, const std::string& cell,
-                                             const Config& c, int threads, std::size_t rows, int reps, int cpu) {
+                                             const Config& c, int threads, std::size_t rows,
+                                             int reps, int cpu) {
     std::string cmd = fmt::format("{} --one --cell {} --config {} --threads {} --rows {} --reps {}",
                                   tb::shell_quote(self), cell, c.name, threads, rows, reps);
     if (threads == 1 && cpu >= 0) cmd += fmt::format(" --cpu {}", cpu);
@@ -353,8 +384,8 @@ std::optional<nlohmann::json> tapegrad_child(const std::string& self, const std:
 std::optional<nlohmann::json> torch_child(const std::string& cell, const Config& c,
                                           const std::string& way, int threads, int reps, int cpu) {
     return tb::run_python_peer(tb::source_dir() + "/rnn_torch.py",
-                               {cell, c.name, way, std::to_string(threads), std::to_string(reps)}, threads,
-                               threads == 1 ? cpu : -1);
+                               {cell, c.name, way, std::to_string(threads), std::to_string(reps)},
+                               threads, threads == 1 ? cpu : -1);
 }
 
 // The lower of two measurements, 0 meaning none.
@@ -362,12 +393,13 @@ double best_of(double a, double b) { return a == 0 ? b : b == 0 ? a : std::min(a
 
 struct Row {
     std::string config, cell;
-    double t1 = 0;              // 1 thread, one shard of B rows
-    double t1_shards = 0;       // 1 thread, two shards of B/2 rows
-    double t2 = 0;              // 2 threads, two shards of B/2 rows
-    double paired = 0;          // 2T speed-up, pairs of 1T and 2T steps in one process (--paired), threads pinned
-    double paired_unpinned = 0; // the same, threads not pinned
-    double ceiling = 0;         // 1T over two independent half-batch steps at once, in the same pairs
+    double t1 = 0;         // 1 thread, one shard of B rows
+    double t1_shards = 0;  // 1 thread, two shards of B/2 rows
+    double t2 = 0;         // 2 threads, two shards of B/2 rows
+    double paired =
+        0;  // 2T speed-up, pairs of 1T and 2T steps in one process (--paired), threads pinned
+    double paired_unpinned = 0;  // the same, threads not pinned
+    double ceiling = 0;  // 1T over two independent half-batch steps at once, in the same pairs
     double sgemm = 0, tape_mib_per_step = 0, rss = 0;
     std::map<std::string, double> torch1, torch2, torch_rss;  // by way
     // Per round at 1 thread: tapegrad's one-shard step (the mean of its runs just before and
@@ -394,7 +426,9 @@ struct Row {
         }
         return out;
     }
-    double median_ratio(const std::string& way) const { return tb::summarize(round_ratios(way)).median; }
+    double median_ratio(const std::string& way) const {
+        return tb::summarize(round_ratios(way)).median;
+    }
     double torch_best2() const {
         double b = 0;
         for (const auto& [w, ms] : torch2) b = best_of(b, ms);
@@ -409,16 +443,21 @@ void progress(const std::string& config, const std::string& cell, const std::str
 }
 
 std::string fmt_ms(double v) { return v > 0 ? fmt::format("{:.1f}", v) : "—"; }
-std::string fmt_ratio(double a, double b) { return a > 0 && b > 0 ? fmt::format("{:.2f}", a / b) : "—"; }
+std::string fmt_ratio(double a, double b) {
+    return a > 0 && b > 0 ? fmt::format("{:.2f}", a / b) : "—";
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
     tune_malloc();
     CLI::App app{"tapegrad vs PyTorch: one RNN/LSTM/GRU training step"};
-    bool one = false, no_torch = false, no_sgemm = false, kernels_ab = false, paired = false, pin_threads = false;
+    bool one = false, no_torch = false, no_sgemm = false, kernels_ab = false, paired = false,
+         pin_threads = false;
     std::string cell = "lstm", config = "large";
-    int threads = 1, reps = 7, rounds = 5;  // rounds: one wild round in three moved the median (large RNN 1.02, 0.63, 0.88)
+    int threads = 1, reps = 7,
+        rounds =
+            5;  // rounds: one wild round in three moved the median (large RNN 1.02, 0.63, 0.88)
     std::size_t one_rows = 0;
     int one_cpu = -1;
     const int cpus = static_cast<int>(std::thread::hardware_concurrency());
@@ -426,27 +465,37 @@ int main(int argc, char** argv) {
     std::vector<std::string> cells{"rnn", "lstm", "gru"}, config_names{"small", "large"};
     std::vector<int> thread_counts{1, 2};
     std::string out = tb::source_dir() + "/results.md";
-    app.add_flag("--one", one, "measure one (cell, config, threads) and print JSON (used by the table)");
+    app.add_flag("--one", one,
+                 "measure one (cell, config, threads) and print JSON (used by the table)");
     app.add_option("--cell", cell, "with --one: rnn, lstm or gru");
     app.add_option("--config", config, "with --one: small or large");
     app.add_option("--threads", threads, "with --one: threads");
-    app.add_option("--rows", one_rows, "with --one: rows per shard (default: the whole batch); with --paired, of the 1-thread steps");
-    app.add_option("--cpu", one_cpu, "with --one --threads 1: run on this CPU only (sched_setaffinity)");
-    app.add_option("--pin", pin, "the table's 1-thread runs, both sides, on this CPU only (-1: wherever the "
-                                 "scheduler puts them; default: the last CPU)");
-    app.add_option("--rounds", rounds, "rounds, tapegrad and PyTorch alternating; each side keeps its best")
+    app.add_option("--rows", one_rows,
+                   "with --one: rows per shard (default: the whole batch); with --paired, of the "
+                   "1-thread steps");
+    app.add_option("--cpu", one_cpu,
+                   "with --one --threads 1: run on this CPU only (sched_setaffinity)");
+    app.add_option("--pin", pin,
+                   "the table's 1-thread runs, both sides, on this CPU only (-1: wherever the "
+                   "scheduler puts them; default: the last CPU)");
+    app.add_option("--rounds", rounds,
+                   "rounds, tapegrad and PyTorch alternating; each side keeps its best")
         ->check(CLI::PositiveNumber);
     app.add_option("--cells", cells, "cells in the table");
     app.add_option("--configs", config_names, "configs in the table");
     app.add_option("--thread-counts", thread_counts, "thread counts in the table");
     app.add_option("--reps", reps, "timed repetitions (median reported)");
     app.add_flag("--no-torch", no_torch, "skip the PyTorch peer");
-    app.add_flag("--no-sgemm", no_sgemm, "with --one: skip the sgemm reference (to profile the step alone)");
-    app.add_flag("--kernels-ab", kernels_ab, "with --one: 1 thread, the AVX-512 kernels on and off in turn in this process");
-    app.add_flag("--paired", paired, "with --one: 1 and 2 threads in turn in this process (the 2T speed-up in pairs; "
-                                     "the 1T steps on each CPU in turn, or on --cpu)");
-    app.add_flag("--pin-threads", pin_threads, "with --one: set_num_threads(threads, {.pin = true}), each of "
-                                               "parallel_backward's threads on a CPU of its own");
+    app.add_flag("--no-sgemm", no_sgemm,
+                 "with --one: skip the sgemm reference (to profile the step alone)");
+    app.add_flag("--kernels-ab", kernels_ab,
+                 "with --one: 1 thread, the AVX-512 kernels on and off in turn in this process");
+    app.add_flag("--paired", paired,
+                 "with --one: 1 and 2 threads in turn in this process (the 2T speed-up in pairs; "
+                 "the 1T steps on each CPU in turn, or on --cpu)");
+    app.add_flag("--pin-threads", pin_threads,
+                 "with --one: set_num_threads(threads, {.pin = true}), each of "
+                 "parallel_backward's threads on a CPU of its own");
     app.add_option("--out", out, "Markdown file for the table");
     CLI11_PARSE(app, argc, argv);
 
@@ -463,7 +512,8 @@ int main(int argc, char** argv) {
                 return 2;
             }
             if (!run_on_cpu(one_cpu)) {
-                fmt::print(stderr, "bench/rnn: cannot run on CPU {} (sched_setaffinity failed)\n", one_cpu);
+                fmt::print(stderr, "bench/rnn: cannot run on CPU {} (sched_setaffinity failed)\n",
+                           one_cpu);
                 return 2;
             }
         }
@@ -475,15 +525,26 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (paired) {
-            const Paired p = paired_speedup(cell, c, reps, one_cpu, one_rows == 0 ? c.B : one_rows, pin_threads);
-            fmt::print("{}\n", nlohmann::json{{"t1_ms", p.t1}, {"t2_ms", p.t2}, {"speedup", p.speedup},
-                                               {"halves_ms", p.halves}, {"ceiling", p.ceiling}}.dump());
+            const Paired p =
+                paired_speedup(cell, c, reps, one_cpu, one_rows == 0 ? c.B : one_rows, pin_threads);
+            fmt::print("{}\n", nlohmann::json{{"t1_ms", p.t1},
+                                              {"t2_ms", p.t2},
+                                              {"speedup", p.speedup},
+                                              {"halves_ms", p.halves},
+                                              {"ceiling", p.ceiling}}
+                                   .dump());
             return 0;
         }
         const One r = measure(cell, c, threads, one_rows == 0 ? c.B : one_rows, reps, pin_threads);
-        nlohmann::json j{{"ms", r.ms}, {"ms_min", r.ms_min}, {"wall_ms", r.wall_ms}, {"cpu_ms", r.cpu_ms}, {"tape_bytes_per_step", r.tape_bytes_per_step},
-                         {"peak_rss_mib", r.peak_rss_mib}, {"loss", r.loss},
-                         {"sgemm_ms", no_sgemm ? 0.0 : sgemm_ms(cell, c)}, {"gflop", step_flops(cell, c) / 1e9}};
+        nlohmann::json j{{"ms", r.ms},
+                         {"ms_min", r.ms_min},
+                         {"wall_ms", r.wall_ms},
+                         {"cpu_ms", r.cpu_ms},
+                         {"tape_bytes_per_step", r.tape_bytes_per_step},
+                         {"peak_rss_mib", r.peak_rss_mib},
+                         {"loss", r.loss},
+                         {"sgemm_ms", no_sgemm ? 0.0 : sgemm_ms(cell, c)},
+                         {"gflop", step_flops(cell, c) / 1e9}};
         fmt::print("{}\n", j.dump());
         return 0;
     }
@@ -495,8 +556,10 @@ int main(int argc, char** argv) {
     const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
     const bool torch = !no_torch && tb::python_has_torch();
     if (!no_torch && !torch)
-        fmt::print("bench/rnn: notice: /usr/bin/python3 cannot import torch (apt-get install python3-torch); "
-                   "tapegrad runs alone\n");
+        fmt::print(
+            "bench/rnn: notice: /usr/bin/python3 cannot import torch (apt-get install "
+            "python3-torch); "
+            "tapegrad runs alone\n");
     const std::vector<std::string> ways{"fused", "eager", "script"};
     std::vector<Row> rows;
     for (const auto& config_name : config_names) {
@@ -510,14 +573,18 @@ int main(int argc, char** argv) {
                 for (int threads : thread_counts) {
                     // tapegrad at `threads` with shards of `rows_per_shard` rows: ms, 0 if it failed
                     auto run_tapegrad = [&](std::size_t rows_per_shard) {
-                        auto j = tapegrad_child(self, cell_name, c, threads, rows_per_shard, reps, pin);
+                        auto j =
+                            tapegrad_child(self, cell_name, c, threads, rows_per_shard, reps, pin);
                         if (!j) return 0.0;
                         const double ms = (*j)["ms"].get<double>();
-                        double& slot = threads != 1 ? row.t2 : rows_per_shard == c.B ? row.t1 : row.t1_shards;
+                        double& slot = threads != 1            ? row.t2
+                                       : rows_per_shard == c.B ? row.t1
+                                                               : row.t1_shards;
                         slot = best_of(slot, ms);
                         if (threads == 1 && rows_per_shard == c.B) {
                             row.sgemm = best_of(row.sgemm, (*j)["sgemm_ms"].get<double>());
-                            row.tape_mib_per_step = (*j)["tape_bytes_per_step"].get<double>() / (1 << 20);
+                            row.tape_mib_per_step =
+                                (*j)["tape_bytes_per_step"].get<double>() / (1 << 20);
                             row.rss = std::max(row.rss, (*j)["peak_rss_mib"].get<double>());
                         }
                         return ms;
@@ -535,26 +602,30 @@ int main(int argc, char** argv) {
                                 slot = best_of(slot, ms);
                                 if (threads == 1) {
                                     here.torch1[way] = ms;
-                                    row.torch_rss[way] = std::max(row.torch_rss[way], (*j)["peak_rss_mib"].get<double>());
+                                    row.torch_rss[way] = std::max(
+                                        row.torch_rss[way], (*j)["peak_rss_mib"].get<double>());
                                 }
                             }
                     if (threads != 1) continue;
                     if (torch) around.push_back(run_tapegrad(c.B));
                     if (std::find(around.begin(), around.end(), 0.0) == around.end())
-                        here.t1 = std::accumulate(around.begin(), around.end(), 0.0) / static_cast<double>(around.size());
+                        here.t1 = std::accumulate(around.begin(), around.end(), 0.0) /
+                                  static_cast<double>(around.size());
                     row.rounds.push_back(here);
                     run_tapegrad(c.B / 2);
                 }
             // The speed-up in pairs: 1T and 2T steps in turn, in one child, 4 x reps pairs;
             // the 2T threads pinned (as in the 2T column), then not
             progress(c.name, cell_name, ", 1 and 2 threads in pairs");
-            const std::string paired_cmd = fmt::format("{} --one --paired --cell {} --config {} --reps {}",
-                                                       tb::shell_quote(self), cell_name, c.name, 4 * reps);
+            const std::string paired_cmd =
+                fmt::format("{} --one --paired --cell {} --config {} --reps {}",
+                            tb::shell_quote(self), cell_name, c.name, 4 * reps);
             if (auto j = tb::run_command_json(paired_cmd + " --pin-threads")) {
                 row.paired = (*j)["speedup"].get<double>();
                 row.ceiling = (*j)["ceiling"].get<double>();
             }
-            if (auto j = tb::run_command_json(paired_cmd)) row.paired_unpinned = (*j)["speedup"].get<double>();
+            if (auto j = tb::run_command_json(paired_cmd))
+                row.paired_unpinned = (*j)["speedup"].get<double>();
             rows.push_back(row);
         }
     }
@@ -562,55 +633,76 @@ int main(int argc, char** argv) {
     // The AVX-512 kernels' share: each config in a child that alternates them on and off.
     std::string kernels_table;
     if (packed_gemm::available() && vector_math::available()) {
-        kernels_table = "\nThe AVX-512 kernels (kernels/packed_gemm.hpp: per-step products with the weight packed "
-                        "once per sequence; kernels/vector_math.hpp: exp, sigmoid, tanh) switched on and off in "
-                        "turn within one process, tapegrad 1T, median ms of each "
-                        "(`bench/rnn --one --kernels-ab --cell C --config K`):\n\n"
-                        "| config | cell | kernels on | off | on / off |\n|---|---|---|---|---|\n";
+        kernels_table =
+            "\nThe AVX-512 kernels (kernels/packed_gemm.hpp: per-step products with the weight "
+            "packed "
+            "once per sequence; kernels/vector_math.hpp: exp, sigmoid, tanh) switched on and off "
+            "in "
+            "turn within one process, tapegrad 1T, median ms of each "
+            "(`bench/rnn --one --kernels-ab --cell C --config K`):\n\n"
+            "| config | cell | kernels on | off | on / off |\n|---|---|---|---|---|\n";
         for (const Row& r : rows) {
             progress(r.config, r.cell, ", AVX-512 kernels on and off");
-            auto j = tb::run_command_json(fmt::format("{} --one --kernels-ab --cell {} --config {} --reps {}",
-                                                      tb::shell_quote(self), r.cell, r.config, 2 * reps));
+            auto j = tb::run_command_json(
+                fmt::format("{} --one --kernels-ab --cell {} --config {} --reps {}",
+                            tb::shell_quote(self), r.cell, r.config, 2 * reps));
             if (!j) continue;
             const double on = (*j)["on_ms"].get<double>(), off = (*j)["off_ms"].get<double>();
-            kernels_table += fmt::format("| {} | {} | {} | {} | {} |\n", r.config, r.cell, fmt_ms(on), fmt_ms(off),
-                                         fmt_ratio(on, off));
+            kernels_table += fmt::format("| {} | {} | {} | {} | {} |\n", r.config, r.cell,
+                                         fmt_ms(on), fmt_ms(off), fmt_ratio(on, off));
         }
     }
 
     const BlasInfo blas = blas_info();
     std::string table = fmt::format(
         "- Date: {}; CPU: {}; OpenBLAS core: {} (OPENBLAS_CORETYPE={}); command: `{}`\n"
-        "- ms per training step (forward + backward + SGD, float32): median of {} repetitions after "
-        "warm-up (at least {} steps and {} s), each side in its own process, in {} rounds with the two sides "
+        "- ms per training step (forward + backward + SGD, float32): median of {} repetitions "
+        "after "
+        "warm-up (at least {} steps and {} s), each side in its own process, in {} rounds with the "
+        "two sides "
         "alternating; each side's best round is shown. {} "
         "PyTorch best = the fastest of nn.* (fused), "
         "primitive ops eager, TorchScript. tapegrad 1T = one thread, the batch as one shard; "
         "1T 2 shards and 2T = the batch cut into two shards of B/2 rows (parallel_backward), on "
-        "one and two threads, the 2T threads pinned one to a CPU (`set_num_threads(2, {{.pin = true}})`); "
+        "one and two threads, the 2T threads pinned one to a CPU (`set_num_threads(2, {{.pin = "
+        "true}})`); "
         "2T speed-up = 1T / 2T (in brackets: 1T 2 shards / 2T, the same work). "
-        "Paired = the 2T speed-up measured in pairs in one process ({} pairs of a 1T step, on each CPU "
-        "in turn, and a 2T step, a moment apart; per round of both CPUs, the 1T steps' mean over the "
-        "2T steps' mean; the median of the rounds): the machine's speed drifts between the separate "
+        "Paired = the 2T speed-up measured in pairs in one process ({} pairs of a 1T step, on each "
+        "CPU "
+        "in turn, and a 2T step, a moment apart; per round of both CPUs, the 1T steps' mean over "
+        "the "
+        "2T steps' mean; the median of the rounds): the machine's speed drifts between the "
+        "separate "
         "runs above, not within a round. Not pinned = the same with the 2T threads left to the "
-        "scheduler. Ceiling = in the same rounds, 1T over two independent steps of B/2 rows at once "
+        "scheduler. Ceiling = in the same rounds, 1T over two independent steps of B/2 rows at "
+        "once "
         "on two threads pinned one to each CPU, sharing nothing (no tape, task, parameter or "
-        "reduction): what a static split of the batch in two can gain on this machine at that moment. "
-        "Ratio = tapegrad 1T / PyTorch 1 thread, the median over the rounds of each round's ratio: in "
-        "a round, tapegrad's 1T step is run just before and just after PyTorch's 1T runs and the two "
-        "averaged, so the two sides of a ratio are seconds apart (the ms columns are each side's best "
-        "round, possibly minutes apart); by round = the rounds' ratios vs best, in order. % sgemm = the step's matrix products timed alone "
+        "reduction): what a static split of the batch in two can gain on this machine at that "
+        "moment. "
+        "Ratio = tapegrad 1T / PyTorch 1 thread, the median over the rounds of each round's ratio: "
+        "in "
+        "a round, tapegrad's 1T step is run just before and just after PyTorch's 1T runs and the "
+        "two "
+        "averaged, so the two sides of a ratio are seconds apart (the ms columns are each side's "
+        "best "
+        "round, possibly minutes apart); by round = the rounds' ratios vs best, in order. % sgemm "
+        "= the step's matrix products timed alone "
         "with one-thread sgemm on the same shapes, over tapegrad 1T. RSS = peak resident MiB of "
         "the 1T process (PyTorch: its nn.* layer's process).\n\n",
         tb::today(), tb::cpu_model(), blas.corename, tb::env_or("OPENBLAS_CORETYPE", "unset"),
         "./run.sh bench", reps, warmup_steps, warmup_seconds, rounds,
-        pin >= 0 ? fmt::format("Every 1-thread run, of both sides, is pinned to CPU {} (`--pin`), so a "
-                               "slower vCPU cannot land on one side only; 2T runs use every CPU.", pin)
-                 : std::string("1-thread runs are not pinned (`--pin -1`)."),
+        pin >= 0
+            ? fmt::format("Every 1-thread run, of both sides, is pinned to CPU {} (`--pin`), so a "
+                          "slower vCPU cannot land on one side only; 2T runs use every CPU.",
+                          pin)
+            : std::string("1-thread runs are not pinned (`--pin -1`)."),
         4 * reps);
-    table += "| config | cell | tapegrad 1T | 1T 2 shards | 2T | 2T speed-up | paired | not pinned | ceiling | PyTorch nn.* 1T | PyTorch best 1T | "
-             "PyTorch best 2T | ratio vs nn.* | ratio vs best | by round | % sgemm | tape MiB/step | RSS tapegrad | RSS PyTorch |\n"
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    table +=
+        "| config | cell | tapegrad 1T | 1T 2 shards | 2T | 2T speed-up | paired | not pinned | "
+        "ceiling | PyTorch nn.* 1T | PyTorch best 1T | "
+        "PyTorch best 2T | ratio vs nn.* | ratio vs best | by round | % sgemm | tape MiB/step | "
+        "RSS tapegrad | RSS PyTorch |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     // What two threads can gain on this machine at most: two independent 1-thread processes
     // running the same step at once, against one alone (before and after the pair). No
     // sharing, no synchronisation: whatever slows the pair is the machine's (the two vCPUs'
@@ -623,13 +715,17 @@ int main(int argc, char** argv) {
         "--no-sgemm`, median ms). Ceiling = 2 x alone / pair, the throughput two cores give "
         "two programs that share nothing. CPU 0 / CPU 1: the 1T step alone, pinned to each CPU "
         "(`--cpu N`); with two equal shards, 2T gains at most 2 x faster / slower.\n\n"
-        "| config | cell | 1T alone | two 1T at once | ceiling | 1T on CPU 0 | 1T on CPU 1 | 2 x faster / slower | 2T speed-up |\n"
+        "| config | cell | 1T alone | two 1T at once | ceiling | 1T on CPU 0 | 1T on CPU 1 | 2 x "
+        "faster / slower | 2T speed-up |\n"
         "|---|---|---|---|---|---|---|---|---|\n";
     for (const Row& r : rows) {
         progress(r.config, r.cell, ", two processes at once");
-        const std::string cmd = fmt::format("{} --one --no-sgemm --cell {} --config {} --threads 1 --reps {}",
-                                            tb::shell_quote(self), r.cell, r.config, reps);
-        auto ms = [](const std::optional<nlohmann::json>& j) { return j ? (*j)["ms"].get<double>() : 0.0; };
+        const std::string cmd =
+            fmt::format("{} --one --no-sgemm --cell {} --config {} --threads 1 --reps {}",
+                        tb::shell_quote(self), r.cell, r.config, reps);
+        auto ms = [](const std::optional<nlohmann::json>& j) {
+            return j ? (*j)["ms"].get<double>() : 0.0;
+        };
         const double before = ms(tb::run_command_json(cmd));
         auto other = std::async(std::launch::async, [&] { return tb::run_command_json(cmd); });
         const double pair_a = ms(tb::run_command_json(cmd)), pair_b = ms(other.get());
@@ -641,11 +737,14 @@ int main(int argc, char** argv) {
             cpu0 = ms(tb::run_command_json(cmd + " --cpu 0"));
             cpu1 = ms(tb::run_command_json(cmd + " --cpu 1"));
         }
-        const std::string bound = cpu0 > 0 && cpu1 > 0
-            ? fmt::format("{:.2f}", 2 * std::min(cpu0, cpu1) / std::max(cpu0, cpu1)) : "—";
-        ceiling_table += fmt::format("| {} | {} | {} | {} | {:.2f} | {} | {} | {} | {} |\n", r.config, r.cell,
-                                     fmt_ms(alone), fmt_ms(pair), 2 * alone / pair, fmt_ms(cpu0), fmt_ms(cpu1),
-                                     bound, fmt_ratio(r.t1, r.t2));
+        const std::string bound =
+            cpu0 > 0 && cpu1 > 0
+                ? fmt::format("{:.2f}", 2 * std::min(cpu0, cpu1) / std::max(cpu0, cpu1))
+                : "—";
+        ceiling_table +=
+            fmt::format("| {} | {} | {} | {} | {:.2f} | {} | {} | {} | {} |\n", r.config, r.cell,
+                        fmt_ms(alone), fmt_ms(pair), 2 * alone / pair, fmt_ms(cpu0), fmt_ms(cpu1),
+                        bound, fmt_ratio(r.t1, r.t2));
     }
 
     double worst = 0, worst_paired = 0;
@@ -655,21 +754,27 @@ int main(int argc, char** argv) {
         const double best = r.torch_best1();
         const double vs_fused = r.median_ratio("fused"), vs_best = r.median_ratio("");
         std::string by_round;
-        for (double q : r.round_ratios("")) by_round += fmt::format("{}{:.2f}", by_round.empty() ? "" : " ", q);
-        auto fmt_median = [](double q) { return q > 0 ? fmt::format("{:.2f}", q) : std::string("—"); };
-        table += fmt::format("| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2f} | {:.0f} | {} |\n",
-                             r.config, r.cell, fmt_ms(r.t1), fmt_ms(r.t1_shards), fmt_ms(r.t2),
-                             fmt_ratio(r.t1, r.t2), fmt_ratio(r.t1_shards, r.t2),
-                             fmt_median(r.paired), fmt_median(r.paired_unpinned), fmt_median(r.ceiling),
-                             fmt_ms(fused), fmt_ms(best), fmt_ms(r.torch_best2()),
-                             fmt_median(vs_fused), fmt_median(vs_best), by_round.empty() ? "—" : by_round,
-                             r.t1 > 0 ? fmt::format("{:.0f}%", 100 * r.sgemm / r.t1) : "—",
-                             r.tape_mib_per_step, r.rss,
-                             r.torch_rss.count("fused") ? fmt::format("{:.0f}", r.torch_rss.at("fused")) : "—");
+        for (double q : r.round_ratios(""))
+            by_round += fmt::format("{}{:.2f}", by_round.empty() ? "" : " ", q);
+        auto fmt_median = [](double q) {
+            return q > 0 ? fmt::format("{:.2f}", q) : std::string("—");
+        };
+        table += fmt::format(
+            "| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} "
+            "| {:.2f} | {:.0f} | {} |\n",
+            r.config, r.cell, fmt_ms(r.t1), fmt_ms(r.t1_shards), fmt_ms(r.t2),
+            fmt_ratio(r.t1, r.t2), fmt_ratio(r.t1_shards, r.t2), fmt_median(r.paired),
+            fmt_median(r.paired_unpinned), fmt_median(r.ceiling), fmt_ms(fused), fmt_ms(best),
+            fmt_ms(r.torch_best2()), fmt_median(vs_fused), fmt_median(vs_best),
+            by_round.empty() ? "—" : by_round,
+            r.t1 > 0 ? fmt::format("{:.0f}%", 100 * r.sgemm / r.t1) : "—", r.tape_mib_per_step,
+            r.rss,
+            r.torch_rss.count("fused") ? fmt::format("{:.0f}", r.torch_rss.at("fused")) : "—");
         if (r.paired > 0 && (worst_paired == 0 || r.paired < worst_paired)) {
             worst_paired = r.paired;
             worst_paired_at = r.config + " " + r.cell +
-                              (r.ceiling > 0 ? fmt::format(", whose ceiling was {:.2f}", r.ceiling) : std::string());
+                              (r.ceiling > 0 ? fmt::format(", whose ceiling was {:.2f}", r.ceiling)
+                                             : std::string());
         }
         if (vs_best > worst) {
             worst = vs_best;
@@ -678,11 +783,14 @@ int main(int argc, char** argv) {
     }
     table += kernels_table + ceiling_table;
     fmt::print("\n{}", table);
-    std::string summary = worst > 0
-        ? fmt::format("bench/rnn: worst ratio tapegrad / PyTorch best (1 thread, median of rounds): {:.2f} ({})", worst, worst_at)
-        : std::string("bench/rnn: no PyTorch comparison in this run");
+    std::string summary = worst > 0 ? fmt::format(
+                                          "bench/rnn: worst ratio tapegrad / PyTorch best (1 "
+                                          "thread, median of rounds): {:.2f} ({})",
+                                          worst, worst_at)
+                                    : std::string("bench/rnn: no PyTorch comparison in this run");
     if (worst_paired > 0)
-        summary += fmt::format("; lowest 2T speed-up, paired: {:.2f} ({})", worst_paired, worst_paired_at);
+        summary +=
+            fmt::format("; lowest 2T speed-up, paired: {:.2f} ({})", worst_paired, worst_paired_at);
     fmt::print("\n{}\n", summary);
     tb::write_section(out, "rnn", table + "\n" + summary + "\n");
     fmt::print("bench/rnn: table written to {}\n", out);

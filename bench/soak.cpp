@@ -14,8 +14,8 @@
 #include <fstream>
 #include <string>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <tapegrad/tapegrad.hpp>
 
@@ -29,7 +29,8 @@ namespace {
 double rss_mib() {
     std::ifstream in("/proc/self/status");
     for (std::string line; std::getline(in, line);)
-        if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // "VmRSS:  1234 kB"
+        if (line.rfind("VmRSS:", 0) == 0)
+            return std::stod(line.substr(6)) / 1024.0;  // "VmRSS:  1234 kB"
     return 0;
 }
 
@@ -56,14 +57,18 @@ private:
 int main(int argc, char** argv) {
     tune_malloc();
     CLI::App app{"bench/soak: LSTM training on the adding problem; memory must stay flat"};
-    std::size_t steps = 100'000, hidden = 32, seq_len = 50, batch = 32, every = 10'000, warmup = 1'000;
+    std::size_t steps = 100'000, hidden = 32, seq_len = 50, batch = 32, every = 10'000,
+                warmup = 1'000;
     double max_growth_mib = 16;
-    app.add_option("--steps", steps, "training steps")->capture_default_str()->check(CLI::PositiveNumber);
+    app.add_option("--steps", steps, "training steps")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app.add_option("--hidden", hidden, "LSTM hidden size")->capture_default_str();
     app.add_option("--seq-len", seq_len, "sequence length T")->capture_default_str();
     app.add_option("--batch", batch, "batch size")->capture_default_str();
     app.add_option("--every", every, "print a line every this many steps")->capture_default_str();
-    app.add_option("--warmup", warmup, "steps before the reference RSS is taken")->capture_default_str();
+    app.add_option("--warmup", warmup, "steps before the reference RSS is taken")
+        ->capture_default_str();
     app.add_option("--max-growth-mib", max_growth_mib, "allowed RSS growth after warm-up, MiB")
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
@@ -71,8 +76,8 @@ int main(int argc, char** argv) {
     every = std::max<std::size_t>(every, 1);
 
     const double rss_start = rss_mib();
-    fmt::print("soak: LSTM hidden {}, T = {}, batch {}, {} steps; RSS at start {:.1f} MiB\n", hidden,
-               seq_len, batch, steps, rss_start);
+    fmt::print("soak: LSTM hidden {}, T = {}, batch {}, {} steps; RSS at start {:.1f} MiB\n",
+               hidden, seq_len, batch, steps, rss_start);
     std::fflush(stdout);
 
     Generator gen(7);
@@ -107,9 +112,11 @@ int main(int argc, char** argv) {
             const auto now = Clock::now();
             const double interval = std::chrono::duration<double>(now - t_last).count();
             const std::size_t done = step % every == 0 ? every : step % every;
-            fmt::print("step {:>7}: RSS {:7.1f} MiB  {:7.1f} steps/s  mean loss {:.5f} (baseline {:.5f})\n", step,
-                       rss_mib(), static_cast<double>(done) / interval, loss_sum / static_cast<double>(loss_count),
-                       adding_baseline_mse);
+            fmt::print(
+                "step {:>7}: RSS {:7.1f} MiB  {:7.1f} steps/s  mean loss {:.5f} (baseline "
+                "{:.5f})\n",
+                step, rss_mib(), static_cast<double>(done) / interval,
+                loss_sum / static_cast<double>(loss_count), adding_baseline_mse);
             std::fflush(stdout);
             t_last = now;
             loss_sum = 0;
@@ -118,15 +125,16 @@ int main(int argc, char** argv) {
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
     const double rss_end = rss_mib();
-    fmt::print("soak: RSS start {:.1f} MiB, after warm-up ({} steps) {:.1f} MiB, end {:.1f} MiB; "
-               "{} steps in {:.0f} s ({:.1f} steps/s)\n",
-               rss_start, warmup, rss_warm, rss_end, steps, seconds, static_cast<double>(steps) / seconds);
+    fmt::print(
+        "soak: RSS start {:.1f} MiB, after warm-up ({} steps) {:.1f} MiB, end {:.1f} MiB; "
+        "{} steps in {:.0f} s ({:.1f} steps/s)\n",
+        rss_start, warmup, rss_warm, rss_end, steps, seconds, static_cast<double>(steps) / seconds);
     if (rss_end > rss_warm + max_growth_mib) {
-        fmt::print("soak: FAIL: RSS grew by {:.1f} MiB after warm-up (allowed {:.1f} MiB)\n", rss_end - rss_warm,
-                   max_growth_mib);
+        fmt::print("soak: FAIL: RSS grew by {:.1f} MiB after warm-up (allowed {:.1f} MiB)\n",
+                   rss_end - rss_warm, max_growth_mib);
         return 1;
     }
-    fmt::print("soak: OK: RSS grew by {:.1f} MiB after warm-up (allowed {:.1f} MiB)\n", rss_end - rss_warm,
-               max_growth_mib);
+    fmt::print("soak: OK: RSS grew by {:.1f} MiB after warm-up (allowed {:.1f} MiB)\n",
+               rss_end - rss_warm, max_growth_mib);
     return 0;
 }

@@ -125,14 +125,16 @@ tb::Timings timings_from(const nlohmann::json& j) {
 std::optional<Side> run_torch(const Config& cfg) {
     if (!cfg.torch) return std::nullopt;
     if (!tb::python_has_torch()) {
-        std::printf("note: %s cannot import torch (apt install python3-torch); PyTorch side "
-                    "skipped\n", tb::python);
+        std::printf(
+            "note: %s cannot import torch (apt install python3-torch); PyTorch side "
+            "skipped\n",
+            tb::python);
         return std::nullopt;
     }
-    const auto j = tb::run_python_peer(tb::source_dir() + "/tape_overhead_torch.py",
-                                       {"--ops", std::to_string(cfg.ops), "--reps",
-                                        std::to_string(cfg.reps), "--warmup",
-                                        std::to_string(cfg.warmup)});
+    const auto j =
+        tb::run_python_peer(tb::source_dir() + "/tape_overhead_torch.py",
+                            {"--ops", std::to_string(cfg.ops), "--reps", std::to_string(cfg.reps),
+                             "--warmup", std::to_string(cfg.warmup)});
     if (!j) return std::nullopt;
     Side side;
     side.name = "torch " + j->at("torch_version").get<std::string>();
@@ -155,9 +157,10 @@ double max_diff(const std::vector<double>& a, const std::vector<double>& b) {
 }
 
 void usage() {
-    std::printf("usage: tape_overhead [--ops N] [--reps R] [--warmup W] [--no-torch]\n"
-                "  N recorded ops (default 1000), R timed repetitions (default 50, >= 30 for "
-                "the record), W warm-up runs (default 5)\n");
+    std::printf(
+        "usage: tape_overhead [--ops N] [--reps R] [--warmup W] [--no-torch]\n"
+        "  N recorded ops (default 1000), R timed repetitions (default 50, >= 30 for "
+        "the record), W warm-up runs (default 5)\n");
 }
 
 }  // namespace
@@ -188,8 +191,10 @@ int main(int argc, char** argv) {
     }
 
     warn_if_slow_blas();
-    std::printf("tape_overhead: h = tanh(h * w + b) x %d, sum, backward; float32 [4]; %d reps "
-                "after %d warm-up; 1 thread\n", cfg.steps(), cfg.reps, cfg.warmup);
+    std::printf(
+        "tape_overhead: h = tanh(h * w + b) x %d, sum, backward; float32 [4]; %d reps "
+        "after %d warm-up; 1 thread\n",
+        cfg.steps(), cfg.reps, cfg.warmup);
     std::printf("cpu: %s | OpenBLAS core: %s | OPENBLAS_CORETYPE=%s\n", tb::cpu_model().c_str(),
                 blas_info().corename.c_str(), tb::env_or("OPENBLAS_CORETYPE", "(unset)").c_str());
     std::fflush(stdout);
@@ -201,9 +206,10 @@ int main(int argc, char** argv) {
     const Side ours = run.result();
     const double rss = tb::peak_rss_mib();
 
-    std::printf("\n| side | ops | fwd+bwd ns/op median | min | wall median | CPU median | "
-                "fwd (recording) | bwd | no-grad fwd | torch / tapegrad |\n"
-                "|---|---|---|---|---|---|---|---|---|---|\n");
+    std::printf(
+        "\n| side | ops | fwd+bwd ns/op median | min | wall median | CPU median | "
+        "fwd (recording) | bwd | no-grad fwd | torch / tapegrad |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n");
     auto row = [](const Side& s, const std::string& ratio) {
         std::printf("| %s | %ld | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s |\n",
                     s.name.c_str(), s.ops, s.total.time.median, s.total.time.min,
@@ -215,10 +221,11 @@ int main(int argc, char** argv) {
     if (torch)
         row(*torch, fmt::format("{:.1f}x (min {:.1f}x)", ratio,
                                 torch->total.time.min / ours.total.time.min));
-    std::printf("\nns per recorded op; each run's time is the smaller of its wall and process CPU "
-                "time (see bench/common.hpp); fwd, bwd, no-grad fwd are medians.\n"
-                "what the tape adds over the bare forward kernels: %.0f ns/op\n",
-                ours.total.time.median - ours.nograd.time.median);
+    std::printf(
+        "\nns per recorded op; each run's time is the smaller of its wall and process CPU "
+        "time (see bench/common.hpp); fwd, bwd, no-grad fwd are medians.\n"
+        "what the tape adds over the bare forward kernels: %.0f ns/op\n",
+        ours.total.time.median - ours.nograd.time.median);
     std::printf("tapegrad peak RSS: %.1f MiB\n", rss);
 
     const bool fast = ours.total.time.median <= target_ns_per_op;
@@ -231,9 +238,9 @@ int main(int argc, char** argv) {
         std::printf("target: torch / tapegrad >= %.0fx: %.1fx -> %s\n", target_ratio, ratio,
                     faster ? "PASS" : "FAIL");
         // Same graph on both sides? Their results agree to float32 rounding.
-        const double d = std::max({std::abs(ours.loss - torch->loss),
-                                   max_diff(ours.grad_w, torch->grad_w),
-                                   max_diff(ours.grad_b, torch->grad_b)});
+        const double d =
+            std::max({std::abs(ours.loss - torch->loss), max_diff(ours.grad_w, torch->grad_w),
+                      max_diff(ours.grad_b, torch->grad_b)});
         std::printf("same graph: loss and dL/dw, dL/db agree with torch to %.1e -> %s\n", d,
                     d < 1e-4 ? "ok" : "MISMATCH");
         if (torch->ops != ours.ops) std::printf("MISMATCH: torch ran %ld ops\n", torch->ops);

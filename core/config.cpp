@@ -28,8 +28,10 @@ std::size_t buffer_cache_bytes() {
     const unsigned long long mib = std::strtoull(v, &end, 10);
     if (errno == 0 && end && *end == '\0' && v[0] != '-' && mib <= (std::size_t{1} << 40))
         return static_cast<std::size_t>(mib) << 20;
-    std::fprintf(stderr, "tapegrad: TAPEGRAD_BUFFER_CACHE_MIB='%s' is not a number of MiB "
-                         "from 0 to 2^40; using %zu\n", v, fallback >> 20);
+    std::fprintf(stderr,
+                 "tapegrad: TAPEGRAD_BUFFER_CACHE_MIB='%s' is not a number of MiB "
+                 "from 0 to 2^40; using %zu\n",
+                 v, fallback >> 20);
     return fallback;
 }
 

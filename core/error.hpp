@@ -16,17 +16,29 @@ public:
 };
 
 // Shapes that do not fit the op (broadcasting, matmul dimensions, axes out of range).
-class ShapeError : public Error { using Error::Error; };
+class ShapeError : public Error {
+    using Error::Error;
+};
 // float32 and float64 mixed in one op, or a tensor of the wrong dtype.
-class DTypeError : public Error { using Error::Error; };
+class DTypeError : public Error {
+    using Error::Error;
+};
 // A value outside the op's domain: an index out of range, a negative probability, ...
-class ValueError : public Error { using Error::Error; };
+class ValueError : public Error {
+    using Error::Error;
+};
 // Misuse of the tape: backward twice over a freed graph, a variable from a cleared tape, ...
-class GraphError : public Error { using Error::Error; };
+class GraphError : public Error {
+    using Error::Error;
+};
 // NaN or Inf found while anomaly mode is on.
-class AnomalyError : public Error { using Error::Error; };
+class AnomalyError : public Error {
+    using Error::Error;
+};
 // Files: checkpoints that are missing, truncated or inconsistent.
-class IOError : public Error { using Error::Error; };
+class IOError : public Error {
+    using Error::Error;
+};
 
 // "file.cpp:12"; empty when the location is unknown.
 std::string call_site(const std::source_location& loc);

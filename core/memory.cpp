@@ -21,8 +21,8 @@ namespace {
 // Size classes: 64 bytes, then four per power of two: 2^k + j * 2^(k-2) for j = 1..4, up to
 // 64 KiB. Larger buffers go to malloc and free: glibc's cost per call is fixed while the work
 // on a buffer grows with its size.
-constexpr unsigned min_log = 6;    // 64 bytes
-constexpr unsigned max_log = 16;   // 64 KiB
+constexpr unsigned min_log = 6;   // 64 bytes
+constexpr unsigned max_log = 16;  // 64 KiB
 constexpr std::size_t num_classes = 1 + (max_log - min_log) * 4;
 
 struct Class {
@@ -33,7 +33,8 @@ struct Class {
 Class class_of(std::size_t bytes) {
     if (bytes <= (std::size_t{1} << min_log)) return {0, std::size_t{1} << min_log};
     if (bytes > (std::size_t{1} << max_log)) return {};
-    const unsigned k = static_cast<unsigned>(std::bit_width(bytes - 1)) - 1;  // 2^k < bytes <= 2^(k+1)
+    const unsigned k =
+        static_cast<unsigned>(std::bit_width(bytes - 1)) - 1;  // 2^k < bytes <= 2^(k+1)
     const std::size_t step = std::size_t{1} << (k - 2);
     const std::size_t j = (bytes - (std::size_t{1} << k) + step - 1) / step;  // 1..4
     return {1 + (k - min_log) * 4 + (j - 1), (std::size_t{1} << k) + j * step};
@@ -179,7 +180,8 @@ void* acquire(std::size_t bytes) {
     // Always the class's size, so the buffer can serve any request of its class later.
     // (posix_memalign: aligned_alloc wants a multiple of the alignment, which 80 bytes is not.)
     void* p = nullptr;
-    if (posix_memalign(&p, alignment, c.bytes != 0 ? c.bytes : bytes) != 0 || !p) throw std::bad_alloc();
+    if (posix_memalign(&p, alignment, c.bytes != 0 ? c.bytes : bytes) != 0 || !p)
+        throw std::bad_alloc();
     return p;
 }
 
@@ -192,7 +194,8 @@ void release(void* p, std::size_t bytes) noexcept {
     }
     if (!cache_gone) {
         ThreadCache& tc = cache();
-        if (tc.bytes + c.bytes <= std::min(buffer_cache_limit(), thread_share) && tc.push(p, c)) return;
+        if (tc.bytes + c.bytes <= std::min(buffer_cache_limit(), thread_share) && tc.push(p, c))
+            return;
     }
     give_shared(p, c);
 }

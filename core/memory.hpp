@@ -37,10 +37,10 @@
 namespace tapegrad {
 
 struct MallocTuning {
-    bool applied = false;             // false: TAPEGRAD_MALLOC_TUNING=0, not glibc, or refused
-    std::size_t mmap_threshold = 0;   // blocks up to this size come from the heap
-    std::size_t trim_threshold = 0;   // free memory kept at the heap's top before trimming
-    std::size_t top_pad = 0;          // extra memory asked of the kernel when the heap grows
+    bool applied = false;            // false: TAPEGRAD_MALLOC_TUNING=0, not glibc, or refused
+    std::size_t mmap_threshold = 0;  // blocks up to this size come from the heap
+    std::size_t trim_threshold = 0;  // free memory kept at the heap's top before trimming
+    std::size_t top_pad = 0;         // extra memory asked of the kernel when the heap grows
 };
 
 // Sets glibc's M_MMAP_THRESHOLD to 32 MiB, M_TRIM_THRESHOLD to 256 MiB and M_TOP_PAD to
@@ -84,7 +84,8 @@ struct BufferAllocator {
     template <class U>
     BufferAllocator(const BufferAllocator<U>&) noexcept {}
     T* allocate(std::size_t n) {
-        if (n > std::numeric_limits<std::size_t>::max() / sizeof(T)) throw std::bad_array_new_length();
+        if (n > std::numeric_limits<std::size_t>::max() / sizeof(T))
+            throw std::bad_array_new_length();
         return static_cast<T*>(buffers::acquire(n * sizeof(T)));
     }
     void deallocate(T* p, std::size_t n) noexcept { buffers::release(p, n * sizeof(T)); }

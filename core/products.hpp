@@ -84,7 +84,7 @@ private:
     };
     struct EarlyProducts;
     std::unique_ptr<EarlyProducts> early_;
-    std::vector<Copied> copied_;                               // this sweep's records
+    std::vector<Copied> copied_;                                     // this sweep's records
     std::unordered_map<std::uint64_t, DestinationFn> destinations_;  // by destination_key
     static std::uint64_t destination_key(const detail::VarImpl& v);  // its entry and result
     std::uint64_t sweep_ = 0;

@@ -1,9 +1,9 @@
 #include "core/tape.hpp"
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <atomic>
 #include <exception>
-#include <fmt/format.h>
 
 #include "core/engine_ops.hpp"
 
@@ -38,7 +38,8 @@ Variable detail::accumulate(Variable a, const Variable& g, bool create_graph) {
     if (a.impl_ptr().use_count() == 1) {
         Tensor& value = a.impl()->value;
         if (value.shape() == g.shape()) value.add_(g.value());
-        else dispatch(value.dtype(), [&]<class T>() { value.mutable_xt<T>() += g.value().xt<T>(); });
+        else
+            dispatch(value.dtype(), [&]<class T>() { value.mutable_xt<T>() += g.value().xt<T>(); });
         return a;
     }
     NoGradGuard no_grad;
@@ -101,8 +102,10 @@ Variable record(const char* op, Tensor result, std::span<const Variable> inputs,
                                            "result {})",
                                            op, to_string(result.shape())),
                                backward_loc);
-        fail<AnomalyError>(op, fmt::format("produced NaN or Inf in its forward result {}",
-                                           to_string(result.shape())), loc);
+        fail<AnomalyError>(
+            op,
+            fmt::format("produced NaN or Inf in its forward result {}", to_string(result.shape())),
+            loc);
     }
     auto impl = make_cached<detail::VarImpl>();
     impl->value = std::move(result);
@@ -115,9 +118,11 @@ Variable record(const char* op, Tensor result, std::span<const Variable> inputs,
     for (const auto& in : inputs) {
         const auto* v = in.impl();
         if (v && v->requires_grad && v->tape && v->tape != &tape)
-            fail<GraphError>(op, "an input was recorded on another tape (each thread and each "
-                                 "TapeScope records on its own; a TBB shard must not use another "
-                                 "shard's variables)", loc);
+            fail<GraphError>(op,
+                             "an input was recorded on another tape (each thread and each "
+                             "TapeScope records on its own; a TBB shard must not use another "
+                             "shard's variables)",
+                             loc);
     }
     // A forward-only loop (no backward) would grow the tape forever; when a new graph starts
     // (no input on this tape) on a large tape, release it if nothing outside refers to it.
@@ -139,8 +144,12 @@ Variable record(const char* op, Tensor result, std::span<const Variable> inputs,
     impl->generation = tape.generation_;
     impl->index = static_cast<std::uint32_t>(tape.entries_.size());
     Variable out(std::move(impl));
-    Tape::Entry& entry = tape.entries_.emplace_back(Tape::Entry{
-        op, loc, InputList(inputs.begin(), inputs.end()), std::move(backward), out, {}, {}});
+    Tape::Entry& entry =
+        tape.entries_.emplace_back(Tape::Entry{.op = op,
+                                               .loc = loc,
+                                               .inputs = InputList(inputs.begin(), inputs.end()),
+                                               .backward = std::move(backward),
+                                               .result = out});
     const auto pass = static_cast<std::size_t>(reads.passes_gradient_to);
     if (reads.passes_gradient_to >= 0 && pass < inputs.size() && inputs[pass].defined() &&
         inputs[pass].shape() == out.shape() && inputs[pass].dtype() == out.dtype())
@@ -171,8 +180,10 @@ std::vector<Variable> record(const char* op, std::vector<Tensor> results,
     const detail::VarImpl* first = out[0].impl();
     for (std::size_t k = 1; k < results.size(); ++k) {
         if (anomaly_mode && !all_finite(results[k]))
-            fail<AnomalyError>(op, fmt::format("produced NaN or Inf in its forward result {}",
-                                               to_string(results[k].shape())), loc);
+            fail<AnomalyError>(op,
+                               fmt::format("produced NaN or Inf in its forward result {}",
+                                           to_string(results[k].shape())),
+                               loc);
         auto impl = make_cached<detail::VarImpl>();
         impl->value = std::move(results[k]);
         if (first->tape) {
@@ -191,8 +202,8 @@ std::vector<Variable> record(const char* op, std::vector<Tensor> results,
     return out;
 }
 
-Variable record(const char* op, Tensor result, std::initializer_list<Variable> inputs,
-                Reads reads, BackwardFn backward, const std::source_location& loc) {
+Variable record(const char* op, Tensor result, std::initializer_list<Variable> inputs, Reads reads,
+                BackwardFn backward, const std::source_location& loc) {
     return record(op, std::move(result), std::span<const Variable>(inputs.begin(), inputs.size()),
                   reads, std::move(backward), loc);
 }
@@ -226,12 +237,17 @@ void Backward::add(std::size_t i, const Variable& g_in) {
     const std::source_location loc = tape_.entries_[entry_].loc;
     Variable g = g_in;
     if (g.dtype() != in.dtype())
-        fail<DTypeError>(op, fmt::format("backward produced a {} gradient for {} input {}",
-                                         name(g.dtype()), describe(in), i), loc);
+        fail<DTypeError>(op,
+                         fmt::format("backward produced a {} gradient for {} input {}",
+                                     name(g.dtype()), describe(in), i),
+                         loc);
     if (g.shape() != in.shape()) g = sum_to(g, in.shape(), loc);
     if (anomaly_mode && !all_finite(g.value()))
-        fail<AnomalyError>(op, fmt::format("backward produced NaN or Inf in the gradient of "
-                                           "input {} ({})", i, describe(in)), loc);
+        fail<AnomalyError>(op,
+                           fmt::format("backward produced NaN or Inf in the gradient of "
+                                       "input {} ({})",
+                                       i, describe(in)),
+                           loc);
     auto* v = in.impl();
     if (v->tape == nullptr) {  // a leaf
         auto& acc = leaf_grads_->grads[leaf_slot(in)];
@@ -263,11 +279,12 @@ void Backward::add_product(std::size_t i, const Variable& x, const Variable& y) 
 }
 
 std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& seed,
-                                         std::span<const Variable> wanted,
-                                         BackwardOptions options, LeafGrads* leaf_grads) {
+                                         std::span<const Variable> wanted, BackwardOptions options,
+                                         LeafGrads* leaf_grads) {
     if (in_backward_)
-        throw GraphError("backward: called from inside a backward rule; nested backward passes "
-                         "are not supported");
+        throw GraphError(
+            "backward: called from inside a backward rule; nested backward passes "
+            "are not supported");
     LeafGrads local;
     LeafGrads& leaves = leaf_grads ? *leaf_grads : local;
     return products_->around_sweep(options.create_graph,
@@ -292,8 +309,8 @@ std::vector<Variable> Tape::sweep(const Variable& root, const Variable& seed,
     std::unordered_map<const detail::VarImpl*, std::size_t> wanted_slot;
     for (std::size_t k = 0; k < wanted.size(); ++k) {
         if (!wanted[k].requires_grad())
-            throw GraphError(fmt::format("grad: input {} ({}) does not require grad", k,
-                                         describe(wanted[k])));
+            throw GraphError(
+                fmt::format("grad: input {} ({}) does not require grad", k, describe(wanted[k])));
         wanted_slot.emplace(wanted[k].impl(), k);
     }
     std::vector<Variable> out(wanted.size());
@@ -332,9 +349,8 @@ std::vector<Variable> Tape::sweep(const Variable& root, const Variable& seed,
             more = std::move(entries_[i].more_grads);
             entries_[i].more_grads.assign(more.size(), Variable());
         }
-        const bool reached = g.defined() || std::any_of(more.begin(), more.end(), [](auto& m) {
-                                 return m.defined();
-                             });
+        const bool reached = g.defined() || std::any_of(more.begin(), more.end(),
+                                                        [](auto& m) { return m.defined(); });
         if (!reached) continue;
         if (!wanted_slot.empty()) {
             if (auto it = wanted_slot.find(entries_[i].result.impl()); it != wanted_slot.end())

@@ -93,20 +93,19 @@ private:
     friend class ProductSchedule;
     friend Variable record(const char*, Tensor, std::span<const Variable>, Reads, BackwardFn,
                            const std::source_location&);
-    friend std::vector<Variable> record(const char*, std::vector<Tensor>,
-                                        std::span<const Variable>, Reads, BackwardFn,
-                                        const std::source_location&);
+    friend std::vector<Variable> record(const char*, std::vector<Tensor>, std::span<const Variable>,
+                                        Reads, BackwardFn, const std::source_location&);
     struct Entry {
         const char* op;
         std::source_location loc;
         InputList inputs;
-        BackwardFn backward;      // empty once freed by a backward
-        Variable result;          // the op's output (its first, when it has several)
-        Variable grad;            // adjoint, only during a sweep
-        std::vector<Variable> more_results, more_grads;  // outputs 1, 2, ... and their adjoints
-        PendingProducts pending;  // deferred xᵀ y still to add to grad (core/products.hpp)
-        std::uint32_t uses = 0;     // inputs of later entries that are this result
-        std::uint32_t readers = 0;  // backward rules that may read the result's value
+        BackwardFn backward;  // empty once freed by a backward
+        Variable result;      // the op's output (its first, when it has several)
+        Variable grad{};      // adjoint, only during a sweep
+        std::vector<Variable> more_results{}, more_grads{};  // outputs 1, 2, ... and adjoints
+        PendingProducts pending{};    // deferred xᵀ y still to add to grad (core/products.hpp)
+        std::uint32_t uses = 0;       // inputs of later entries that are this result
+        std::uint32_t readers = 0;    // backward rules that may read the result's value
         std::int32_t passes_to = -1;  // Reads::passes_gradient_to
         bool queued = false;          // in release_queue_
     };
@@ -213,8 +212,8 @@ private:
 Variable record(const char* op, Tensor result, std::span<const Variable> inputs, Reads reads,
                 BackwardFn backward,
                 const std::source_location& loc = std::source_location::current());
-Variable record(const char* op, Tensor result, std::initializer_list<Variable> inputs,
-                Reads reads, BackwardFn backward,
+Variable record(const char* op, Tensor result, std::initializer_list<Variable> inputs, Reads reads,
+                BackwardFn backward,
                 const std::source_location& loc = std::source_location::current());
 // An op with several results (split: the pieces), recorded as one entry: its rule reads their
 // gradients with grad_out(k). Returns the results, or plain values when nothing is recorded.

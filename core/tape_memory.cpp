@@ -24,7 +24,8 @@ bool Tape::referenced_from_outside() const {
     std::vector<long> internal(first.back(), 0);
     for (std::size_t i = 0; i < entries_.size(); ++i) {
         if (entries_[i].result.defined()) internal[first[i]] += 1;
-        for (std::size_t k = 1; k <= entries_[i].more_results.size(); ++k) internal[first[i] + k] += 1;
+        for (std::size_t k = 1; k <= entries_[i].more_results.size(); ++k)
+            internal[first[i] + k] += 1;
         for (const auto& in : entries_[i].inputs) {
             const auto* v = in.impl();
             if (v && v->tape == this && v->generation == generation_)
@@ -33,8 +34,7 @@ bool Tape::referenced_from_outside() const {
     }
     for (std::size_t i = 0; i < entries_.size(); ++i) {
         const Entry& e = entries_[i];
-        if (e.result.defined() && e.result.impl_ptr().use_count() > internal[first[i]])
-            return true;
+        if (e.result.defined() && e.result.impl_ptr().use_count() > internal[first[i]]) return true;
         for (std::size_t k = 1; k <= e.more_results.size(); ++k)
             if (e.more_results[k - 1].impl_ptr().use_count() > internal[first[i] + k]) return true;
     }

@@ -1,8 +1,8 @@
 #include "core/tensor.hpp"
 
+#include <fmt/format.h>
 #include <cmath>
 #include <mutex>
-#include <fmt/format.h>
 #include <xtensor/xio.hpp>
 #include <xtensor/xmath.hpp>
 
@@ -11,7 +11,8 @@ namespace tapegrad {
 std::string call_site(const std::source_location& loc) {
     if (loc.line() == 0 || loc.file_name() == nullptr || *loc.file_name() == '\0') return {};
     std::string_view file = loc.file_name();
-    if (auto slash = file.rfind('/'); slash != std::string_view::npos) file.remove_prefix(slash + 1);
+    if (auto slash = file.rfind('/'); slash != std::string_view::npos)
+        file.remove_prefix(slash + 1);
     return fmt::format("{}:{}", file, loc.line());
 }
 
@@ -45,15 +46,18 @@ const Tensor::Storage& Tensor::resolved() const {
     }
     View& v = *view_;
     std::call_once(v.copied, [&] {
-        v.copy = std::make_unique<Storage>(std::visit([&](const auto& a) -> Storage {
-            using A = std::decay_t<decltype(a)>;
-            auto out = A::from_shape(v.shape);
-            if (out.size() == 0) return out;  // an empty base may have no data at all
-            const auto* src = a.data() + v.layout.offset;
-            for (std::size_t r = 0; r < v.layout.rows; ++r)
-                std::copy_n(src + r * v.layout.stride, v.layout.cols, out.data() + r * v.layout.cols);
-            return out;
-        }, *v.base));
+        v.copy = std::make_unique<Storage>(std::visit(
+            [&](const auto& a) -> Storage {
+                using A = std::decay_t<decltype(a)>;
+                auto out = A::from_shape(v.shape);
+                if (out.size() == 0) return out;  // an empty base may have no data at all
+                const auto* src = a.data() + v.layout.offset;
+                for (std::size_t r = 0; r < v.layout.rows; ++r)
+                    std::copy_n(src + r * v.layout.stride, v.layout.cols,
+                                out.data() + r * v.layout.cols);
+                return out;
+            },
+            *v.base));
     });
     return *v.copy;
 }
@@ -62,11 +66,13 @@ Tensor Tensor::view(const Tensor& base, const Shape& shape, std::size_t offset, 
                     std::size_t cols, std::size_t stride) {
     base.require_defined("view");
     const std::size_t n = base.numel();
-    if (rows * cols != tapegrad::numel(shape) || (rows > 0 && cols > 0 &&
-        (offset + (rows - 1) * stride + cols > n || (rows > 1 && stride < cols))))
-        throw ShapeError(fmt::format("Tensor::view: {} rows of {} elements {} apart from offset {} "
-                                     "do not fit shape {} inside a tensor of {} elements",
-                                     rows, cols, stride, offset, to_string(shape), n));
+    if (rows * cols != tapegrad::numel(shape) ||
+        (rows > 0 && cols > 0 &&
+         (offset + (rows - 1) * stride + cols > n || (rows > 1 && stride < cols))))
+        throw ShapeError(
+            fmt::format("Tensor::view: {} rows of {} elements {} apart from offset {} "
+                        "do not fit shape {} inside a tensor of {} elements",
+                        rows, cols, stride, offset, to_string(shape), n));
     Tensor t;
     t.view_ = make_cached<View>();
     if (base.view_) {
@@ -90,7 +96,9 @@ Tensor Tensor::view(const Tensor& base, const Shape& shape, std::size_t offset, 
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
     Tensor t;  // the array made in place: xtensor's move of an array copies its shape and strides
-    dispatch(dtype, [&]<class T>() { t.storage_ = make_cached<Storage>(std::in_place_type<Array<T>>, shape); });
+    dispatch(dtype, [&]<class T>() {
+        t.storage_ = make_cached<Storage>(std::in_place_type<Array<T>>, shape);
+    });
     return t;
 }
 
@@ -123,12 +131,14 @@ Tensor Tensor::from(std::initializer_list<double> values, const Shape& shape, DT
 
 double Tensor::flat(std::size_t i) const {
     if (i >= numel())
-        throw ValueError(fmt::format("Tensor::flat: index {} out of range for shape {}", i,
-                                     to_string(shape())));
+        throw ValueError(
+            fmt::format("Tensor::flat: index {} out of range for shape {}", i, to_string(shape())));
     const Layout l = layout();
-    return std::visit([&](const auto& a) {
-        return static_cast<double>(a.data()[l.offset + i / l.cols * l.stride + i % l.cols]);
-    }, base());
+    return std::visit(
+        [&](const auto& a) {
+            return static_cast<double>(a.data()[l.offset + i / l.cols * l.stride + i % l.cols]);
+        },
+        base());
 }
 
 void Tensor::set_flat(std::size_t i, double value) {
@@ -170,11 +180,12 @@ void Tensor::add_(const Tensor& other) {
     require_defined("add_");
     other.require_defined("add_");
     if (other.dtype() != dtype())
-        throw DTypeError(fmt::format("Tensor::add_: a {} tensor cannot be added in place to a {} one",
-                                     name(other.dtype()), name(dtype())));
+        throw DTypeError(
+            fmt::format("Tensor::add_: a {} tensor cannot be added in place to a {} one",
+                        name(other.dtype()), name(dtype())));
     if (other.shape() != shape())
-        throw ShapeError(fmt::format("Tensor::add_: {} cannot be added in place to {}", to_string(other.shape()),
-                                     to_string(shape())));
+        throw ShapeError(fmt::format("Tensor::add_: {} cannot be added in place to {}",
+                                     to_string(other.shape()), to_string(shape())));
     dispatch(dtype(), [&]<class T>() {
         T* out = mutable_xt<T>().data();
         const auto runs = other.rows<T>();

@@ -45,9 +45,11 @@ public:
     // Any float or double xtensor expression (an xt::xarray<T>, a + b, ...), evaluated into
     // an Array<T> of its own.
     template <class E>
-        requires(std::is_same_v<typename E::value_type, float> || std::is_same_v<typename E::value_type, double>)
-    explicit Tensor(const xt::xexpression<E>& values)
-        : storage_(make_cached<Storage>(std::in_place_type<Array<typename E::value_type>>, values)) {}
+    requires(std::is_same_v<typename E::value_type, float> ||
+             std::is_same_v<typename E::value_type,
+                            double>) explicit Tensor(const xt::xexpression<E>& values)
+        : storage_(
+              make_cached<Storage>(std::in_place_type<Array<typename E::value_type>>, values)) {}
 
     static Tensor empty(const Shape& shape, DType dtype);
     static Tensor zeros(const Shape& shape, DType dtype);
@@ -60,8 +62,8 @@ public:
 
     // A view of `base`: `shape`'s elements in row-major order are `rows` runs of `cols`
     // elements, run r starting at element offset + r * stride of base's storage.
-    static Tensor view(const Tensor& base, const Shape& shape, std::size_t offset,
-                       std::size_t rows, std::size_t cols, std::size_t stride);
+    static Tensor view(const Tensor& base, const Shape& shape, std::size_t offset, std::size_t rows,
+                       std::size_t cols, std::size_t stride);
 
     bool defined() const { return storage_ != nullptr || view_ != nullptr; }
     bool is_view() const { return view_ != nullptr; }
@@ -101,8 +103,8 @@ public:
         return r.contiguous() ? r.data : xt<T>().data();
     }
 
-    double item() const;                  // the only element of a 1-element tensor
-    double flat(std::size_t i) const;     // element i in row-major order, as double
+    double item() const;               // the only element of a 1-element tensor
+    double flat(std::size_t i) const;  // element i in row-major order, as double
     void set_flat(std::size_t i, double value);
     std::vector<double> to_vector() const;
 
@@ -135,7 +137,8 @@ private:
     std::shared_ptr<View> view_;        // a view (exactly one of the two is set)
     // Inline: every op asks a tensor its shape and dtype several times.
     void require_defined(const char* what) const {
-        if (!defined()) [[unlikely]] undefined(what);
+        if (!defined()) [[unlikely]]
+            undefined(what);
     }
     [[noreturn]] static void undefined(const char* what);
     const Storage& base() const {  // the storage the elements live in (a view's base)
@@ -143,7 +146,7 @@ private:
         return view_ ? *view_->base : *storage_;
     }
     const Storage& resolved() const;  // an array holding exactly this tensor's elements
-    Layout layout() const;  // a view's place in its base
+    Layout layout() const;            // a view's place in its base
     [[noreturn]] void wrong_dtype(const char* what, DType asked) const;
 };
 

@@ -20,17 +20,19 @@ void Variable::require_defined(const char* what) const {
 
 void Variable::value_unavailable() const {
     require_defined("value");
-    throw GraphError(fmt::format("value: the value of a {} variable was released after forward, "
-                                 "since no backward rule declared it reads it; an op's "
-                                 "Reads (see record) leave out an input it reads",
-                                 to_string(impl_->released_shape)));
+    throw GraphError(
+        fmt::format("value: the value of a {} variable was released after forward, "
+                    "since no backward rule declared it reads it; an op's "
+                    "Reads (see record) leave out an input it reads",
+                    to_string(impl_->released_shape)));
 }
 
 Variable& Variable::set_requires_grad(bool on) {
     require_defined("set_requires_grad");
     if (!is_leaf())
-        throw GraphError("set_requires_grad: only leaves can change requires_grad; use detach() "
-                         "to cut a recorded variable from its graph");
+        throw GraphError(
+            "set_requires_grad: only leaves can change requires_grad; use detach() "
+            "to cut a recorded variable from its graph");
     impl_->requires_grad = on;
     return *this;
 }
@@ -78,8 +80,9 @@ void Variable::set_grad(const Tensor& grad) {
 Tensor& Variable::mutable_value() {
     require_defined("mutable_value");
     if (!is_leaf())
-        throw GraphError("mutable_value: only a leaf's value may be changed in place; a recorded "
-                         "value may be needed by backward");
+        throw GraphError(
+            "mutable_value: only a leaf's value may be changed in place; a recorded "
+            "value may be needed by backward");
     dispatch(impl_->value.dtype(), [&]<class T>() { impl_->value.mutable_xt<T>(); });
     return impl_->value;
 }
@@ -108,9 +111,9 @@ Variable make_seed(const Variable& root, const Tensor& grad_out, const char* wha
             what, describe(root)));
     if (!grad_out.defined()) {
         if (root.numel() != 1)
-            throw GraphError(fmt::format(
-                "{}: the output {} is not a scalar; pass grad_out of that shape", what,
-                describe(root)));
+            throw GraphError(
+                fmt::format("{}: the output {} is not a scalar; pass grad_out of that shape", what,
+                            describe(root)));
         return Variable(Tensor::ones(root.shape(), root.dtype()));
     }
     if (grad_out.shape() != root.shape() || grad_out.dtype() != root.dtype())

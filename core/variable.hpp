@@ -49,7 +49,8 @@ public:
 
     bool defined() const { return impl_ != nullptr; }
     const Tensor& value() const {
-        if (!impl_ || impl_->released) [[unlikely]] value_unavailable();
+        if (!impl_ || impl_->released) [[unlikely]]
+            value_unavailable();
         return impl_->value;
     }
     DType dtype() const { return released() ? impl_->released_dtype : value().dtype(); }

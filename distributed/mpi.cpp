@@ -31,13 +31,17 @@ constexpr std::size_t max_count = std::size_t{1} << 30;
 
 void require_ready(const char* op) {
     if (!initialized())
-        throw Error(fmt::format("distributed::{}: MPI is not initialised: create a tapegrad::distributed::Environment "
-                                "at the start of main (it must live until main returns)", op));
+        throw Error(fmt::format(
+            "distributed::{}: MPI is not initialised: create a tapegrad::distributed::Environment "
+            "at the start of main (it must live until main returns)",
+            op));
     int main_thread = 0;
     MPI_Is_thread_main(&main_thread);
     if (!main_thread)
-        throw Error(fmt::format("distributed::{}: called from a thread other than the one that created the "
-                                "Environment; MPI runs with MPI_THREAD_FUNNELED", op));
+        throw Error(
+            fmt::format("distributed::{}: called from a thread other than the one that created the "
+                        "Environment; MPI runs with MPI_THREAD_FUNNELED",
+                        op));
 }
 
 void check(int rc, const char* op, const char* call) {
@@ -45,7 +49,8 @@ void check(int rc, const char* op, const char* call) {
     char text[MPI_MAX_ERROR_STRING];
     int len = 0;
     MPI_Error_string(rc, text, &len);
-    throw Error(fmt::format("distributed::{}: {} failed: {}", op, call, std::string(text, static_cast<std::size_t>(len))));
+    throw Error(fmt::format("distributed::{}: {} failed: {}", op, call,
+                            std::string(text, static_cast<std::size_t>(len))));
 }
 
 int world_rank() {
@@ -140,7 +145,8 @@ void bcast_bytes(char* data, std::size_t n, int root, const char* op) {
 // Rank `first` failed with `local` (null on the others): every rank throws its error. That
 // rank rethrows its own exception; the others throw one of the same type whose message ends
 // "(raised on rank F)", or the same message when `verbatim` (messages that name the ranks).
-[[noreturn]] void raise_from(int first, const std::exception_ptr& local, bool verbatim, const char* op) {
+[[noreturn]] void raise_from(int first, const std::exception_ptr& local, bool verbatim,
+                             const char* op) {
     const int me = world_rank();
     int kind = 0;
     std::string message;
@@ -155,7 +161,8 @@ void bcast_bytes(char* data, std::size_t n, int root, const char* op) {
     message.resize(len);
     bcast_bytes(message.data(), len, first, op);
     if (me == first) std::rethrow_exception(local);
-    throw_kind(static_cast<Kind>(kind), verbatim ? message : fmt::format("{} (raised on rank {})", message, first));
+    throw_kind(static_cast<Kind>(kind),
+               verbatim ? message : fmt::format("{} (raised on rank {})", message, first));
 }
 
 // Collective: returns when no rank passed a failure, else every rank throws the failure of
@@ -170,14 +177,15 @@ void agree(const char* op, const std::exception_ptr& local, bool verbatim = fals
 
 // Collective: agree() on local failures, then on a (count, hash) signature, in one small
 // allreduce. Returns {smallest, largest} count when the signatures differ on some rank.
-std::optional<std::pair<std::uint64_t, std::uint64_t>> compare_signatures(const char* op,
-                                                                          const std::exception_ptr& local,
-                                                                          std::uint64_t count, std::uint64_t hash) {
+std::optional<std::pair<std::uint64_t, std::uint64_t>> compare_signatures(
+    const char* op, const std::exception_ptr& local, std::uint64_t count, std::uint64_t hash) {
     const int me = world_rank(), n = world_size();
     // MAX of x and of ~x gives the largest and the smallest x; the failure slot holds
     // size - rank, so its MAX names the lowest failing rank.
-    std::uint64_t v[5] = {count, ~count, hash, ~hash, local ? static_cast<std::uint64_t>(n - me) : 0};
-    check(MPI_Allreduce(MPI_IN_PLACE, v, 5, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD), op, "MPI_Allreduce");
+    std::uint64_t v[5] = {count, ~count, hash, ~hash,
+                          local ? static_cast<std::uint64_t>(n - me) : 0};
+    check(MPI_Allreduce(MPI_IN_PLACE, v, 5, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD), op,
+          "MPI_Allreduce");
     stats.control_bytes += sizeof v;
     if (v[4] != 0) raise_from(n - static_cast<int>(v[4]), local, false, op);
     if (v[0] == ~v[1] && v[2] == ~v[3]) return std::nullopt;
@@ -185,17 +193,22 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> compare_signatures(const 
 }
 
 // The same for a parameter list's layout: different layouts throw ValueError on every rank.
-void agree_layout(const char* op, const std::exception_ptr& local, std::uint64_t count, std::uint64_t hash) {
+void agree_layout(const char* op, const std::exception_ptr& local, std::uint64_t count,
+                  std::uint64_t hash) {
     const auto differ = compare_signatures(op, local, count, hash);
     if (!differ) return;
     const auto [least, most] = *differ;
     if (most != least)
-        throw ValueError(fmt::format("distributed::{}: the ranks pass different parameter lists ({} to {} "
-                                     "parameters); call check_same_model(model) after building the model to find "
-                                     "the first difference", op, least, most));
-    throw ValueError(fmt::format("distributed::{}: the ranks pass {} parameters each, but their shapes or dtypes "
-                                 "differ; call check_same_model(model) after building the model to find the "
-                                 "first difference", op, count));
+        throw ValueError(fmt::format(
+            "distributed::{}: the ranks pass different parameter lists ({} to {} "
+            "parameters); call check_same_model(model) after building the model to find "
+            "the first difference",
+            op, least, most));
+    throw ValueError(fmt::format(
+        "distributed::{}: the ranks pass {} parameters each, but their shapes or dtypes "
+        "differ; call check_same_model(model) after building the model to find the "
+        "first difference",
+        op, count));
 }
 
 // ---- average_gradients ----
@@ -207,8 +220,9 @@ std::vector<T>& flat_buffer() {
 }
 
 template <class T>
-void reduce_dtype(const char* op, const std::vector<Variable>& params, const std::vector<std::uint8_t>& mask,
-                  const AverageOptions& options, AverageReport& report) {
+void reduce_dtype(const char* op, const std::vector<Variable>& params,
+                  const std::vector<std::uint8_t>& mask, const AverageOptions& options,
+                  AverageReport& report) {
     std::vector<std::size_t> which;
     std::size_t total = 0;
     for (std::size_t k = 0; k < params.size(); ++k)
@@ -239,11 +253,13 @@ void reduce_dtype(const char* op, const std::vector<Variable>& params, const std
     }
 
     // One MPI_Allreduce per bucket of at most bucket_bytes.
-    const std::size_t chunk = std::min(max_count, std::max<std::size_t>(1, options.bucket_bytes / sizeof(T)));
+    const std::size_t chunk =
+        std::min(max_count, std::max<std::size_t>(1, options.bucket_bytes / sizeof(T)));
     for (std::size_t off = 0; off < total; off += chunk) {
         const auto count = static_cast<int>(std::min(chunk, total - off));
-        check(MPI_Allreduce(MPI_IN_PLACE, buffer.data() + off, count, mpi_type<T>(), MPI_SUM, MPI_COMM_WORLD), op,
-              "MPI_Allreduce");
+        check(MPI_Allreduce(MPI_IN_PLACE, buffer.data() + off, count, mpi_type<T>(), MPI_SUM,
+                            MPI_COMM_WORLD),
+              op, "MPI_Allreduce");
         ++report.buckets;
     }
     report.bytes += total * sizeof(T);
@@ -258,7 +274,8 @@ void reduce_dtype(const char* op, const std::vector<Variable>& params, const std
         const std::size_t n = p.numel();
         T* dst = values.data();
         if (post == T(1)) std::copy_n(buffer.data() + offset, n, dst);
-        else for (std::size_t i = 0; i < n; ++i) dst[i] = post * buffer[offset + i];
+        else
+            for (std::size_t i = 0; i < n; ++i) dst[i] = post * buffer[offset + i];
         p.set_grad(Tensor(std::move(values)));
         offset += n;
     }
@@ -267,7 +284,8 @@ void reduce_dtype(const char* op, const std::vector<Variable>& params, const std
 // ---- broadcast_parameters ----
 
 template <class T>
-void broadcast_dtype(const char* op, const std::vector<Variable>& params, int root, std::size_t bucket_bytes) {
+void broadcast_dtype(const char* op, const std::vector<Variable>& params, int root,
+                     std::size_t bucket_bytes) {
     std::vector<std::size_t> which;
     std::size_t total = 0;
     for (std::size_t k = 0; k < params.size(); ++k)
@@ -281,13 +299,16 @@ void broadcast_dtype(const char* op, const std::vector<Variable>& params, int ro
     std::size_t offset = 0;
     if (sending)
         for (const std::size_t k : which) {
-            std::copy_n(params[k].value().xt<T>().data(), params[k].numel(), buffer.data() + offset);
+            std::copy_n(params[k].value().xt<T>().data(), params[k].numel(),
+                        buffer.data() + offset);
             offset += params[k].numel();
         }
-    const std::size_t chunk = std::min(max_count, std::max<std::size_t>(1, bucket_bytes / sizeof(T)));
+    const std::size_t chunk =
+        std::min(max_count, std::max<std::size_t>(1, bucket_bytes / sizeof(T)));
     for (std::size_t off = 0; off < total; off += chunk) {
         const auto count = static_cast<int>(std::min(chunk, total - off));
-        check(MPI_Bcast(buffer.data() + off, count, mpi_type<T>(), root, MPI_COMM_WORLD), op, "MPI_Bcast");
+        check(MPI_Bcast(buffer.data() + off, count, mpi_type<T>(), root, MPI_COMM_WORLD), op,
+              "MPI_Bcast");
     }
     stats.broadcast_bytes += total * sizeof(T);
     if (sending) return;
@@ -301,7 +322,8 @@ void broadcast_dtype(const char* op, const std::vector<Variable>& params, int ro
 
 void require_root(const char* op, int root) {
     if (root < 0 || root >= world_size())
-        throw ValueError(fmt::format("distributed::{}: root {} is not a rank (there are {} ranks)", op, root, world_size()));
+        throw ValueError(fmt::format("distributed::{}: root {} is not a rank (there are {} ranks)",
+                                     op, root, world_size()));
 }
 
 // ---- Optimizer state as bytes ----
@@ -322,8 +344,9 @@ struct Reader {
     std::size_t pos = 0;
     const char* need(std::size_t n) {
         if (n > data.size() - pos)
-            throw IOError(fmt::format("distributed: a received message is truncated ({} bytes, needed {} at {})",
-                                      data.size(), n, pos));
+            throw IOError(fmt::format(
+                "distributed: a received message is truncated ({} bytes, needed {} at {})",
+                data.size(), n, pos));
         const char* p = data.data() + pos;
         pos += n;
         return p;
@@ -371,7 +394,8 @@ TensorFile decode(std::string_view bytes) {
         for (auto& d : shape) d = in.u64();
         Tensor t = dispatch(dtype, [&]<class T>() {
             auto values = xt::xarray<T>::from_shape(shape);
-            std::memcpy(values.data(), in.need(values.size() * sizeof(T)), values.size() * sizeof(T));
+            std::memcpy(values.data(), in.need(values.size() * sizeof(T)),
+                        values.size() * sizeof(T));
             return Tensor(std::move(values));
         });
         file.tensors.emplace_back(std::move(name), std::move(t));
@@ -395,8 +419,10 @@ void Environment::init(int* argc, char*** argv) {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized)
-        throw Error("distributed::Environment: MPI was finalised by an earlier Environment and cannot start again; "
-                    "create one Environment at the start of main");
+        throw Error(
+            "distributed::Environment: MPI was finalised by an earlier Environment and cannot "
+            "start again; "
+            "create one Environment at the start of main");
     int already = 0;
     MPI_Initialized(&already);
     if (!already) {
@@ -416,8 +442,11 @@ Environment::~Environment() {
     // Leaving by an exception while other ranks may wait in a collective: MPI_Finalize would
     // wait for them forever, so end the job instead.
     if (std::uncaught_exceptions() > 0 && size_ > 1) {
-        std::fprintf(stderr, "rank %d: an exception left the scope of distributed::Environment; aborting the job "
-                             "(wrap main's body in distributed::run_guarded to see its message)\n", rank_);
+        std::fprintf(
+            stderr,
+            "rank %d: an exception left the scope of distributed::Environment; aborting the job "
+            "(wrap main's body in distributed::run_guarded to see its message)\n",
+            rank_);
         std::fflush(stderr);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
@@ -448,20 +477,23 @@ void barrier() {
 
 double all_sum(double value) {
     require_ready("all_sum");
-    check(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "all_sum", "MPI_Allreduce");
+    check(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "all_sum",
+          "MPI_Allreduce");
     return value;
 }
 
 double all_max(double value) {
     require_ready("all_max");
-    check(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD), "all_max", "MPI_Allreduce");
+    check(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD), "all_max",
+          "MPI_Allreduce");
     return value;
 }
 
 Shard shard_range(std::size_t n, int rank, int size) {
     if (size <= 0 || rank < 0 || rank >= size)
-        throw ValueError(fmt::format("distributed::shard_range: rank {} of {} ranks: the rank must be in [0, size)",
-                                     rank, size));
+        throw ValueError(fmt::format(
+            "distributed::shard_range: rank {} of {} ranks: the rank must be in [0, size)", rank,
+            size));
     const auto r = static_cast<std::size_t>(rank), s = static_cast<std::size_t>(size);
     const std::size_t base = n / s, extra = n % s;
     const std::size_t begin = r * base + std::min(r, extra);
@@ -470,7 +502,8 @@ Shard shard_range(std::size_t n, int rank, int size) {
 
 Shard shard_range(std::size_t n) { return shard_range(n, rank(), size()); }
 
-AverageReport average_gradients(const std::vector<Variable>& params, const AverageOptions& options) {
+AverageReport average_gradients(const std::vector<Variable>& params,
+                                const AverageOptions& options) {
     const char* op = "average_gradients";
     const auto t0 = Clock::now();
     require_ready(op);
@@ -479,16 +512,20 @@ AverageReport average_gradients(const std::vector<Variable>& params, const Avera
     std::uint64_t hash = 0;
     try {
         if (options.share && !(*options.share >= 0 && *options.share <= 1))
-            throw ValueError(fmt::format("distributed::{}: share {} is not in [0, 1]: it is this rank's rows over "
-                                         "the batch's", op, *options.share));
+            throw ValueError(fmt::format(
+                "distributed::{}: share {} is not in [0, 1]: it is this rank's rows over "
+                "the batch's",
+                op, *options.share));
         for (std::size_t k = 0; k < params.size(); ++k) {
             const Variable& p = params[k];
-            if (!p.defined()) throw ValueError(fmt::format("distributed::{}: parameter {} is undefined", op, k));
+            if (!p.defined())
+                throw ValueError(fmt::format("distributed::{}: parameter {} is undefined", op, k));
             const Tensor& g = p.grad();
             if (g.defined() && (g.shape() != p.shape() || g.dtype() != p.dtype()))
-                throw ShapeError(fmt::format("distributed::{}: parameter {} '{}' {} {} has a gradient {} {}", op, k,
-                                             p.name(), to_string(p.shape()), name(p.dtype()), to_string(g.shape()),
-                                             name(g.dtype())));
+                throw ShapeError(
+                    fmt::format("distributed::{}: parameter {} '{}' {} {} has a gradient {} {}", op,
+                                k, p.name(), to_string(p.shape()), name(p.dtype()),
+                                to_string(g.shape()), name(g.dtype())));
         }
         hash = layout_hash(params);
     } catch (...) {
@@ -503,7 +540,8 @@ AverageReport average_gradients(const std::vector<Variable>& params, const Avera
             if (options.share && *options.share != 1) {
                 Variable q = p;
                 Tensor g = p.grad().clone();
-                dispatch(g.dtype(), [&]<class T>() { g.mutable_xt<T>() *= static_cast<T>(*options.share); });
+                dispatch(g.dtype(),
+                         [&]<class T>() { g.mutable_xt<T>() *= static_cast<T>(*options.share); });
                 q.set_grad(g);
             }
         }
@@ -511,10 +549,12 @@ AverageReport average_gradients(const std::vector<Variable>& params, const Avera
         agree_layout(op, local, params.size(), hash);
         // Which parameters have a gradient on some rank: those are reduced on all ranks.
         std::vector<std::uint8_t> mask(params.size());
-        for (std::size_t k = 0; k < params.size(); ++k) mask[k] = params[k].grad().defined() ? 1 : 0;
+        for (std::size_t k = 0; k < params.size(); ++k)
+            mask[k] = params[k].grad().defined() ? 1 : 0;
         if (!mask.empty())
-            check(MPI_Allreduce(MPI_IN_PLACE, mask.data(), static_cast<int>(mask.size()), MPI_UINT8_T, MPI_MAX,
-                                MPI_COMM_WORLD), op, "MPI_Allreduce");
+            check(MPI_Allreduce(MPI_IN_PLACE, mask.data(), static_cast<int>(mask.size()),
+                                MPI_UINT8_T, MPI_MAX, MPI_COMM_WORLD),
+                  op, "MPI_Allreduce");
         stats.control_bytes += mask.size();
         reduce_dtype<float>(op, params, mask, options, report);
         reduce_dtype<double>(op, params, mask, options, report);
@@ -560,7 +600,9 @@ void broadcast_parameters(const std::vector<Variable>& params, int root) {
     broadcast_dtype<double>(op, params, root, bucket);
 }
 
-void broadcast_parameters(const Module& module, int root) { broadcast_parameters(module.parameters(), root); }
+void broadcast_parameters(const Module& module, int root) {
+    broadcast_parameters(module.parameters(), root);
+}
 
 void broadcast_string(std::string& data, int root) {
     const char* op = "broadcast_string";
@@ -573,7 +615,8 @@ void broadcast_string(std::string& data, int root) {
     stats.broadcast_bytes += len;
 }
 
-void broadcast_optimizer_state(Optimizer& optimizer, std::initializer_list<Scheduler*> schedulers, int root) {
+void broadcast_optimizer_state(Optimizer& optimizer, std::initializer_list<Scheduler*> schedulers,
+                               int root) {
     const char* op = "broadcast_optimizer_state";
     require_ready(op);
     require_root(op, root);
@@ -614,7 +657,8 @@ void check_same_model(const std::vector<std::pair<std::string, Variable>>& named
     try {
         for (const auto& [name, p] : named_params) {
             if (!p.defined())
-                throw ValueError(fmt::format("distributed::{}: parameter '{}' is undefined", op, name));
+                throw ValueError(
+                    fmt::format("distributed::{}: parameter '{}' is undefined", op, name));
             mine.push_back({name, to_string(p.shape()), std::string(tapegrad::name(p.dtype()))});
             h.add(mine.back().name);
             h.add(mine.back().shape);
@@ -652,13 +696,15 @@ void check_same_model(const std::vector<std::pair<std::string, Variable>>& named
     while (k < common && root[k] == mine[k]) ++k;
     try {
         if (k < common)
-            throw ValueError(fmt::format("check_same_model: parameter {} differs: rank 0 has {}, rank {} has {}", k,
-                                         root[k].str(), me, mine[k].str()));
+            throw ValueError(
+                fmt::format("check_same_model: parameter {} differs: rank 0 has {}, rank {} has {}",
+                            k, root[k].str(), me, mine[k].str()));
         if (root.size() != mine.size())
-            throw ValueError(fmt::format("check_same_model: rank 0 has {} parameters, rank {} has {}; the first one "
-                                         "only rank {} has is {}", root.size(), me, mine.size(),
-                                         root.size() > mine.size() ? 0 : me,
-                                         root.size() > mine.size() ? root[k].str() : mine[k].str()));
+            throw ValueError(fmt::format(
+                "check_same_model: rank 0 has {} parameters, rank {} has {}; the first one "
+                "only rank {} has is {}",
+                root.size(), me, mine.size(), root.size() > mine.size() ? 0 : me,
+                root.size() > mine.size() ? root[k].str() : mine[k].str()));
     } catch (...) {
         local = std::current_exception();
     }

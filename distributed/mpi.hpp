@@ -38,8 +38,8 @@
 #include <utility>
 #include <vector>
 
-#include "train/parallel.hpp"
 #include "core/variable.hpp"
+#include "train/parallel.hpp"
 
 namespace tapegrad {
 
@@ -97,11 +97,11 @@ struct AverageOptions {
 
 // What one average_gradients call moved (the same numbers on every rank).
 struct AverageReport {
-    std::size_t bytes = 0;     // gradient bytes given to MPI_Allreduce
-    std::size_t buckets = 0;   // MPI_Allreduce calls for them
-    std::size_t reduced = 0;   // parameters with a gradient on at least one rank
-    std::size_t filled = 0;    // of those, parameters with no gradient here (sent as zeros)
-    double seconds = 0;        // wall time of the call
+    std::size_t bytes = 0;    // gradient bytes given to MPI_Allreduce
+    std::size_t buckets = 0;  // MPI_Allreduce calls for them
+    std::size_t reduced = 0;  // parameters with a gradient on at least one rank
+    std::size_t filled = 0;   // of those, parameters with no gradient here (sent as zeros)
+    double seconds = 0;       // wall time of the call
 };
 
 // Replaces every parameter's gradient with its average over the ranks. The gradients are
@@ -110,16 +110,17 @@ struct AverageReport {
 // as zeros there and ends with the average on all; one without a gradient on every rank
 // keeps none (the optimizer skips it, as in one process). Throws ValueError on every rank
 // when the ranks pass different parameter lists (count, shapes or dtypes).
-AverageReport average_gradients(const std::vector<Variable>& params, const AverageOptions& options = {});
+AverageReport average_gradients(const std::vector<Variable>& params,
+                                const AverageOptions& options = {});
 
 // Totals since the start (or reset_comm_stats), on this rank.
 struct CommStats {
     std::uint64_t average_calls = 0;
-    std::uint64_t allreduce_calls = 0;    // bucket allreduces
-    std::uint64_t allreduce_bytes = 0;    // gradient payload given to them
-    std::uint64_t control_bytes = 0;      // small agreement messages (layouts, gradient masks)
-    std::uint64_t broadcast_bytes = 0;    // parameters and optimizer state
-    double average_seconds = 0;           // wall time inside average_gradients
+    std::uint64_t allreduce_calls = 0;  // bucket allreduces
+    std::uint64_t allreduce_bytes = 0;  // gradient payload given to them
+    std::uint64_t control_bytes = 0;    // small agreement messages (layouts, gradient masks)
+    std::uint64_t broadcast_bytes = 0;  // parameters and optimizer state
+    double average_seconds = 0;         // wall time inside average_gradients
 };
 const CommStats& comm_stats();
 void reset_comm_stats();
@@ -137,8 +138,8 @@ void broadcast_parameters(const Module& module, int root = 0);
 // schedulers given to every rank, through Optimizer::state_dict / load_state_dict. Broadcast
 // the parameters as well: the state does not hold them. A rank where loading fails makes
 // every rank throw its error.
-void broadcast_optimizer_state(Optimizer& optimizer, std::initializer_list<Scheduler*> schedulers = {},
-                               int root = 0);
+void broadcast_optimizer_state(Optimizer& optimizer,
+                               std::initializer_list<Scheduler*> schedulers = {}, int root = 0);
 
 // Copies the root's bytes to every rank (small run state: step counters, generator states).
 void broadcast_string(std::string& data, int root = 0);

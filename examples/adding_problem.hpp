@@ -21,17 +21,18 @@
 namespace tapegrad {
 
 struct AddingBatch {
-    Tensor x;                          // [T, B, 2]: channel 0 the values, channel 1 the markers
-    Tensor y;                          // [B, 1]: the sum of the two marked values
-    std::vector<std::size_t> first;    // per sequence: the marked step in [0, T/2)
-    std::vector<std::size_t> second;   // per sequence: the marked step in [T/2, T)
+    Tensor x;                         // [T, B, 2]: channel 0 the values, channel 1 the markers
+    Tensor y;                         // [B, 1]: the sum of the two marked values
+    std::vector<std::size_t> first;   // per sequence: the marked step in [0, T/2)
+    std::vector<std::size_t> second;  // per sequence: the marked step in [T/2, T)
 };
 
 // The MSE of always predicting the mean target 1.0: Var(U(0,1) + U(0,1)) = 2/12.
 inline constexpr double adding_baseline_mse = 1.0 / 6.0;
 
 // B sequences of length T (T >= 2) drawn from `gen`.
-inline AddingBatch adding_batch(std::size_t T, std::size_t B, Generator& gen, DType dtype = float32) {
+inline AddingBatch adding_batch(std::size_t T, std::size_t B, Generator& gen,
+                                DType dtype = float32) {
     if (T < 2 || B == 0)
         throw ValueError("adding_batch: need T >= 2 and B >= 1, got T = " + std::to_string(T) +
                          ", B = " + std::to_string(B));

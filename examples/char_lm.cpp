@@ -15,8 +15,8 @@
 #include <sstream>
 #include <thread>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <tapegrad/tapegrad.hpp>
 
@@ -33,7 +33,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 std::string read_text(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -68,7 +70,9 @@ std::size_t default_threads() {
     for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
         if (const char* v = std::getenv(var)) {
             const long local = std::strtol(v, nullptr, 10);
-            if (local > 1) return std::max<std::size_t>(1, std::thread::hardware_concurrency() / static_cast<std::size_t>(local));
+            if (local > 1)
+                return std::max<std::size_t>(
+                    1, std::thread::hardware_concurrency() / static_cast<std::size_t>(local));
         }
     return 0;
 }
@@ -81,7 +85,8 @@ int main(int argc, char** argv) {
     tune_malloc();
 #ifdef TAPEGRAD_EXAMPLES_MPI
     distributed::Environment mpi(argc, argv);  // one rank when not started by mpirun
-    return distributed::run_guarded([&] { return run(argc, argv); });  // a throwing rank ends the job
+    return distributed::run_guarded(
+        [&] { return run(argc, argv); });  // a throwing rank ends the job
 #else
     return run(argc, argv);
 #endif
@@ -90,52 +95,87 @@ int main(int argc, char** argv) {
 namespace {
 
 int run(int argc, char** argv) {
-    CLI::App app{"Train a character-level language model (LSTM, GRU or RNN) on a text file, report the validation "
-                 "loss in nats per character, and sample text"};
+    CLI::App app{
+        "Train a character-level language model (LSTM, GRU or RNN) on a text file, report the "
+        "validation "
+        "loss in nats per character, and sample text"};
     std::string text_path, cell_flag = "lstm", checkpoint = "char_lm_checkpoint", prime;
     ModelConfig mc;
     TrainConfig tc;
     std::size_t steps = 3000, eval_every = 250, eval_windows = 0, sample_chars = 500, threads = 0;
     double temperature = 0.8, log_seconds = 10;
     bool resume = false, anomaly = false, pin_threads = false;
-    app.add_option("--text", text_path, "the text file to train on (any UTF-8 or ASCII text; required)");
-    app.add_option("--cell", cell_flag, "recurrent cell")->check(CLI::IsMember({"lstm", "gru", "rnn"}))->capture_default_str();
-    auto* hidden_opt = app.add_option("--hidden", mc.hidden, "hidden size")->check(CLI::PositiveNumber)->capture_default_str();
-    auto* layers_opt = app.add_option("--layers", mc.layers, "stacked recurrent layers")->check(CLI::PositiveNumber)
-                           ->capture_default_str();
-    auto* embed_opt = app.add_option("--embed", mc.embed, "character embedding size")->check(CLI::PositiveNumber)
-                          ->capture_default_str();
-    auto* seq_opt = app.add_option("--seq", tc.seq, "characters per training window (truncated BPTT length)")
-                        ->check(CLI::PositiveNumber)->capture_default_str();
-    auto* batch_opt = app.add_option("--batch", tc.batch, "windows per step")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--steps", steps, "train until this step (a resumed run counts from its checkpoint)")
-        ->check(CLI::NonNegativeNumber)->capture_default_str();
-    auto* lr_opt = app.add_option("--lr", tc.lr, "Adam learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-    auto* clip_opt = app.add_option("--clip", tc.clip, "gradient-norm clipping threshold")->check(CLI::PositiveNumber)
-                         ->capture_default_str();
-    auto* shards_opt = app.add_option("--shards", tc.shards, "the batch is cut into this many shards, trained in "
-                                      "parallel (results depend on it, not on --threads); on one thread "
-                                      "--shards 1 is fastest (larger matrix products)")
-                           ->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--threads", threads, "threads for the shards (0: every core, shared by the processes of an "
-                   "mpirun on this machine)")->capture_default_str();
-    app.add_flag("--pin-threads", pin_threads, "each thread on a CPU of its own while it trains the shards (faster "
-                 "on an otherwise idle machine; not for one busy with other work)");
-    auto* seed_opt = app.add_option("--seed", tc.seed, "seed of initialisation, batches and samples")->capture_default_str();
-    app.add_option("--eval-every", eval_every, "steps between validation losses (and checkpoints)")
-        ->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--eval-windows", eval_windows, "validation windows of --seq characters to use (0: all)")
+    app.add_option("--text", text_path,
+                   "the text file to train on (any UTF-8 or ASCII text; required)");
+    app.add_option("--cell", cell_flag, "recurrent cell")
+        ->check(CLI::IsMember({"lstm", "gru", "rnn"}))
         ->capture_default_str();
-    app.add_option("--temperature", temperature, "sampling temperature: < 1 more conservative, > 1 more varied")
-        ->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--sample", sample_chars, "characters to sample after training (0: none)")->capture_default_str();
+    auto* hidden_opt = app.add_option("--hidden", mc.hidden, "hidden size")
+                           ->check(CLI::PositiveNumber)
+                           ->capture_default_str();
+    auto* layers_opt = app.add_option("--layers", mc.layers, "stacked recurrent layers")
+                           ->check(CLI::PositiveNumber)
+                           ->capture_default_str();
+    auto* embed_opt = app.add_option("--embed", mc.embed, "character embedding size")
+                          ->check(CLI::PositiveNumber)
+                          ->capture_default_str();
+    auto* seq_opt =
+        app.add_option("--seq", tc.seq, "characters per training window (truncated BPTT length)")
+            ->check(CLI::PositiveNumber)
+            ->capture_default_str();
+    auto* batch_opt = app.add_option("--batch", tc.batch, "windows per step")
+                          ->check(CLI::PositiveNumber)
+                          ->capture_default_str();
+    app.add_option("--steps", steps,
+                   "train until this step (a resumed run counts from its checkpoint)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    auto* lr_opt = app.add_option("--lr", tc.lr, "Adam learning rate")
+                       ->check(CLI::PositiveNumber)
+                       ->capture_default_str();
+    auto* clip_opt = app.add_option("--clip", tc.clip, "gradient-norm clipping threshold")
+                         ->check(CLI::PositiveNumber)
+                         ->capture_default_str();
+    auto* shards_opt =
+        app.add_option("--shards", tc.shards,
+                       "the batch is cut into this many shards, trained in "
+                       "parallel (results depend on it, not on --threads); on one thread "
+                       "--shards 1 is fastest (larger matrix products)")
+            ->check(CLI::PositiveNumber)
+            ->capture_default_str();
+    app.add_option("--threads", threads,
+                   "threads for the shards (0: every core, shared by the processes of an "
+                   "mpirun on this machine)")
+        ->capture_default_str();
+    app.add_flag("--pin-threads", pin_threads,
+                 "each thread on a CPU of its own while it trains the shards (faster "
+                 "on an otherwise idle machine; not for one busy with other work)");
+    auto* seed_opt =
+        app.add_option("--seed", tc.seed, "seed of initialisation, batches and samples")
+            ->capture_default_str();
+    app.add_option("--eval-every", eval_every, "steps between validation losses (and checkpoints)")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--eval-windows", eval_windows,
+                   "validation windows of --seq characters to use (0: all)")
+        ->capture_default_str();
+    app.add_option("--temperature", temperature,
+                   "sampling temperature: < 1 more conservative, > 1 more varied")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--sample", sample_chars, "characters to sample after training (0: none)")
+        ->capture_default_str();
     app.add_option("--prime", prime, "text the sample starts from (default: a newline)");
-    app.add_option("--checkpoint", checkpoint, "checkpoint folder, written at every evaluation (empty: none)")
+    app.add_option("--checkpoint", checkpoint,
+                   "checkpoint folder, written at every evaluation (empty: none)")
         ->capture_default_str();
     app.add_flag("--resume", resume, "continue the run saved in --checkpoint");
-    app.add_flag("--anomaly", anomaly, "check every op for NaN/Inf (slower) to name the op where training breaks");
-    app.add_option("--log-seconds", log_seconds, "seconds between progress lines when output is not a terminal")
-        ->check(CLI::PositiveNumber)->capture_default_str();
+    app.add_flag("--anomaly", anomaly,
+                 "check every op for NaN/Inf (slower) to name the op where training breaks");
+    app.add_option("--log-seconds", log_seconds,
+                   "seconds between progress lines when output is not a terminal")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {  // --help, bad flags: printed once
@@ -145,8 +185,12 @@ int run(int argc, char** argv) {
     const bool root = ranks::root();
 
     if (text_path.empty()) {
-        if (root) fmt::print(stderr, "char_lm: --text FILE is required: the text to train on, any plain-text file of at least a "
-                           "few thousand characters (for example the Tiny Shakespeare corpus, about 1 MB). See --help.\n");
+        if (root)
+            fmt::print(stderr,
+                       "char_lm: --text FILE is required: the text to train on, any plain-text "
+                       "file of at least a "
+                       "few thousand characters (for example the Tiny Shakespeare corpus, about 1 "
+                       "MB). See --help.\n");
         return 2;
     }
     if (root) warn_if_slow_blas();
@@ -158,15 +202,17 @@ int run(int argc, char** argv) {
         const std::string text = read_text(text_path);
         const Corpus corpus = make_corpus(text);
         if (corpus.val.size() < 2)
-            throw ValueError(fmt::format("char_lm: '{}' has {} characters; it needs enough for a 90/10 split", text_path,
-                                         corpus.train.size() + corpus.val.size()));
+            throw ValueError(
+                fmt::format("char_lm: '{}' has {} characters; it needs enough for a 90/10 split",
+                            text_path, corpus.train.size() + corpus.val.size()));
 
         if (!prime.empty()) corpus.vocab.encode(prime);  // fails now rather than after training
         std::optional<RunInfo> saved;
         if (resume) {
             if (!save_checkpoints) throw ValueError("char_lm: --resume needs --checkpoint FOLDER");
             if (!fs::exists(CheckpointFiles(checkpoint).run))
-                throw IOError(fmt::format("char_lm: --resume: no checkpoint in '{}' (no {})", checkpoint,
+                throw IOError(fmt::format("char_lm: --resume: no checkpoint in '{}' (no {})",
+                                          checkpoint,
                                           CheckpointFiles(checkpoint).run.filename().string()));
             ranks::on_all([&] { saved = read_run_info(checkpoint); });
             // The model comes from the checkpoint; flags that disagree are an error. Training
@@ -174,12 +220,14 @@ int run(int argc, char** argv) {
             const bool cell_given = app.count("--cell") > 0;
             auto require_same = [&](CLI::Option* opt, std::size_t given, std::size_t stored) {
                 if (opt->count() && given != stored)
-                    throw ValueError(fmt::format("char_lm: --resume: the checkpoint has {} {}, the command line {}",
-                                                 opt->get_name(), stored, given));
+                    throw ValueError(fmt::format(
+                        "char_lm: --resume: the checkpoint has {} {}, the command line {}",
+                        opt->get_name(), stored, given));
             };
             if (cell_given && mc.cell != saved->model.cell)
-                throw ValueError(fmt::format("char_lm: --resume: the checkpoint has --cell {}, the command line {}",
-                                             train_common::cell_name(saved->model.cell), cell_flag));
+                throw ValueError(fmt::format(
+                    "char_lm: --resume: the checkpoint has --cell {}, the command line {}",
+                    train_common::cell_name(saved->model.cell), cell_flag));
             require_same(hidden_opt, mc.hidden, saved->model.hidden);
             require_same(layers_opt, mc.layers, saved->model.layers);
             require_same(embed_opt, mc.embed, saved->model.embed);
@@ -192,15 +240,18 @@ int run(int argc, char** argv) {
             if (!shards_opt->count()) tc.shards = saved->train.shards;
         }
         if (root && !resume && save_checkpoints && fs::exists(CheckpointFiles(checkpoint).run))
-            fmt::print("note: '{}' holds a checkpoint (step {}); this run will overwrite it (--resume continues it)\n",
-                       checkpoint, read_run_info(checkpoint).step);
+            fmt::print(
+                "note: '{}' holds a checkpoint (step {}); this run will overwrite it (--resume "
+                "continues it)\n",
+                checkpoint, read_run_info(checkpoint).step);
         Trainer trainer(corpus.vocab, mc, tc);
 #ifdef TAPEGRAD_EXAMPLES_MPI
-        distributed::check_same_model(trainer.model);    // the same flags on every rank
+        distributed::check_same_model(trainer.model);      // the same flags on every rank
         distributed::broadcast_parameters(trainer.model);  // rank 0's initial values everywhere
         if (ranks::size() > 1) {  // each rank trains on its rows of the same global batch
             trainer.parallel.rows = ranks::shard;
-            trainer.parallel.reduce = [](const std::vector<Variable>& params, double loss, double share) {
+            trainer.parallel.reduce = [](const std::vector<Variable>& params, double loss,
+                                         double share) {
                 distributed::average_gradients(params, {.share = share});
                 return distributed::all_sum(loss * share);
             };
@@ -209,17 +260,24 @@ int run(int argc, char** argv) {
         if (saved) ranks::on_all([&] { trainer.load(checkpoint); });  // every rank reads the files
 
         if (root) {
-            fmt::print("{}: {} characters, vocabulary {}, {} for training, {} for validation\n", text_path,
-                       corpus.train.size() + corpus.val.size(), corpus.vocab.size(), corpus.train.size(),
-                       corpus.val.size());
-            fmt::print("{} x {} layer(s), hidden {}, embedding {}: {} parameters. Adam lr {}, clip {}, batch {} x {} "
-                       "characters in {} shard(s) on {} thread(s){}, seed {}{}\n",
-                       train_common::cell_name(mc.cell), mc.layers, mc.hidden, mc.embed, trainer.model.parameter_count(),
-                       tc.lr, tc.clip, tc.batch, tc.seq, tc.shards, num_threads(), threads_pinned() ? " pinned to CPUs" : "", tc.seed, anomaly ? ", anomaly mode on" : "");
+            fmt::print("{}: {} characters, vocabulary {}, {} for training, {} for validation\n",
+                       text_path, corpus.train.size() + corpus.val.size(), corpus.vocab.size(),
+                       corpus.train.size(), corpus.val.size());
+            fmt::print(
+                "{} x {} layer(s), hidden {}, embedding {}: {} parameters. Adam lr {}, clip {}, "
+                "batch {} x {} "
+                "characters in {} shard(s) on {} thread(s){}, seed {}{}\n",
+                train_common::cell_name(mc.cell), mc.layers, mc.hidden, mc.embed,
+                trainer.model.parameter_count(), tc.lr, tc.clip, tc.batch, tc.seq, tc.shards,
+                num_threads(), threads_pinned() ? " pinned to CPUs" : "", tc.seed,
+                anomaly ? ", anomaly mode on" : "");
             if (ranks::size() > 1)
-                fmt::print("Data-parallel on {} processes: each trains on its part of every batch of {}.\n", ranks::size(),
-                           tc.batch);
-            if (saved) fmt::print("Resumed from '{}' at step {}.\n", checkpoint, trainer.steps_done());
+                fmt::print(
+                    "Data-parallel on {} processes: each trains on its part of every batch of "
+                    "{}.\n",
+                    ranks::size(), tc.batch);
+            if (saved)
+                fmt::print("Resumed from '{}' at step {}.\n", checkpoint, trainer.steps_done());
             std::fflush(stdout);
         }
 
@@ -236,17 +294,21 @@ int run(int argc, char** argv) {
             } else {  // each rank its part of the windows
                 const std::size_t windows = char_lm::eval_windows(corpus.val, tc.seq, eval_windows);
                 const Shard mine = ranks::shard(windows);
-                val = ranks::all_sum(evaluate_sum(trainer.model, corpus.val, tc.seq, mine.begin, mine.end)) /
+                val = ranks::all_sum(
+                          evaluate_sum(trainer.model, corpus.val, tc.seq, mine.begin, mine.end)) /
                       static_cast<double>(windows * tc.seq);
             }
             const double eval_seconds = seconds_since(t);
-            const double rate = train_seconds > 0 ? static_cast<double>(session_steps) / train_seconds : 0.0;
+            const double rate =
+                train_seconds > 0 ? static_cast<double>(session_steps) / train_seconds : 0.0;
             if (root)
-                progress.print(fmt::format("step {:>6}  val loss {:.4f} nats ({:.3f} bits/char)  [{} wall, {:.1f} "
-                                           "steps/s, eval {:.1f} s]",
-                                           trainer.steps_done(), val, val / std::log(2.0),
-                                           train_common::format_seconds(seconds_since(wall0)), rate, eval_seconds));
-            if (save_checkpoints && trainer.steps_done() > 0) ranks::on_root([&] { trainer.save(checkpoint); });
+                progress.print(fmt::format(
+                    "step {:>6}  val loss {:.4f} nats ({:.3f} bits/char)  [{} wall, {:.1f} "
+                    "steps/s, eval {:.1f} s]",
+                    trainer.steps_done(), val, val / std::log(2.0),
+                    train_common::format_seconds(seconds_since(wall0)), rate, eval_seconds));
+            if (save_checkpoints && trainer.steps_done() > 0)
+                ranks::on_root([&] { trainer.save(checkpoint); });
         };
         if (trainer.steps_done() == 0) validate();
 
@@ -261,28 +323,33 @@ int run(int argc, char** argv) {
                 const auto step = static_cast<std::size_t>(trainer.steps_done());
                 const double rate = static_cast<double>(session_steps) / train_seconds;
                 if (root)
-                    progress.update(fmt::format("step {:>6}/{}  loss {:.4f}  {:.2f} steps/s  ETA {}", step, steps,
-                                                smoothed, rate,
-                                                train_common::format_seconds(static_cast<double>(steps - step) / rate)));
+                    progress.update(fmt::format(
+                        "step {:>6}/{}  loss {:.4f}  {:.2f} steps/s  ETA {}", step, steps, smoothed,
+                        rate,
+                        train_common::format_seconds(static_cast<double>(steps - step) / rate)));
                 if (step % eval_every == 0 || step == steps) validate();
             }
         } catch (const train_common::Diverged& e) {  // found on every rank at the same step
             if (!root) return 3;
             progress.print("");
-            fmt::print(stderr, "char_lm: training stopped at {}\n{}\n", e.what(),
-                       train_common::divergence_advice(anomaly, save_checkpoints &&
-                                                                    fs::exists(CheckpointFiles(checkpoint).run)));
+            fmt::print(
+                stderr, "char_lm: training stopped at {}\n{}\n", e.what(),
+                train_common::divergence_advice(
+                    anomaly, save_checkpoints && fs::exists(CheckpointFiles(checkpoint).run)));
             return 3;
         }
-        if (session_steps == 0 && saved) validate();  // nothing left to train: where the checkpoint stands
+        if (session_steps == 0 && saved)
+            validate();  // nothing left to train: where the checkpoint stands
         if (root)
             fmt::print("Trained {} steps in {} ({} total wall).\n", session_steps,
-                       train_common::format_seconds(train_seconds), train_common::format_seconds(seconds_since(wall0)));
+                       train_common::format_seconds(train_seconds),
+                       train_common::format_seconds(seconds_since(wall0)));
 
         if (root && sample_chars > 0) {
-            if (prime.empty()) prime = corpus.vocab.contains("\n") ? "\n" : corpus.vocab.at(corpus.train.front());
-            const std::string drawn = sample(trainer.model, corpus.vocab, prime, sample_chars, temperature,
-                                             trainer.sample_gen);
+            if (prime.empty())
+                prime = corpus.vocab.contains("\n") ? "\n" : corpus.vocab.at(corpus.train.front());
+            const std::string drawn = sample(trainer.model, corpus.vocab, prime, sample_chars,
+                                             temperature, trainer.sample_gen);
             fmt::print("\nSample at temperature {}:\n{}{}\n", temperature, prime, drawn);
         }
     } catch (const Error& e) {

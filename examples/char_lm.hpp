@@ -37,7 +37,11 @@ inline std::vector<std::string> split_utf8(std::string_view text) {
     std::vector<std::string> chars;
     for (std::size_t i = 0; i < text.size();) {
         const auto lead = static_cast<unsigned char>(text[i]);
-        std::size_t n = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 1;
+        std::size_t n = lead < 0x80           ? 1
+                        : (lead >> 5) == 0x6  ? 2
+                        : (lead >> 4) == 0xE  ? 3
+                        : (lead >> 3) == 0x1E ? 4
+                                              : 1;
         if (i + n > text.size()) n = 1;
         for (std::size_t k = 1; k < n; ++k)
             if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) n = 1;
@@ -54,7 +58,8 @@ public:
     explicit Vocabulary(std::vector<std::string> chars) : chars_(std::move(chars)) {
         std::sort(chars_.begin(), chars_.end());
         chars_.erase(std::unique(chars_.begin(), chars_.end()), chars_.end());
-        for (std::size_t i = 0; i < chars_.size(); ++i) ids_[chars_[i]] = static_cast<std::int64_t>(i);
+        for (std::size_t i = 0; i < chars_.size(); ++i)
+            ids_[chars_[i]] = static_cast<std::int64_t>(i);
     }
     static Vocabulary from_text(std::string_view text) { return Vocabulary(split_utf8(text)); }
 
@@ -68,7 +73,8 @@ public:
         for (const std::string& c : split_utf8(text)) {
             const auto it = ids_.find(c);
             if (it == ids_.end())
-                throw tapegrad::ValueError(fmt::format("char_lm: character '{}' is not in the vocabulary", c));
+                throw tapegrad::ValueError(
+                    fmt::format("char_lm: character '{}' is not in the vocabulary", c));
             ids.push_back(it->second);
         }
         return ids;
@@ -109,13 +115,16 @@ struct Batch {
 };
 
 // Windows starting at the given offsets of `ids`.
-inline Batch batch_at(const std::vector<std::int64_t>& ids, const std::vector<std::size_t>& starts, std::size_t seq) {
+inline Batch batch_at(const std::vector<std::int64_t>& ids, const std::vector<std::size_t>& starts,
+                      std::size_t seq) {
     Batch out{seq, starts.size(), std::vector<std::int64_t>(seq * starts.size()),
               std::vector<std::int64_t>(seq * starts.size())};
     for (std::size_t b = 0; b < starts.size(); ++b) {
         if (starts[b] + seq + 1 > ids.size())
-            throw tapegrad::ValueError(fmt::format("char_lm: a window of {} + 1 characters at {} runs past the "
-                                                   "end of the {} characters", seq, starts[b], ids.size()));
+            throw tapegrad::ValueError(
+                fmt::format("char_lm: a window of {} + 1 characters at {} runs past the "
+                            "end of the {} characters",
+                            seq, starts[b], ids.size()));
         for (std::size_t t = 0; t < seq; ++t) {
             out.inputs[t * out.batch + b] = ids[starts[b] + t];
             out.targets[t * out.batch + b] = ids[starts[b] + t + 1];
@@ -137,10 +146,13 @@ inline Batch windows_of(const Batch& b, std::size_t begin, std::size_t end) {
 }
 
 // Windows at uniformly random offsets, drawn from `gen`.
-inline Batch random_batch(const std::vector<std::int64_t>& ids, std::size_t seq, std::size_t batch, Generator& gen) {
+inline Batch random_batch(const std::vector<std::int64_t>& ids, std::size_t seq, std::size_t batch,
+                          Generator& gen) {
     if (ids.size() < seq + 1)
-        throw tapegrad::ValueError(fmt::format("char_lm: the training text has {} characters, fewer than one "
-                                               "window of --seq {} + 1", ids.size(), seq));
+        throw tapegrad::ValueError(
+            fmt::format("char_lm: the training text has {} characters, fewer than one "
+                        "window of --seq {} + 1",
+                        ids.size(), seq));
     std::vector<std::size_t> starts(batch);
     for (auto& s : starts) s = gen.below(ids.size() - seq);
     return batch_at(ids, starts, seq);
@@ -158,21 +170,26 @@ struct ModelConfig {
 class CharModel : public tapegrad::Module {
 public:
     CharModel(const ModelConfig& config, Generator& gen) : Module("CharModel"), config_(config) {
-        embed = register_module("embed", std::make_shared<tapegrad::Embedding>(config.vocab, config.embed, gen));
-        rnn = register_module("rnn", train_common::make_recurrent(config.cell, config.embed, config.hidden,
-                                                                  config.layers, gen));
-        head = register_module("head", std::make_shared<tapegrad::Linear>(config.hidden, config.vocab, gen));
+        embed = register_module(
+            "embed", std::make_shared<tapegrad::Embedding>(config.vocab, config.embed, gen));
+        rnn =
+            register_module("rnn", train_common::make_recurrent(config.cell, config.embed,
+                                                                config.hidden, config.layers, gen));
+        head = register_module(
+            "head", std::make_shared<tapegrad::Linear>(config.hidden, config.vocab, gen));
     }
     struct Output {
-        Variable logits;                  // [T*B, V], time-major rows
-        std::vector<Variable> states;     // the recurrent layer's last states
+        Variable logits;               // [T*B, V], time-major rows
+        std::vector<Variable> states;  // the recurrent layer's last states
     };
     // ids: T*B time-major ids; initial: empty (zeros) or the states of a previous call.
     Output forward(const std::vector<std::int64_t>& ids, std::size_t T, std::size_t B,
                    const std::vector<Variable>& initial = {}) {
-        const Variable x = tapegrad::reshape(embed->forward(ids), tapegrad::Shape{T, B, config_.embed});
+        const Variable x =
+            tapegrad::reshape(embed->forward(ids), tapegrad::Shape{T, B, config_.embed});
         auto [out, states] = rnn->forward(x, initial);
-        return {(*head)(tapegrad::reshape(out, tapegrad::Shape{T * B, config_.hidden})), std::move(states)};
+        return {(*head)(tapegrad::reshape(out, tapegrad::Shape{T * B, config_.hidden})),
+                std::move(states)};
     }
     const ModelConfig& config() const { return config_; }
 
@@ -186,24 +203,28 @@ private:
 
 // The number of consecutive windows of `seq` characters (plus the target after each) that
 // fit in `ids`, at most `max_windows` (0: no cap).
-inline std::size_t eval_windows(const std::vector<std::int64_t>& ids, std::size_t seq, std::size_t max_windows = 0) {
+inline std::size_t eval_windows(const std::vector<std::int64_t>& ids, std::size_t seq,
+                                std::size_t max_windows = 0) {
     std::size_t windows = ids.size() > seq ? (ids.size() - 1) / seq : 0;
     if (max_windows) windows = std::min(windows, max_windows);
     if (windows == 0)
-        throw tapegrad::ValueError(fmt::format("char_lm: the validation text has {} characters, fewer than one "
-                                               "window of --seq {} + 1", ids.size(), seq));
+        throw tapegrad::ValueError(
+            fmt::format("char_lm: the validation text has {} characters, fewer than one "
+                        "window of --seq {} + 1",
+                        ids.size(), seq));
     return windows;
 }
 
 // The summed cross-entropy in nats of windows [begin, end) of those (window w starts at
 // w * seq, each from a zero state), `chunk` windows per forward pass.
-inline double evaluate_sum(CharModel& model, const std::vector<std::int64_t>& ids, std::size_t seq, std::size_t begin,
-                           std::size_t end, std::size_t chunk = 128) {
+inline double evaluate_sum(CharModel& model, const std::vector<std::int64_t>& ids, std::size_t seq,
+                           std::size_t begin, std::size_t end, std::size_t chunk = 128) {
     tapegrad::NoGradGuard no_grad;
     double total = 0;
     for (std::size_t first = begin; first < end; first += chunk) {
         std::vector<std::size_t> starts;
-        for (std::size_t w = first; w < std::min(end, first + chunk); ++w) starts.push_back(w * seq);
+        for (std::size_t w = first; w < std::min(end, first + chunk); ++w)
+            starts.push_back(w * seq);
         const Batch b = batch_at(ids, starts, seq);
         const Variable logits = model.forward(b.inputs, seq, b.batch).logits;
         total += tapegrad::cross_entropy(logits, b.targets, -100, tapegrad::Reduction::sum).item();
@@ -222,9 +243,11 @@ inline double evaluate(CharModel& model, const std::vector<std::int64_t>& ids, s
 
 // Feeds `prime` (at least one character) and then draws `n` characters, each from
 // softmax(logits / temperature). Returns the n drawn characters.
-inline std::string sample(CharModel& model, const Vocabulary& vocab, std::string_view prime, std::size_t n,
-                          double temperature, Generator& gen) {
-    if (!(temperature > 0)) throw tapegrad::ValueError(fmt::format("char_lm: temperature must be > 0, got {}", temperature));
+inline std::string sample(CharModel& model, const Vocabulary& vocab, std::string_view prime,
+                          std::size_t n, double temperature, Generator& gen) {
+    if (!(temperature > 0))
+        throw tapegrad::ValueError(
+            fmt::format("char_lm: temperature must be > 0, got {}", temperature));
     std::vector<std::int64_t> ids = vocab.encode(prime);
     if (ids.empty()) throw tapegrad::ValueError("char_lm: sampling needs a non-empty prime");
     tapegrad::NoGradGuard no_grad;
@@ -264,7 +287,9 @@ struct TrainConfig {
 struct CheckpointFiles {
     std::filesystem::path model, optimizer, run;
     explicit CheckpointFiles(const std::filesystem::path& dir)
-        : model(dir / "model.safetensors"), optimizer(dir / "optimizer.safetensors"), run(dir / "run.safetensors") {}
+        : model(dir / "model.safetensors"),
+          optimizer(dir / "optimizer.safetensors"),
+          run(dir / "run.safetensors") {}
 };
 
 // What a checkpoint's run file records besides the tensors: the configuration, the vocabulary
@@ -284,7 +309,8 @@ inline std::string hex(std::string_view bytes) {
     return out;
 }
 inline std::string unhex(const std::string& text) {
-    if (text.size() % 2) throw tapegrad::IOError("char_lm checkpoint: bad hex text in the run file");
+    if (text.size() % 2)
+        throw tapegrad::IOError("char_lm checkpoint: bad hex text in the run file");
     std::string out;
     for (std::size_t i = 0; i < text.size(); i += 2)
         out += static_cast<char>(std::stoi(text.substr(i, 2), nullptr, 16));
@@ -301,9 +327,10 @@ inline Generator::State parse_generator(const std::string& text) {
     Generator::State s{};
     std::uint64_t spare_bits = 0;
     int has_spare = 0;
-    if (std::sscanf(text.c_str(), "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64 " %d %" SCNx64, &s.s[0], &s.s[1], &s.s[2], &s.s[3], &has_spare,
-                    &spare_bits) != 6)
-        throw tapegrad::IOError("char_lm checkpoint: bad generator state '" + text + "' in the run file");
+    if (std::sscanf(text.c_str(), "%" SCNx64 " %" SCNx64 " %" SCNx64 " %" SCNx64 " %d %" SCNx64,
+                    &s.s[0], &s.s[1], &s.s[2], &s.s[3], &has_spare, &spare_bits) != 6)
+        throw tapegrad::IOError("char_lm checkpoint: bad generator state '" + text +
+                                "' in the run file");
     s.has_spare = has_spare != 0;
     std::memcpy(&s.spare, &spare_bits, sizeof spare_bits);
     return s;
@@ -316,11 +343,13 @@ inline RunInfo read_run_info(const std::filesystem::path& dir) {
     auto get = [&](const std::string& key) -> const std::string& {
         const auto it = f.metadata.find(key);
         if (it == f.metadata.end())
-            throw tapegrad::IOError(fmt::format("char_lm checkpoint '{}': no '{}' entry", files.run.string(), key));
+            throw tapegrad::IOError(
+                fmt::format("char_lm checkpoint '{}': no '{}' entry", files.run.string(), key));
         return it->second;
     };
     if (get("format") != "char_lm run 1")
-        throw tapegrad::IOError(fmt::format("char_lm checkpoint '{}': not a char_lm run file", files.run.string()));
+        throw tapegrad::IOError(
+            fmt::format("char_lm checkpoint '{}': not a char_lm run file", files.run.string()));
     RunInfo info;
     info.model.cell = train_common::parse_cell(get("cell"));
     info.model.embed = std::stoul(get("embed"));
@@ -348,9 +377,13 @@ inline RunInfo read_run_info(const std::filesystem::path& dir) {
 class Trainer {
 public:
     Trainer(const Vocabulary& vocab, const ModelConfig& model_config, const TrainConfig& config)
-        : vocab(vocab), config(config), init_gen(config.seed), model(with_vocab(model_config, vocab), init_gen),
+        : vocab(vocab),
+          config(config),
+          init_gen(config.seed),
+          model(with_vocab(model_config, vocab), init_gen),
           optimizer(tapegrad::Params(model), tapegrad::AdamOptions{.lr = config.lr}),
-          data_gen(config.seed * 0x9E3779B97F4A7C15ULL + 1), sample_gen(config.seed + 12345) {}
+          data_gen(config.seed * 0x9E3779B97F4A7C15ULL + 1),
+          sample_gen(config.seed + 12345) {}
 
     // Data parallelism across processes (char_lm under mpirun). Every process draws the same
     // global batch and trains on its rows of it; `reduce` then replaces each parameter's
@@ -358,7 +391,8 @@ public:
     // returns the global loss Σ_p share_p · loss_p. Unset (one process): the whole batch here.
     struct DataParallel {
         std::function<tapegrad::Shard(std::size_t batch)> rows;  // this process's rows of a batch
-        std::function<double(const std::vector<Variable>& params, double loss, double share)> reduce;
+        std::function<double(const std::vector<Variable>& params, double loss, double share)>
+            reduce;
     };
     DataParallel parallel;
 
@@ -368,7 +402,8 @@ public:
     double step(const Batch& batch) {
         ++step_;
         optimizer.zero_grad();
-        const tapegrad::Shard mine = parallel.rows ? parallel.rows(batch.batch) : tapegrad::Shard{0, 0, batch.batch};
+        const tapegrad::Shard mine =
+            parallel.rows ? parallel.rows(batch.batch) : tapegrad::Shard{0, 0, batch.batch};
         const std::size_t shards = std::max<std::size_t>(1, config.shards);
         const std::size_t rows = (mine.size() + shards - 1) / shards;
         double loss = 0;
@@ -376,19 +411,25 @@ public:
             const Batch local = parallel.rows ? windows_of(batch, mine.begin, mine.end) : Batch{};
             const Batch& here = parallel.rows ? local : batch;
             try {
-                loss = tapegrad::parallel_backward(optimizer.parameters(), here.batch, [&](const tapegrad::Shard& shard) {
-                    const Batch part = windows_of(here, shard.begin, shard.end);
-                    return tapegrad::cross_entropy(model.forward(part.inputs, part.seq, part.batch).logits, part.targets);
-                }, {.rows = rows});
+                loss = tapegrad::parallel_backward(
+                    optimizer.parameters(), here.batch,
+                    [&](const tapegrad::Shard& shard) {
+                        const Batch part = windows_of(here, shard.begin, shard.end);
+                        return tapegrad::cross_entropy(
+                            model.forward(part.inputs, part.seq, part.batch).logits, part.targets);
+                    },
+                    {.rows = rows});
             } catch (const tapegrad::AnomalyError& e) {  // under --anomaly
-                if (parallel.reduce)  // found on this process only: not a step every process stops at
+                if (parallel
+                        .reduce)  // found on this process only: not a step every process stops at
                     throw tapegrad::Error(fmt::format("step {}: {}", step_, e.what()));
                 throw train_common::Diverged(step_, e.what());
             }
         }
         if (parallel.reduce)
-            loss = parallel.reduce(optimizer.parameters(), loss,
-                                   static_cast<double>(mine.size()) / static_cast<double>(batch.batch));
+            loss = parallel.reduce(
+                optimizer.parameters(), loss,
+                static_cast<double>(mine.size()) / static_cast<double>(batch.batch));
         train_common::guarded_step(optimizer, model, loss, config.clip, step_);
         return loss;
     }
@@ -437,22 +478,27 @@ public:
         const ModelConfig& m = model.config();
         auto differs = [&](const char* what, auto saved, auto here) {
             if (saved != here)
-                throw tapegrad::IOError(fmt::format("char_lm checkpoint '{}': {} is {} in the checkpoint, {} here",
-                                                    dir.string(), what, saved, here));
+                throw tapegrad::IOError(
+                    fmt::format("char_lm checkpoint '{}': {} is {} in the checkpoint, {} here",
+                                dir.string(), what, saved, here));
         };
-        differs("the cell", std::string(train_common::cell_name(info.model.cell)), std::string(train_common::cell_name(m.cell)));
+        differs("the cell", std::string(train_common::cell_name(info.model.cell)),
+                std::string(train_common::cell_name(m.cell)));
         differs("--embed", info.model.embed, m.embed);
         differs("--hidden", info.model.hidden, m.hidden);
         differs("--layers", info.model.layers, m.layers);
         if (!(info.vocab == vocab))
-            throw tapegrad::IOError(fmt::format("char_lm checkpoint '{}': its vocabulary ({} characters) is not the "
-                                                "text's ({} characters)", dir.string(), info.vocab.size(), vocab.size()));
+            throw tapegrad::IOError(
+                fmt::format("char_lm checkpoint '{}': its vocabulary ({} characters) is not the "
+                            "text's ({} characters)",
+                            dir.string(), info.vocab.size(), vocab.size()));
         tapegrad::load(model, files.model.string());
         tapegrad::load(optimizer, files.optimizer.string());
         if (optimizer.step_count() != info.step)
-            throw tapegrad::IOError(fmt::format("char_lm checkpoint '{}': the optimizer file is at step {}, the run "
-                                                "file at step {}: the files come from different saves",
-                                                dir.string(), optimizer.step_count(), info.step));
+            throw tapegrad::IOError(
+                fmt::format("char_lm checkpoint '{}': the optimizer file is at step {}, the run "
+                            "file at step {}: the files come from different saves",
+                            dir.string(), optimizer.step_count(), info.step));
         optimizer.set_lr(config.lr);
         step_ = info.step;
         data_gen.set_state(info.data_gen);

@@ -9,21 +9,21 @@
 // thread CPU time (CLOCK_THREAD_CPUTIME_ID), what a run costs on one core however many runs
 // share the machine; the time per step in the table is measured with each cell alone, before
 // the runs start.
-#include <atomic>
 #include <cblas.h>
+#include <malloc.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <malloc.h>
 #include <mutex>
 #include <optional>
 #include <thread>
-#include <sys/ioctl.h>
-#include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <tapegrad/tapegrad.hpp>
 
@@ -69,10 +69,10 @@ struct Outcome {
     std::vector<Point> curve;
     bool solved = false;
     std::size_t steps_run = 0;
-    double cpu_seconds = 0;   // the whole run (to solved, or to the budget)
-    double fwd_bwd_ms = 0;    // median thread CPU time of forward + backward during training
-    double alone_ms = 0;      // the same, timed alone before training (time_step_ms)
-    double eval_cpu = 0;      // CPU seconds spent on test evaluations
+    double cpu_seconds = 0;  // the whole run (to solved, or to the budget)
+    double fwd_bwd_ms = 0;   // median thread CPU time of forward + backward during training
+    double alone_ms = 0;     // the same, timed alone before training (time_step_ms)
+    double eval_cpu = 0;     // CPU seconds spent on test evaluations
     double final_mse() const { return curve.empty() ? 0 : curve.back().test_mse; }
     double best_mse() const {
         double best = curve.empty() ? 0 : curve.front().test_mse;
@@ -129,7 +129,8 @@ Outcome run(const Job& job, const Settings& s, Progress& progress, std::mutex& m
         std::optional<double> mse;
         if (step % s.eval_every == 0 || step == s.steps) {
             mse = evaluate();
-            out.curve.push_back({step, loss_sum / static_cast<double>(loss_n), *mse, thread_cpu_seconds() - cpu0});
+            out.curve.push_back(
+                {step, loss_sum / static_cast<double>(loss_n), *mse, thread_cpu_seconds() - cpu0});
             loss_sum = 0;
             loss_n = 0;
         }
@@ -149,7 +150,8 @@ Outcome run(const Job& job, const Settings& s, Progress& progress, std::mutex& m
 
 // Forward + backward of one training step, timed alone: the median thread CPU time of `reps`
 // steps after `warmup`, run on this thread while no other run of ours is going on.
-double time_step_ms(CellKind kind, std::size_t T, const Settings& s, int warmup = 3, int reps = 10) {
+double time_step_ms(CellKind kind, std::size_t T, const Settings& s, int warmup = 3,
+                    int reps = 10) {
     Generator init_gen(s.seed), data_gen(s.seed);
     Trainer trainer({.kind = kind, .hidden = s.hidden}, {.lr = s.lr, .clip = s.clip}, init_gen);
     std::vector<double> cpu;
@@ -167,14 +169,16 @@ std::string status_line(const Job& job, const Progress& p, const Settings& s) {
     const double wall = std::chrono::duration<double>(Clock::now() - p.start).count();
     const double rate = wall > 0 ? static_cast<double>(p.step) / wall : 0;
     const double eta = rate > 0 ? static_cast<double>(s.steps - p.step) / rate : 0;
-    return name + fmt::format(" step {:>5}/{}  loss {:.4f}  test {}  {:5.1f} steps/s  ETA {:.0f} s", p.step,
-                              s.steps, p.loss, p.test < 0 ? std::string("  -   ") : fmt::format("{:.4f}", p.test),
+    return name + fmt::format(" step {:>5}/{}  loss {:.4f}  test {}  {:5.1f} steps/s  ETA {:.0f} s",
+                              p.step, s.steps, p.loss,
+                              p.test < 0 ? std::string("  -   ") : fmt::format("{:.4f}", p.test),
                               rate, eta);
 }
 
 std::string solve_text(const Outcome& o, std::size_t budget) {
     if (o.solved) return fmt::format("step {}, {:.1f} s", o.steps_run, o.cpu_seconds);
-    return fmt::format("not solved: MSE {:.3f} after {} steps (best {:.3f})", o.final_mse(), budget, o.best_mse());
+    return fmt::format("not solved: MSE {:.3f} after {} steps (best {:.3f})", o.final_mse(), budget,
+                       o.best_mse());
 }
 
 // The article's table (translated) with measured rows under each of its claims.
@@ -182,7 +186,8 @@ std::string comparison_table(const std::vector<Job>& jobs, const std::vector<Out
                              const Settings& s) {
     auto find = [&](CellKind kind, std::size_t T) -> const Outcome* {
         for (std::size_t i = 0; i < jobs.size(); ++i)
-            if (jobs[i].kind == kind && jobs[i].T == T && jobs[i].label == cell_name(kind)) return &outcomes[i];
+            if (jobs[i].kind == kind && jobs[i].T == T && jobs[i].label == cell_name(kind))
+                return &outcomes[i];
         return nullptr;
     };
     const CellKind kinds[] = {CellKind::rnn, CellKind::lstm, CellKind::gru};
@@ -192,11 +197,14 @@ std::string comparison_table(const std::vector<Job>& jobs, const std::vector<Out
         return r;
     };
     auto article = [](const char* rnn, const char* lstm, const char* gru) {
-        return [=](CellKind k) { return std::string(k == CellKind::rnn ? rnn : k == CellKind::lstm ? lstm : gru); };
+        return [=](CellKind k) {
+            return std::string(k == CellKind::rnn ? rnn : k == CellKind::lstm ? lstm : gru);
+        };
     };
     std::vector<std::vector<std::string>> rows;
-    rows.push_back(row("Structure (article)", article("simple, one recurrent layer", "complex: 3 gates + cell state",
-                                                      "simpler: 2 gates")));
+    rows.push_back(
+        row("Structure (article)", article("simple, one recurrent layer",
+                                           "complex: 3 gates + cell state", "simpler: 2 gates")));
     rows.push_back(row(fmt::format("Parameters, H = {}", s.hidden), [&](CellKind k) {
         const Outcome* o = find(k, s.long_t);
         if (!o) o = find(k, s.short_t);
@@ -205,23 +213,29 @@ std::string comparison_table(const std::vector<Job>& jobs, const std::vector<Out
     rows.push_back(row("Computational cost (article)", article("low", "high", "medium")));
     for (const std::size_t T : {s.long_t, s.short_t})
         if (T)
-            rows.push_back(row(fmt::format("Forward+backward per step, T = {}, B = {}", T, s.batch), [&](CellKind k) {
-                const Outcome* o = find(k, T);
-                return o ? fmt::format("{:.1f} ms", o->alone_ms) : std::string("-");
-            }));
+            rows.push_back(row(fmt::format("Forward+backward per step, T = {}, B = {}", T, s.batch),
+                               [&](CellKind k) {
+                                   const Outcome* o = find(k, T);
+                                   return o ? fmt::format("{:.1f} ms", o->alone_ms)
+                                            : std::string("-");
+                               }));
     rows.push_back(row("Training speed (article)", article("fast", "slow", "fairly fast")));
     for (const std::size_t T : {s.short_t, s.long_t})
-        if (T) rows.push_back(row(fmt::format("Solved (test MSE < {}) at T = {}", solved_mse, T), [&](CellKind k) {
-            const Outcome* o = find(k, T);
-            return o ? solve_text(*o, s.steps) : std::string("-");
-        }));
+        if (T)
+            rows.push_back(row(fmt::format("Solved (test MSE < {}) at T = {}", solved_mse, T),
+                               [&](CellKind k) {
+                                   const Outcome* o = find(k, T);
+                                   return o ? solve_text(*o, s.steps) : std::string("-");
+                               }));
     rows.push_back(row("Long-term dependencies (article)", article("weak", "strong", "strong")));
     if (s.long_t)
-        rows.push_back(row(fmt::format("Long-term dependencies, measured at T = {}", s.long_t), [&](CellKind k) {
-            const Outcome* o = find(k, s.long_t);
-            if (!o) return std::string("-");
-            return o->solved ? std::string("strong: solved") : fmt::format("weak: not solved in {} steps", s.steps);
-        }));
+        rows.push_back(row(
+            fmt::format("Long-term dependencies, measured at T = {}", s.long_t), [&](CellKind k) {
+                const Outcome* o = find(k, s.long_t);
+                if (!o) return std::string("-");
+                return o->solved ? std::string("strong: solved")
+                                 : fmt::format("weak: not solved in {} steps", s.steps);
+            }));
     rows.push_back(row("Typical uses (article)", article("simple sequence modelling",
                                                          "machine translation, speech recognition",
                                                          "NLP, recommendation, time series")));
@@ -229,37 +243,44 @@ std::string comparison_table(const std::vector<Job>& jobs, const std::vector<Out
 }
 
 // The article's closing rule of thumb, each clause with what the measurements say about it.
-std::string rule_of_thumb(const std::vector<Job>& jobs, const std::vector<Outcome>& outcomes, const Settings& s) {
+std::string rule_of_thumb(const std::vector<Job>& jobs, const std::vector<Outcome>& outcomes,
+                          const Settings& s) {
     auto find = [&](CellKind kind, std::size_t T) -> const Outcome* {
         for (std::size_t i = 0; i < jobs.size(); ++i)
-            if (jobs[i].kind == kind && jobs[i].T == T && jobs[i].label == cell_name(kind)) return &outcomes[i];
+            if (jobs[i].kind == kind && jobs[i].T == T && jobs[i].label == cell_name(kind))
+                return &outcomes[i];
         return nullptr;
     };
     const Outcome *rs = find(CellKind::rnn, s.short_t), *ls = find(CellKind::lstm, s.short_t),
                   *gs = find(CellKind::gru, s.short_t), *rl = find(CellKind::rnn, s.long_t),
                   *ll = find(CellKind::lstm, s.long_t), *gl = find(CellKind::gru, s.long_t);
-    std::string out = "Rule of thumb (the article's closing lines), as these measurements support it:\n";
+    std::string out =
+        "Rule of thumb (the article's closing lines), as these measurements support it:\n";
     // 1. short sequences: RNN is enough
     out += "- \"If the sequence is short, an RNN is enough.\" ";
     if (rs && rs->solved) {
-        out += fmt::format("Supported: at T = {} the RNN solved the task (step {}, {:.1f} s)", s.short_t,
-                           rs->steps_run, rs->cpu_seconds);
+        out += fmt::format("Supported: at T = {} the RNN solved the task (step {}, {:.1f} s)",
+                           s.short_t, rs->steps_run, rs->cpu_seconds);
         if (ls && gs) {
-            out += fmt::format(" with the cheapest step ({:.1f} ms against {:.1f} and {:.1f} ms)", rs->alone_ms,
-                               ls->alone_ms, gs->alone_ms);
+            out += fmt::format(" with the cheapest step ({:.1f} ms against {:.1f} and {:.1f} ms)",
+                               rs->alone_ms, ls->alone_ms, gs->alone_ms);
             const Outcome* fastest = rs;
             for (const Outcome* o : {ls, gs})
                 if (o->solved && o->cpu_seconds < fastest->cpu_seconds) fastest = o;
             if (fastest != rs)
-                out += fmt::format(", though it needed more steps than the gated cells (LSTM {}, GRU {}) and the {} "
-                                   "got there sooner ({:.1f} s)", ls->solved ? std::to_string(ls->steps_run) : "-",
-                                   gs->solved ? std::to_string(gs->steps_run) : "-", fastest == ls ? "LSTM" : "GRU",
-                                   fastest->cpu_seconds);
+                out += fmt::format(
+                    ", though it needed more steps than the gated cells (LSTM {}, GRU {}) and the "
+                    "{} "
+                    "got there sooner ({:.1f} s)",
+                    ls->solved ? std::to_string(ls->steps_run) : "-",
+                    gs->solved ? std::to_string(gs->steps_run) : "-",
+                    fastest == ls ? "LSTM" : "GRU", fastest->cpu_seconds);
         }
         out += ".\n";
     } else if (rs) {
-        out += fmt::format("Not supported here: the RNN did not solve T = {} within {} steps (MSE {:.3f}).\n",
-                           s.short_t, s.steps, rs->final_mse());
+        out += fmt::format(
+            "Not supported here: the RNN did not solve T = {} within {} steps (MSE {:.3f}).\n",
+            s.short_t, s.steps, rs->final_mse());
     } else {
         out += "Not measured.\n";
     }
@@ -267,23 +288,28 @@ std::string rule_of_thumb(const std::vector<Job>& jobs, const std::vector<Outcom
     out += "- \"If long-term dependencies matter, an LSTM is more robust.\" ";
     if (ll && rl) {
         if (ll->solved && !rl->solved)
-            out += fmt::format("Supported against the RNN: at T = {} the LSTM solved it (step {}) and the RNN "
-                               "did not (MSE {:.3f} after {} steps, best {:.3f}; predicting 1.0 scores {:.3f})",
-                               s.long_t, ll->steps_run, rl->final_mse(), s.steps, rl->best_mse(), adding_baseline_mse);
+            out += fmt::format(
+                "Supported against the RNN: at T = {} the LSTM solved it (step {}) and the RNN "
+                "did not (MSE {:.3f} after {} steps, best {:.3f}; predicting 1.0 scores {:.3f})",
+                s.long_t, ll->steps_run, rl->final_mse(), s.steps, rl->best_mse(),
+                adding_baseline_mse);
         else if (ll->solved)
-            out += fmt::format("Both the LSTM (step {}) and the RNN (step {}) solved T = {}", ll->steps_run,
-                               rl->steps_run, s.long_t);
+            out += fmt::format("Both the LSTM (step {}) and the RNN (step {}) solved T = {}",
+                               ll->steps_run, rl->steps_run, s.long_t);
         else
-            out += fmt::format("Not supported within the budget: the LSTM did not solve T = {} in {} steps (MSE {:.3f})",
-                               s.long_t, s.steps, ll->final_mse());
+            out += fmt::format(
+                "Not supported within the budget: the LSTM did not solve T = {} in {} steps (MSE "
+                "{:.3f})",
+                s.long_t, s.steps, ll->final_mse());
         if (gl && ll->solved) {
             if (gl->solved && gl->steps_run < ll->steps_run)
-                out += fmt::format("; but the GRU solved it too, in fewer steps ({}), so on this task the LSTM is "
-                                   "not more robust than the GRU", gl->steps_run);
+                out += fmt::format(
+                    "; but the GRU solved it too, in fewer steps ({}), so on this task the LSTM is "
+                    "not more robust than the GRU",
+                    gl->steps_run);
             else if (!gl->solved)
                 out += "; the GRU did not, so here the LSTM is the more robust gated cell";
-            else
-                out += fmt::format("; the GRU needed {} steps", gl->steps_run);
+            else out += fmt::format("; the GRU needed {} steps", gl->steps_run);
         }
         out += ".\n";
     } else {
@@ -294,28 +320,34 @@ std::string rule_of_thumb(const std::vector<Job>& jobs, const std::vector<Outcom
     if (gl && ll) {
         const double ratio = ll->alone_ms / gl->alone_ms;
         if (gl->solved)
-            out += fmt::format("Supported: the GRU solved T = {} in {:.1f} s against the LSTM's {}; its step costs "
-                               "{:.1f} ms against {:.1f} ms ({:.2f}x).\n", s.long_t, gl->cpu_seconds,
-                               ll->solved ? fmt::format("{:.1f} s", ll->cpu_seconds) : std::string("not solved"),
-                               gl->alone_ms, ll->alone_ms, ratio);
+            out += fmt::format(
+                "Supported: the GRU solved T = {} in {:.1f} s against the LSTM's {}; its step "
+                "costs "
+                "{:.1f} ms against {:.1f} ms ({:.2f}x).\n",
+                s.long_t, gl->cpu_seconds,
+                ll->solved ? fmt::format("{:.1f} s", ll->cpu_seconds) : std::string("not solved"),
+                gl->alone_ms, ll->alone_ms, ratio);
         else
-            out += fmt::format("Not supported here: the GRU did not solve T = {} (MSE {:.3f}); its step costs "
-                               "{:.1f} ms against the LSTM's {:.1f} ms.\n", s.long_t, gl->final_mse(),
-                               gl->alone_ms, ll->alone_ms);
+            out += fmt::format(
+                "Not supported here: the GRU did not solve T = {} (MSE {:.3f}); its step costs "
+                "{:.1f} ms against the LSTM's {:.1f} ms.\n",
+                s.long_t, gl->final_mse(), gl->alone_ms, ll->alone_ms);
     } else {
         out += "Not measured.\n";
     }
     return out;
 }
 
-void write_csv(const fs::path& path, const std::vector<Job>& jobs, const std::vector<Outcome>& outcomes) {
+void write_csv(const fs::path& path, const std::vector<Job>& jobs,
+               const std::vector<Outcome>& outcomes) {
     std::ofstream f(path);
     f << "cell,T,step,train_mse,test_mse,cpu_seconds\n";
     for (std::size_t i = 0; i < jobs.size(); ++i)
         for (const Point& p : outcomes[i].curve)
-            f << fmt::format("{},{},{},{},{:.6g},{:.3f}\n", jobs[i].label, jobs[i].T, p.step,
-                             std::isnan(p.train_mse) ? std::string() : fmt::format("{:.6g}", p.train_mse),
-                             p.test_mse, p.cpu_seconds);
+            f << fmt::format(
+                "{},{},{},{},{:.6g},{:.3f}\n", jobs[i].label, jobs[i].T, p.step,
+                std::isnan(p.train_mse) ? std::string() : fmt::format("{:.6g}", p.train_mse),
+                p.test_mse, p.cpu_seconds);
 }
 
 // Test MSE against step, one panel per length, drawn by gnuplot from the CSV.
@@ -326,27 +358,33 @@ bool write_plot(const fs::path& dir, const std::vector<Job>& jobs, const Setting
     std::sort(lengths.begin(), lengths.end());
     std::vector<Job> ordered = jobs;  // RNN, LSTM, GRU, then the stretch run, in every panel
     std::stable_sort(ordered.begin(), ordered.end(), [](const Job& a, const Job& b) {
-        return std::pair(a.label != cell_name(a.kind), a.kind) < std::pair(b.label != cell_name(b.kind), b.kind);
+        return std::pair(a.label != cell_name(a.kind), a.kind) <
+               std::pair(b.label != cell_name(b.kind), b.kind);
     });
     std::string gp = fmt::format(
         "set terminal pngcairo size {},480 font 'sans,10'\nset output 'curves.png'\n"
-        "set datafile separator ','\nset key bottom left box opaque\nset logscale y\nset yrange [1e-3:2]\n"
+        "set datafile separator ','\nset key bottom left box opaque\nset logscale y\nset yrange "
+        "[1e-3:2]\n"
         "set xlabel 'training step'\nset ylabel 'test MSE'\nset grid\n"
-        "set multiplot layout 1,{} title 'Adding problem: RNN vs LSTM vs GRU (H = {}, batch {}, Adam {})'\n",
+        "set multiplot layout 1,{} title 'Adding problem: RNN vs LSTM vs GRU (H = {}, batch {}, "
+        "Adam {})'\n",
         560 * lengths.size(), lengths.size(), s.hidden, s.batch, s.lr);
     for (const std::size_t T : lengths) {
-        gp += fmt::format("set title 'T = {}'\nplot {} with lines dt 2 lc 'gray' title 'predict 1.0 (1/6)', "
-                          "{} with lines dt 3 lc 'black' title 'solved (0.01)'",
-                          T, adding_baseline_mse, solved_mse);
+        gp += fmt::format(
+            "set title 'T = {}'\nplot {} with lines dt 2 lc 'gray' title 'predict 1.0 (1/6)', "
+            "{} with lines dt 3 lc 'black' title 'solved (0.01)'",
+            T, adding_baseline_mse, solved_mse);
         for (const Job& j : ordered)
             if (j.T == T)
-                gp += fmt::format(", 'curves.csv' using 3:((strcol(1) eq '{}' && $2 == {}) ? $5 : NaN) "
-                                  "with linespoints pt 7 ps 0.4 lw 2 lc '{}' title '{}'", j.label, T,
-                                  j.label != cell_name(j.kind) ? "#9467bd"
-                                  : j.kind == CellKind::rnn    ? "#d62728"
-                                  : j.kind == CellKind::lstm   ? "#1f77b4"
-                                                               : "#2ca02c",
-                                  j.label);
+                gp += fmt::format(
+                    ", 'curves.csv' using 3:((strcol(1) eq '{}' && $2 == {}) ? $5 : NaN) "
+                    "with linespoints pt 7 ps 0.4 lw 2 lc '{}' title '{}'",
+                    j.label, T,
+                    j.label != cell_name(j.kind) ? "#9467bd"
+                    : j.kind == CellKind::rnn    ? "#d62728"
+                    : j.kind == CellKind::lstm   ? "#1f77b4"
+                                                 : "#2ca02c",
+                    j.label);
         gp += "\n";
     }
     gp += "unset multiplot\n";
@@ -360,30 +398,51 @@ bool write_plot(const fs::path& dir, const std::vector<Job>& jobs, const Setting
 
 int main(int argc, char** argv) {
     tune_malloc();
-    CLI::App app{"Train RNN, LSTM and GRU on the adding problem and compare them with the article's table"};
+    CLI::App app{
+        "Train RNN, LSTM and GRU on the adding problem and compare them with the article's table"};
     Settings s;
     s.threads = std::max(1u, std::thread::hardware_concurrency());
-    app.add_option("--hidden", s.hidden, "hidden size of every cell")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--batch", s.batch, "sequences per training step")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--steps", s.steps, "step budget per run (a run stops early once solved)")
-        ->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--eval-every", s.eval_every, "steps between test evaluations")->check(CLI::PositiveNumber)
+    app.add_option("--hidden", s.hidden, "hidden size of every cell")
+        ->check(CLI::PositiveNumber)
         ->capture_default_str();
-    app.add_option("--test-size", s.test_size, "held-out sequences per length")->check(CLI::PositiveNumber)
+    app.add_option("--batch", s.batch, "sequences per training step")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--steps", s.steps, "step budget per run (a run stops early once solved)")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--eval-every", s.eval_every, "steps between test evaluations")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--test-size", s.test_size, "held-out sequences per length")
+        ->check(CLI::PositiveNumber)
         ->capture_default_str();
     app.add_option("--short", s.short_t, "the short length (0: skip)")->capture_default_str();
     app.add_option("--long", s.long_t, "the long length (0: skip)")->capture_default_str();
-    app.add_option("--lr", s.lr, "Adam learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--clip", s.clip, "gradient-norm clipping threshold")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--seed", s.seed, "seed of initialisation and training data")->capture_default_str();
-    app.add_option("--threads", s.threads, "runs trained at the same time (default: the number of cores)")->check(CLI::PositiveNumber)
+    app.add_option("--lr", s.lr, "Adam learning rate")
+        ->check(CLI::PositiveNumber)
         ->capture_default_str();
-    app.add_option("--cells", s.cells, "cells to train")->check(CLI::IsMember({"rnn", "lstm", "gru"}))
-        ->delimiter(',')->capture_default_str();
-    app.add_flag("--stretch", s.stretch, "also train an LSTM with chrono initialisation at twice the long length");
-    app.add_option("--log-seconds", s.log_seconds, "seconds between progress lines when output is not a terminal")
-        ->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--out", s.out, "output folder for table.md, curves.csv, curves.png")->capture_default_str();
+    app.add_option("--clip", s.clip, "gradient-norm clipping threshold")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--seed", s.seed, "seed of initialisation and training data")
+        ->capture_default_str();
+    app.add_option("--threads", s.threads,
+                   "runs trained at the same time (default: the number of cores)")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--cells", s.cells, "cells to train")
+        ->check(CLI::IsMember({"rnn", "lstm", "gru"}))
+        ->delimiter(',')
+        ->capture_default_str();
+    app.add_flag("--stretch", s.stretch,
+                 "also train an LSTM with chrono initialisation at twice the long length");
+    app.add_option("--log-seconds", s.log_seconds,
+                   "seconds between progress lines when output is not a terminal")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.add_option("--out", s.out, "output folder for table.md, curves.csv, curves.png")
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
     for (const std::size_t T : {s.short_t, s.long_t})
         if (T == 1) {
@@ -405,28 +464,35 @@ int main(int argc, char** argv) {
     const LSTMInit forget1{.forget_bias = 1.0};
     const bool with_lstm = std::find(s.cells.begin(), s.cells.end(), "lstm") != s.cells.end();
     if (s.stretch && s.long_t && with_lstm)
-        jobs.push_back({CellKind::lstm, 2 * s.long_t, {.chrono_t_max = 2.0 * static_cast<double>(s.long_t)},
+        jobs.push_back({CellKind::lstm,
+                        2 * s.long_t,
+                        {.chrono_t_max = 2.0 * static_cast<double>(s.long_t)},
                         "LSTM (chrono)"});
     for (const std::size_t T : {s.long_t, s.short_t}) {
         if (T == 0) continue;
         for (const CellKind k : {CellKind::lstm, CellKind::gru, CellKind::rnn}) {
             std::string name = cell_name(k);
-            std::transform(name.begin(), name.end(), name.begin(), [](char c) { return static_cast<char>(std::tolower(c)); });
-            if (std::find(s.cells.begin(), s.cells.end(), name) != s.cells.end()) jobs.push_back({k, T, forget1, cell_name(k)});
+            std::transform(name.begin(), name.end(), name.begin(),
+                           [](char c) { return static_cast<char>(std::tolower(c)); });
+            if (std::find(s.cells.begin(), s.cells.end(), name) != s.cells.end())
+                jobs.push_back({k, T, forget1, cell_name(k)});
         }
     }
-    fmt::print("Adding problem, hidden {}, batch {}, Adam lr {}, clip {}, budget {} steps, test MSE every {} steps on {} "
-               "held-out sequences; solved: test MSE < {} (predicting 1.0 scores {:.3f}).\n"
-               "{} runs on {} threads; a run stops once solved (its ETA assumes the whole budget).\n\n",
-               s.hidden, s.batch, s.lr, s.clip, s.steps, s.eval_every, s.test_size, solved_mse, adding_baseline_mse,
-               jobs.size(), s.threads);
+    fmt::print(
+        "Adding problem, hidden {}, batch {}, Adam lr {}, clip {}, budget {} steps, test MSE every "
+        "{} steps on {} "
+        "held-out sequences; solved: test MSE < {} (predicting 1.0 scores {:.3f}).\n"
+        "{} runs on {} threads; a run stops once solved (its ETA assumes the whole budget).\n\n",
+        s.hidden, s.batch, s.lr, s.clip, s.steps, s.eval_every, s.test_size, solved_mse,
+        adding_baseline_mse, jobs.size(), s.threads);
     std::fflush(stdout);
 
     // Time per step, measured fairly: each cell alone on this thread before the runs start.
     std::vector<double> alone_ms(jobs.size());
     fmt::print("Timing forward+backward of each cell alone ...");
     std::fflush(stdout);
-    for (std::size_t i = 0; i < jobs.size(); ++i) alone_ms[i] = time_step_ms(jobs[i].kind, jobs[i].T, s);
+    for (std::size_t i = 0; i < jobs.size(); ++i)
+        alone_ms[i] = time_step_ms(jobs[i].kind, jobs[i].T, s);
     fmt::print(" done\n");
 
     std::vector<Outcome> outcomes(jobs.size());
@@ -443,12 +509,14 @@ int main(int argc, char** argv) {
                     outcomes[i] = run(jobs[i], s, progress[i], mutex);
                     outcomes[i].alone_ms = alone_ms[i];
                     std::lock_guard lock(mutex);
-                    progress[i].summary = (outcomes[i].solved ? "solved at " : "") + solve_text(outcomes[i], s.steps) +
-                                          fmt::format(" ({:.1f} ms per step, {:.1f} s evaluating)", outcomes[i].fwd_bwd_ms,
-                                                      outcomes[i].eval_cpu);
+                    progress[i].summary = (outcomes[i].solved ? "solved at " : "") +
+                                          solve_text(outcomes[i], s.steps) +
+                                          fmt::format(" ({:.1f} ms per step, {:.1f} s evaluating)",
+                                                      outcomes[i].fwd_bwd_ms, outcomes[i].eval_cpu);
                 } catch (const std::exception& e) {
                     std::lock_guard lock(mutex);
-                    errors.push_back(fmt::format("{} T={}: {}", jobs[i].label, jobs[i].T, e.what()));
+                    errors.push_back(
+                        fmt::format("{} T={}: {}", jobs[i].label, jobs[i].T, e.what()));
                     progress[i].summary = "failed";
                 }
                 {
@@ -463,7 +531,8 @@ int main(int argc, char** argv) {
     const bool tty = isatty(fileno(stdout));
     auto fit = [](std::string line) {  // a wrapped line would break the redraw
         winsize ws{};
-        if (ioctl(fileno(stdout), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && line.size() >= ws.ws_col)
+        if (ioctl(fileno(stdout), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 &&
+            line.size() >= ws.ws_col)
             line.resize(ws.ws_col - 1);
         return line;
     };
@@ -475,9 +544,11 @@ int main(int argc, char** argv) {
             std::lock_guard lock(mutex);
             if (tty) {
                 if (!first) fmt::print("\x1b[{}F", jobs.size());
-                for (std::size_t i = 0; i < jobs.size(); ++i) fmt::print("\x1b[2K{}\n", fit(status_line(jobs[i], progress[i], s)));
+                for (std::size_t i = 0; i < jobs.size(); ++i)
+                    fmt::print("\x1b[2K{}\n", fit(status_line(jobs[i], progress[i], s)));
             } else {
-                const bool periodic = Clock::now() - last_log >= std::chrono::duration<double>(s.log_seconds);
+                const bool periodic =
+                    Clock::now() - last_log >= std::chrono::duration<double>(s.log_seconds);
                 for (std::size_t i = 0; i < jobs.size(); ++i) {
                     if (progress[i].state == Progress::done && !reported[i]) {
                         fmt::print("{}\n", status_line(jobs[i], progress[i], s));
@@ -506,25 +577,35 @@ int main(int argc, char** argv) {
             stretch += fmt::format("Stretch: {} at T = {}: {}.\n", jobs[i].label, jobs[i].T,
                                    solve_text(outcomes[i], s.steps));
     const std::string notes = fmt::format(
-        "Forward+backward per step: median thread CPU time of 10 steps (after 3 warm-up steps) of each cell timed "
-        "alone, before the runs started. Seconds to solve: CPU time of the run's own thread (training, data and "
-        "evaluations), i.e. what it takes on one core. Training took {:.0f} s of wall time for {} runs on {} "
-        "threads.\n", wall, jobs.size(), s.threads);
+        "Forward+backward per step: median thread CPU time of 10 steps (after 3 warm-up steps) of "
+        "each cell timed "
+        "alone, before the runs started. Seconds to solve: CPU time of the run's own thread "
+        "(training, data and "
+        "evaluations), i.e. what it takes on one core. Training took {:.0f} s of wall time for {} "
+        "runs on {} "
+        "threads.\n",
+        wall, jobs.size(), s.threads);
     fmt::print("\n{}\n{}{}\n{}", table, stretch.empty() ? "" : stretch + "\n", rule, notes);
 
     const fs::path dir(s.out);
     fs::create_directories(dir);
-    std::ofstream(dir / "table.md") << "# RNN vs LSTM vs GRU on the adding problem\n\n"
-                                    << fmt::format("Hidden {}, batch {}, Adam lr {}, gradient-norm clip {}, budget {} "
-                                                   "steps per run, seed {}; solved: test MSE < {} on {} held-out "
-                                                   "sequences (always predicting 1.0 scores {:.3f}).\n\n",
-                                                   s.hidden, s.batch, s.lr, s.clip, s.steps, s.seed, solved_mse,
-                                                   s.test_size, adding_baseline_mse)
-                                    << table << "\n" << (stretch.empty() ? "" : stretch + "\n") << rule << "\n" << notes;
+    std::ofstream(dir / "table.md")
+        << "# RNN vs LSTM vs GRU on the adding problem\n\n"
+        << fmt::format(
+               "Hidden {}, batch {}, Adam lr {}, gradient-norm clip {}, budget {} "
+               "steps per run, seed {}; solved: test MSE < {} on {} held-out "
+               "sequences (always predicting 1.0 scores {:.3f}).\n\n",
+               s.hidden, s.batch, s.lr, s.clip, s.steps, s.seed, solved_mse, s.test_size,
+               adding_baseline_mse)
+        << table << "\n"
+        << (stretch.empty() ? "" : stretch + "\n") << rule << "\n"
+        << notes;
     write_csv(dir / "curves.csv", jobs, outcomes);
     const bool png = write_plot(dir, jobs, s);
     fmt::print("\nWrote {}, {}{}\n", (dir / "table.md").string(), (dir / "curves.csv").string(),
                png ? ", " + (dir / "curves.png").string() : std::string());
-    if (!png) fmt::print("notice: gnuplot not found (or it failed); curves.png skipped, see {}\n", (dir / "curves.gp").string());
+    if (!png)
+        fmt::print("notice: gnuplot not found (or it failed); curves.png skipped, see {}\n",
+                   (dir / "curves.gp").string());
     return 0;
 }

@@ -32,14 +32,20 @@ struct ModelOptions {
 // x [T, B, 2] -> the cell's last hidden state h_T [B, H] -> a linear head -> [B, 1].
 class AddingModel : public Module {
 public:
-    AddingModel(const ModelOptions& options, Generator& gen) : Module("AddingModel"), hidden_(options.hidden) {
+    AddingModel(const ModelOptions& options, Generator& gen)
+        : Module("AddingModel"), hidden_(options.hidden) {
         const RecurrentOptions one_layer{};
         switch (options.kind) {
-            case CellKind::rnn: rnn = std::make_shared<RNN>(2, hidden_, one_layer, gen, options.dtype); break;
-            case CellKind::lstm:
-                rnn = std::make_shared<LSTM>(2, hidden_, one_layer, gen, options.dtype, options.lstm_init);
+            case CellKind::rnn:
+                rnn = std::make_shared<RNN>(2, hidden_, one_layer, gen, options.dtype);
                 break;
-            case CellKind::gru: rnn = std::make_shared<GRU>(2, hidden_, one_layer, gen, options.dtype); break;
+            case CellKind::lstm:
+                rnn = std::make_shared<LSTM>(2, hidden_, one_layer, gen, options.dtype,
+                                             options.lstm_init);
+                break;
+            case CellKind::gru:
+                rnn = std::make_shared<GRU>(2, hidden_, one_layer, gen, options.dtype);
+                break;
         }
         register_module("rnn", rnn);
         head = register_module("head", std::make_shared<Linear>(hidden_, 1, gen, options.dtype));
@@ -69,8 +75,8 @@ struct TrainOptions {
 };
 
 struct StepResult {
-    double loss = 0;       // training MSE of the batch, before the update
-    double grad_norm = 0;  // before clipping
+    double loss = 0;         // training MSE of the batch, before the update
+    double grad_norm = 0;    // before clipping
     double fwd_bwd_cpu = 0;  // thread CPU seconds of forward + backward
 };
 
@@ -78,7 +84,9 @@ struct StepResult {
 class Trainer {
 public:
     Trainer(const ModelOptions& model_options, const TrainOptions& options, Generator& gen)
-        : model(model_options, gen), optimizer(Params(model), AdamOptions{.lr = options.lr}), options_(options) {}
+        : model(model_options, gen),
+          optimizer(Params(model), AdamOptions{.lr = options.lr}),
+          options_(options) {}
 
     StepResult step(const AddingBatch& batch) {
         TapeScope scope(tape_);
@@ -105,8 +113,11 @@ public:
         double sum_sq = 0;
         for (std::size_t start = 0; start < B; start += chunk) {
             const std::size_t n = std::min(chunk, B - start);
-            const Variable pred = model.forward(narrow(x, 1, static_cast<long>(start), static_cast<long>(n)));
-            sum_sq += mse_loss(pred, narrow(y, 0, static_cast<long>(start), static_cast<long>(n)), Reduction::sum).item();
+            const Variable pred =
+                model.forward(narrow(x, 1, static_cast<long>(start), static_cast<long>(n)));
+            sum_sq += mse_loss(pred, narrow(y, 0, static_cast<long>(start), static_cast<long>(n)),
+                               Reduction::sum)
+                          .item();
         }
         return sum_sq / static_cast<double>(B);
     }
@@ -142,7 +153,8 @@ inline std::string markdown_table(const std::vector<std::string>& header,
     const std::size_t cols = header.size();
     std::vector<std::vector<std::string>> cells{header};
     for (const auto& row : rows) {
-        std::vector<std::string> r(row.begin(), row.begin() + static_cast<long>(std::min(row.size(), cols)));
+        std::vector<std::string> r(row.begin(),
+                                   row.begin() + static_cast<long>(std::min(row.size(), cols)));
         r.resize(cols);
         cells.push_back(std::move(r));
     }

@@ -2,8 +2,8 @@
 // tapegrad does not ship. Implementing the Cell interface is all it takes to get stacking,
 // bidirectional layers, variable lengths, gradcheck and checkpoints from the recurrent driver.
 //   build/examples/custom_cell [--steps N] [--seed S]
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <tapegrad/tapegrad.hpp>
 
@@ -30,11 +30,11 @@ public:
         const Variable &h = s[0], &c = s[1];
         const auto z = chunk(xw + matmul(h, w_h), 4, 1);
         const auto p = chunk(peep, 3, 0);
-        const Variable i = sigmoid(z[0] + p[0] * c);           // i_t = σ(W_i[x, h] + p_i ∘ c_{t-1})
-        const Variable f = sigmoid(z[1] + p[1] * c);           // f_t = σ(W_f[x, h] + p_f ∘ c_{t-1})
-        const Variable c_next = f * c + i * tanh(z[2]);        // c_t = f_t c_{t-1} + i_t tanh(W_c[x, h])
-        const Variable o = sigmoid(z[3] + p[2] * c_next);      // o_t = σ(W_o[x, h] + p_o ∘ c_t)
-        return {o * tanh(c_next), c_next};                     // h_t = o_t tanh(c_t)
+        const Variable i = sigmoid(z[0] + p[0] * c);     // i_t = σ(W_i[x, h] + p_i ∘ c_{t-1})
+        const Variable f = sigmoid(z[1] + p[1] * c);     // f_t = σ(W_f[x, h] + p_f ∘ c_{t-1})
+        const Variable c_next = f * c + i * tanh(z[2]);  // c_t = f_t c_{t-1} + i_t tanh(W_c[x, h])
+        const Variable o = sigmoid(z[3] + p[2] * c_next);  // o_t = σ(W_o[x, h] + p_o ∘ c_t)
+        return {o * tanh(c_next), c_next};                 // h_t = o_t tanh(c_t)
     }
     Variable w_x, w_h, bias, peep;
 
@@ -45,7 +45,9 @@ private:
 
 int main(int argc, char** argv) {
     tune_malloc();  // optional: glibc keeps freed buffers for the next step
-    CLI::App app{"A user-defined peephole LSTM: 2 layers, bidirectional, variable lengths, gradcheck, training"};
+    CLI::App app{
+        "A user-defined peephole LSTM: 2 layers, bidirectional, variable lengths, gradcheck, "
+        "training"};
     int steps = 300;
     std::uint64_t seed = 1;
     std::string checkpoint = "custom_cell.safetensors";
@@ -56,18 +58,24 @@ int main(int argc, char** argv) {
     warn_if_slow_blas();
 
     Generator gen(seed);
-    auto make = [](std::size_t in, Generator& g) { return std::make_shared<PeepholeLSTMCell>(in, 8, g); };
+    auto make = [](std::size_t in, Generator& g) {
+        return std::make_shared<PeepholeLSTMCell>(in, 8, g);
+    };
     Recurrent rnn("PeepholeLSTM", make, 1, {.num_layers = 2, .bidirectional = true}, gen);
     Linear head(16, 1, gen);
     fmt::print("{}", rnn.summary());
 
     // 1. gradcheck the whole stack (float64, variable lengths) in one call.
-    Recurrent small("PeepholeLSTM", [](std::size_t in, Generator& g) {
-        return std::make_shared<PeepholeLSTMCell>(in, 2, g); }, 1, {.num_layers = 2, .bidirectional = true}, gen);
-    auto report = gradcheck(small, [&](const std::vector<Variable>& x) {
-        auto out = small.forward(x[0], {}, {4, 2});
-        return sum(out.output * out.output) + sum(out.states[1]);
-    }, {gen.normal({4, 2, 1}, 0, 1, float64)});
+    Recurrent small(
+        "PeepholeLSTM",
+        [](std::size_t in, Generator& g) { return std::make_shared<PeepholeLSTMCell>(in, 2, g); },
+        1, {.num_layers = 2, .bidirectional = true}, gen);
+    auto report = gradcheck(small,
+                            [&](const std::vector<Variable>& x) {
+                                auto out = small.forward(x[0], {}, {4, 2});
+                                return sum(out.output * out.output) + sum(out.states[1]);
+                            },
+                            {gen.normal({4, 2, 1}, 0, 1, float64)});
     fmt::print("{}\n", report);
     if (!report.ok()) return 1;
 
@@ -80,11 +88,13 @@ int main(int argc, char** argv) {
         std::vector<std::size_t> lengths(B);
         for (std::size_t b = 0; b < B; ++b) {
             lengths[b] = 4 + gen.below(T - 3);
-            for (std::size_t t = 0; t < lengths[b]; ++t) y.set_flat(b, y.flat(b) + x.flat(t * B + b) / lengths[b]);
+            for (std::size_t t = 0; t < lengths[b]; ++t)
+                y.set_flat(b, y.flat(b) + x.flat(t * B + b) / lengths[b]);
         }
         auto out = rnn.forward(Variable(x), {}, lengths);
         // the final states of both directions of the last layer summarise each sequence
-        Variable summary = concat({narrow(out.states[0], 0, 2, 1), narrow(out.states[0], 0, 3, 1)}, 2);
+        Variable summary =
+            concat({narrow(out.states[0], 0, 2, 1), narrow(out.states[0], 0, 3, 1)}, 2);
         Variable loss = mse_loss(head(reshape(summary, Shape{B, 16})), Variable(y));
         opt.zero_grad();
         loss.backward();

@@ -1,7 +1,7 @@
 // The smallest meaningful model: a 2-8-1 MLP learns XOR with plain gradient descent.
 //   build/examples/mlp_xor [--steps N] [--lr X] [--seed S] [--float64]
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <tapegrad/tapegrad.hpp>
 
@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
         loss.backward();
         for (Variable* param : {&w1, &b1, &w2, &b2}) {  // SGD: p -= lr * grad
             dispatch(dt, [&]<class T>() {
-                param->mutable_value().mutable_xt<T>() -= static_cast<T>(lr) * param->grad().xt<T>();
+                param->mutable_value().mutable_xt<T>() -=
+                    static_cast<T>(lr) * param->grad().xt<T>();
             });
             param->zero_grad();
         }

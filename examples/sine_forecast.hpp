@@ -34,15 +34,20 @@ struct SeriesConfig {
 // drawn from gen.
 inline std::vector<double> make_series(const SeriesConfig& config, Generator& gen) {
     if (config.periods.empty() || config.periods.size() != config.amplitudes.size())
-        throw tapegrad::ValueError(fmt::format("sine_forecast: {} periods and {} amplitudes; give one amplitude per "
-                                               "period", config.periods.size(), config.amplitudes.size()));
+        throw tapegrad::ValueError(
+            fmt::format("sine_forecast: {} periods and {} amplitudes; give one amplitude per "
+                        "period",
+                        config.periods.size(), config.amplitudes.size()));
     std::vector<double> phases;
-    for (std::size_t k = 0; k < config.periods.size(); ++k) phases.push_back(gen.uniform(0.0, 2 * std::numbers::pi));
+    for (std::size_t k = 0; k < config.periods.size(); ++k)
+        phases.push_back(gen.uniform(0.0, 2 * std::numbers::pi));
     std::vector<double> x(config.length);
     for (std::size_t t = 0; t < config.length; ++t) {
         double v = 0;
         for (std::size_t k = 0; k < config.periods.size(); ++k)
-            v += config.amplitudes[k] * std::sin(2 * std::numbers::pi * static_cast<double>(t) / config.periods[k] + phases[k]);
+            v += config.amplitudes[k] *
+                 std::sin(2 * std::numbers::pi * static_cast<double>(t) / config.periods[k] +
+                          phases[k]);
         x[t] = v + config.noise * gen.normal();
     }
     return x;
@@ -56,19 +61,24 @@ struct Windows {
     std::vector<std::size_t> origins;
 };
 
-inline Windows make_windows(const std::vector<double>& series, const std::vector<std::size_t>& origins,
-                            std::size_t window, std::size_t horizon, tapegrad::DType dtype = tapegrad::float32) {
+inline Windows make_windows(const std::vector<double>& series,
+                            const std::vector<std::size_t>& origins, std::size_t window,
+                            std::size_t horizon, tapegrad::DType dtype = tapegrad::float32) {
     const std::size_t N = origins.size();
     if (N == 0 || window == 0 || horizon == 0)
-        throw tapegrad::ValueError(fmt::format("sine_forecast: make_windows needs origins ({}), a window ({}) and a "
-                                               "horizon ({})", N, window, horizon));
+        throw tapegrad::ValueError(
+            fmt::format("sine_forecast: make_windows needs origins ({}), a window ({}) and a "
+                        "horizon ({})",
+                        N, window, horizon));
     Tensor x = Tensor::empty({window, N, 1}, dtype), y = Tensor::empty({N, horizon}, dtype);
     for (std::size_t n = 0; n < N; ++n) {
         const std::size_t o = origins[n];
         if (o + 1 < window || o + horizon >= series.size())
-            throw tapegrad::ValueError(fmt::format("sine_forecast: origin {} needs values {} to {}, the series has 0 "
-                                                   "to {}", o, static_cast<long>(o) - static_cast<long>(window) + 1,
-                                                   o + horizon, series.size() - 1));
+            throw tapegrad::ValueError(
+                fmt::format("sine_forecast: origin {} needs values {} to {}, the series has 0 "
+                            "to {}",
+                            o, static_cast<long>(o) - static_cast<long>(window) + 1, o + horizon,
+                            series.size() - 1));
         for (std::size_t t = 0; t < window; ++t) x.set_flat(t * N + n, series[o + 1 - window + t]);
         for (std::size_t h = 0; h < horizon; ++h) y.set_flat(n * horizon + h, series[o + 1 + h]);
     }
@@ -76,8 +86,11 @@ inline Windows make_windows(const std::vector<double>& series, const std::vector
 }
 
 // n origins drawn uniformly from [first, last].
-inline std::vector<std::size_t> random_origins(std::size_t first, std::size_t last, std::size_t n, Generator& gen) {
-    if (last < first) throw tapegrad::ValueError(fmt::format("sine_forecast: no origins in [{}, {}]", first, last));
+inline std::vector<std::size_t> random_origins(std::size_t first, std::size_t last, std::size_t n,
+                                               Generator& gen) {
+    if (last < first)
+        throw tapegrad::ValueError(
+            fmt::format("sine_forecast: no origins in [{}, {}]", first, last));
     std::vector<std::size_t> origins(n);
     for (auto& o : origins) o = first + gen.below(last - first + 1);
     return origins;
@@ -88,7 +101,8 @@ inline Tensor last_value_forecast(const Windows& w) {
     const std::size_t window = w.x.shape()[0], N = w.x.shape()[1], horizon = w.y.shape()[1];
     Tensor f = Tensor::empty({N, horizon}, w.x.dtype());
     for (std::size_t n = 0; n < N; ++n)
-        for (std::size_t h = 0; h < horizon; ++h) f.set_flat(n * horizon + h, w.x.flat((window - 1) * N + n));
+        for (std::size_t h = 0; h < horizon; ++h)
+            f.set_flat(n * horizon + h, w.x.flat((window - 1) * N + n));
     return f;
 }
 
@@ -120,8 +134,10 @@ struct ModelConfig {
 class Forecaster : public tapegrad::Module {
 public:
     Forecaster(const ModelConfig& config, Generator& gen) : Module("Forecaster"), config_(config) {
-        rnn = register_module("rnn", train_common::make_recurrent(config.cell, 1, config.hidden, 1, gen));
-        head = register_module("head", std::make_shared<tapegrad::Linear>(config.hidden, config.horizon, gen));
+        rnn = register_module("rnn",
+                              train_common::make_recurrent(config.cell, 1, config.hidden, 1, gen));
+        head = register_module(
+            "head", std::make_shared<tapegrad::Linear>(config.hidden, config.horizon, gen));
     }
     Variable forward(const Variable& x) {
         const Variable h_last = rnn->forward(x).states[0];  // [1, N, H]
@@ -145,7 +161,8 @@ struct TrainConfig {
 class Trainer {
 public:
     Trainer(const ModelConfig& model_config, const TrainConfig& config, Generator& init_gen)
-        : model(model_config, init_gen), optimizer(tapegrad::Params(model), tapegrad::AdamOptions{.lr = config.lr}),
+        : model(model_config, init_gen),
+          optimizer(tapegrad::Params(model), tapegrad::AdamOptions{.lr = config.lr}),
           config_(config) {}
 
     // One guarded step of MSE on `batch`; returns the loss before the update (throws Diverged).
@@ -155,7 +172,8 @@ public:
         double loss_value = 0;
         try {
             optimizer.zero_grad();
-            const Variable loss = tapegrad::mse_loss(model.forward(Variable(batch.x)), Variable(batch.y));
+            const Variable loss =
+                tapegrad::mse_loss(model.forward(Variable(batch.x)), Variable(batch.y));
             loss_value = loss.item();
             train_common::guarded_update(optimizer, model, loss, config_.clip, step_);
         } catch (const tapegrad::AnomalyError& e) {  // from the forward pass, under --anomaly

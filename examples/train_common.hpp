@@ -3,6 +3,7 @@
 // loss or a gradient, a progress line, and gnuplot. Header-only, as the other example headers.
 #pragma once
 
+#include <unistd.h>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -11,7 +12,6 @@
 #include <filesystem>
 #include <memory>
 #include <string>
-#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -37,16 +37,18 @@ inline CellType parse_cell(const std::string& name) {
 }
 
 // A tanh RNN, an LSTM with forget-gate bias 1 (Jozefowicz et al. 2015) or a GRU, [T, B, input] in.
-inline std::shared_ptr<tapegrad::Recurrent> make_recurrent(CellType type, std::size_t input, std::size_t hidden,
-                                                           std::size_t layers, tapegrad::Generator& gen,
-                                                           tapegrad::DType dtype = tapegrad::float32) {
+inline std::shared_ptr<tapegrad::Recurrent> make_recurrent(
+    CellType type, std::size_t input, std::size_t hidden, std::size_t layers,
+    tapegrad::Generator& gen, tapegrad::DType dtype = tapegrad::float32) {
     const tapegrad::RecurrentOptions options{.num_layers = layers};
     switch (type) {
-        case CellType::rnn: return std::make_shared<tapegrad::RNN>(input, hidden, options, gen, dtype);
+        case CellType::rnn:
+            return std::make_shared<tapegrad::RNN>(input, hidden, options, gen, dtype);
         case CellType::lstm:
             return std::make_shared<tapegrad::LSTM>(input, hidden, options, gen, dtype,
                                                     tapegrad::LSTMInit{.forget_bias = 1.0});
-        case CellType::gru: return std::make_shared<tapegrad::GRU>(input, hidden, options, gen, dtype);
+        case CellType::gru:
+            return std::make_shared<tapegrad::GRU>(input, hidden, options, gen, dtype);
     }
     throw tapegrad::ValueError("make_recurrent: unknown cell type");
 }
@@ -65,7 +67,9 @@ private:
 // What to do after a Diverged, for the scripts' error message.
 inline std::string divergence_advice(bool anomaly_on, bool can_resume) {
     std::string advice;
-    if (!anomaly_on) advice += "Rerun with --anomaly to name the op that produced the NaN or Inf (AnomalyGuard). ";
+    if (!anomaly_on)
+        advice +=
+            "Rerun with --anomaly to name the op that produced the NaN or Inf (AnomalyGuard). ";
     if (can_resume) advice += "--resume restarts from the last good checkpoint; ";
     return advice + (can_resume ? "a" : "A") + " lower --lr or --clip may avoid it.";
 }
@@ -81,16 +85,18 @@ inline std::string number_text(double x) {
 // gradient (the parameter is named), throws Diverged before any parameter changes; otherwise
 // the gradient norm is clipped to `clip` and the optimizer steps. Returns the gradient norm
 // before clipping.
-inline double guarded_step(tapegrad::Optimizer& optimizer, const tapegrad::Module& model, double loss, double clip,
-                           std::int64_t step) {
+inline double guarded_step(tapegrad::Optimizer& optimizer, const tapegrad::Module& model,
+                           double loss, double clip, std::int64_t step) {
     if (!std::isfinite(loss)) throw Diverged(step, "the loss is " + number_text(loss));
     const double norm = tapegrad::clip_grad_norm(optimizer.parameters(), clip);
     if (!std::isfinite(norm)) {
         for (const auto& [name, p] : model.named_parameters())
             if (p.grad().defined() && !tapegrad::all_finite(p.grad()))
-                throw Diverged(step, fmt::format("the gradient of {} {} holds NaN or Inf (loss {})", name,
-                                                 tapegrad::to_string(p.shape()), number_text(loss)));
-        throw Diverged(step, "the gradient norm is " + number_text(norm) + " (loss " + number_text(loss) + ")");
+                throw Diverged(step,
+                               fmt::format("the gradient of {} {} holds NaN or Inf (loss {})", name,
+                                           tapegrad::to_string(p.shape()), number_text(loss)));
+        throw Diverged(step, "the gradient norm is " + number_text(norm) + " (loss " +
+                                 number_text(loss) + ")");
     }
     optimizer.step();
     return norm;

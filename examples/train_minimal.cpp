@@ -12,9 +12,9 @@ int main() {
     Adam optimizer({param_group(lstm), param_group(head)}, {.lr = 1e-2});
 
     for (int step = 1; step <= 400; ++step) {
-        Variable x(gen.uniform({10, 64, 1}, -1, 1, float32));  // [T, B, 1]: 64 sequences of 10 numbers
+        Variable x(gen.uniform({10, 64, 1}, -1, 1, float32));  // [T, B, 1]: 64 sequences
         Variable h = squeeze(lstm.forward(x).states[0], 0);    // last hidden state [64, 32]
-        Variable loss = mse_loss(head(h), sum(x, {0}));        // target: each sequence's sum [64, 1]
+        Variable loss = mse_loss(head(h), sum(x, {0}));        // target: each sequence's sum
         optimizer.zero_grad();
         loss.backward();
         clip_grad_norm(optimizer.parameters(), 1.0);

@@ -40,17 +40,20 @@ public:
     Bytes(const std::uint8_t* data, std::size_t size) : data_(data), size_(size) {}
     std::uint8_t u8() { return pos_ < size_ ? data_[pos_++] : 0; }
     // An integer in [lo, hi].
-    long range(long lo, long hi) { return lo + static_cast<long>(u8() % static_cast<unsigned>(hi - lo + 1)); }
+    long range(long lo, long hi) {
+        return lo + static_cast<long>(u8() % static_cast<unsigned>(hi - lo + 1));
+    }
     bool flag() { return u8() & 1; }
 
     // Mostly moderate values on a grid of 1/25, sometimes the ones that break kernels.
     double value() {
         static constexpr double special[] = {
-            0.0, -0.0, 1.0, -1.0, INFINITY, -INFINITY, NAN, 1e30, -1e30, 1e-30, 1e-45, 88.8,
-            -88.8, 710.0, -710.0, 1e308, 4e-324, 0.5, 2.0, 3.0, 1e7, -1e7, 65504.0, 1e-7,
-            16777217.0, -3.0, 100.0, -100.0, 1e-300, 0.1, -0.5, 20.0, -20.0, 1e15, 0.25, 4.0,
-            -4.0, 0.001, 1e-10, 300.0, -300.0, 0.0, 1.0, -1.0, 2.5, -2.5, 7.0, -7.0, 1e38, -1e38,
-            3.4e38, 1.2e-38, 30.0, -30.0, 6.0, -6.0};
+            0.0,    -0.0,    1.0,     -1.0,  INFINITY,   -INFINITY, NAN,    1e30,   -1e30,  1e-30,
+            1e-45,  88.8,    -88.8,   710.0, -710.0,     1e308,     4e-324, 0.5,    2.0,    3.0,
+            1e7,    -1e7,    65504.0, 1e-7,  16777217.0, -3.0,      100.0,  -100.0, 1e-300, 0.1,
+            -0.5,   20.0,    -20.0,   1e15,  0.25,       4.0,       -4.0,   0.001,  1e-10,  300.0,
+            -300.0, 0.0,     1.0,     -1.0,  2.5,        -2.5,      7.0,    -7.0,   1e38,   -1e38,
+            3.4e38, 1.2e-38, 30.0,    -30.0, 6.0,        -6.0};
         const std::uint8_t b = u8();
         if (b < 200) return (static_cast<double>(b) - 100.0) / 25.0;
         return special[b - 200];
@@ -154,7 +157,8 @@ const std::vector<Op>& ops() {
         {"mul", [](I in, Bytes&) { return V{in.x * in.y}; }, true},
         {"div", [](I in, Bytes&) { return V{in.x / in.y}; }, true},
         {"neg", [](I in, Bytes&) { return V{-in.x}; }},
-        {"scalar ops", [](I in, Bytes& p) {
+        {"scalar ops",
+         [](I in, Bytes& p) {
              const double s = p.value();
              return V{in.x + s, s - in.x, in.x * s, s / in.x, in.x / s};
          }},
@@ -164,17 +168,20 @@ const std::vector<Op>& ops() {
         {"abs", [](I in, Bytes&) { return V{abs(in.x)}; }},
         {"log1p", [](I in, Bytes&) { return V{log1p(in.x)}; }},
         {"leaky_relu", [](I in, Bytes& p) { return V{leaky_relu(in.x, p.value())}; }},
-        {"softplus", [](I in, Bytes& p) {
+        {"softplus",
+         [](I in, Bytes& p) {
              const double beta = p.value();
              return V{softplus(in.x, beta, p.value())};
          }},
-        {"clamp", [](I in, Bytes& p) {
+        {"clamp",
+         [](I in, Bytes& p) {
              const auto lo = maybe(p);
              return V{clamp(in.x, lo, maybe(p))};
          }},
         {"maximum", [](I in, Bytes&) { return V{maximum(in.x, in.y)}; }, true},
         {"minimum", [](I in, Bytes&) { return V{minimum(in.x, in.y)}; }, true},
-        {"lerp", [](I in, Bytes& p) {
+        {"lerp",
+         [](I in, Bytes& p) {
              // weight: a third input, usually broadcasting with x, sometimes a constant
              const Shape ws = p.shape_like(in.x.shape());
              const bool grad = p.flag();
@@ -187,27 +194,33 @@ const std::vector<Op>& ops() {
         {"sigmoid", [](I in, Bytes&) { return V{sigmoid(in.x)}; }},
         {"relu", [](I in, Bytes&) { return V{relu(in.x)}; }},
         // reductions
-        {"sum", [](I in, Bytes& p) {
+        {"sum",
+         [](I in, Bytes& p) {
              const auto axes = p.axes();
              return V{sum(in.x), sum(in.x, axes, p.flag())};
          }},
-        {"mean", [](I in, Bytes& p) {
+        {"mean",
+         [](I in, Bytes& p) {
              const auto axes = p.axes();
              return V{mean(in.x), mean(in.x, axes, p.flag())};
          }},
-        {"max", [](I in, Bytes& p) {
+        {"max",
+         [](I in, Bytes& p) {
              const auto axes = p.axes();
              return V{max(in.x), max(in.x, axes, p.flag())};
          }},
-        {"min", [](I in, Bytes& p) {
+        {"min",
+         [](I in, Bytes& p) {
              const auto axes = p.axes();
              return V{min(in.x), min(in.x, axes, p.flag())};
          }},
-        {"logsumexp", [](I in, Bytes& p) {
+        {"logsumexp",
+         [](I in, Bytes& p) {
              const auto axes = p.axes();
              return V{logsumexp(in.x), logsumexp(in.x, axes, p.flag())};
          }},
-        {"var", [](I in, Bytes& p) {
+        {"var",
+         [](I in, Bytes& p) {
              const auto axes = p.axes();
              const double correction = static_cast<double>(p.range(-1, 3));
              return V{var(in.x), var(in.x, axes, correction, p.flag())};
@@ -215,14 +228,20 @@ const std::vector<Op>& ops() {
         // shape
         {"reshape", [](I in, Bytes& p) { return V{reshape(in.x, p.longs(-2, 6))}; }},
         {"reshape shape", [](I in, Bytes& p) { return V{reshape(in.x, p.shape())}; }},
-        {"squeeze", [](I in, Bytes& p) { return V{squeeze(in.x), squeeze(in.x, p.axis())}; }},
+        {"squeeze",
+         [](I in, Bytes& p) {
+             return V{squeeze(in.x), squeeze(in.x, p.axis())};
+         }},
         {"unsqueeze", [](I in, Bytes& p) { return V{unsqueeze(in.x, p.axis())}; }},
-        {"permute", [](I in, Bytes& p) {
+        {"permute",
+         [](I in, Bytes& p) {
              std::vector<long> dims;
              if (p.flag()) {  // a permutation of x's axes, sometimes with negative entries
                  for (long d = 0; d < static_cast<long>(in.x.dim()); ++d) dims.push_back(d);
                  for (std::size_t i = dims.size(); i > 1; --i)
-                     std::swap(dims[i - 1], dims[static_cast<std::size_t>(p.range(0, static_cast<long>(i) - 1))]);
+                     std::swap(
+                         dims[i - 1],
+                         dims[static_cast<std::size_t>(p.range(0, static_cast<long>(i) - 1))]);
                  for (auto& d : dims)
                      if (p.flag()) d -= static_cast<long>(in.x.dim());
              } else {
@@ -230,60 +249,72 @@ const std::vector<Op>& ops() {
              }
              return V{permute(in.x, dims)};
          }},
-        {"transpose", [](I in, Bytes& p) {
+        {"transpose",
+         [](I in, Bytes& p) {
              const long a = p.axis();
              return V{transpose(in.x), transpose(in.x, a, p.axis())};
          }},
         {"broadcast_to", [](I in, Bytes&) { return V{broadcast_to(in.x, in.y.shape())}; }},
         {"sum_to", [](I in, Bytes&) { return V{sum_to(in.x, in.y.shape())}; }},
         // indexing
-        {"slice", [](I in, Bytes& p) {
+        {"slice",
+         [](I in, Bytes& p) {
              const long axis = p.axis(), start = p.range(-6, 6), stop = p.range(-6, 6);
              return V{slice(in.x, axis, start, stop, p.range(-1, 3))};
          }},
-        {"narrow", [](I in, Bytes& p) {
+        {"narrow",
+         [](I in, Bytes& p) {
              const long axis = p.axis(), start = p.range(-5, 5);
              return V{narrow(in.x, axis, start, p.range(-1, 5))};
          }},
-        {"concat", [](I in, Bytes& p) {
+        {"concat",
+         [](I in, Bytes& p) {
              std::vector<Variable> xs{in.x, in.y};
              xs.insert(xs.end(), in.extra.begin(), in.extra.end());
              xs.resize(static_cast<std::size_t>(p.range(0, static_cast<long>(xs.size()))));
              return V{concat(xs, p.axis())};
          }},
-        {"stack", [](I in, Bytes& p) {
+        {"stack",
+         [](I in, Bytes& p) {
              std::vector<Variable> xs{in.x};
              xs.insert(xs.end(), in.extra.begin(), in.extra.end());
              if (p.flag()) xs.push_back(in.y);
              return V{stack(xs, p.axis())};
          }},
-        {"split", [](I in, Bytes& p) {
+        {"split",
+         [](I in, Bytes& p) {
              const auto sizes = p.longs(-1, 4);
              return split(in.x, sizes, p.axis());
          }},
-        {"chunk", [](I in, Bytes& p) {
+        {"chunk",
+         [](I in, Bytes& p) {
              const long n = p.range(-1, 5);
              return chunk(in.x, n, p.axis());
          }},
         {"unbind", [](I in, Bytes& p) { return unbind(in.x, p.axis()); }},
-        {"index_select", [](I in, Bytes& p) {
+        {"index_select",
+         [](I in, Bytes& p) {
              const long axis = p.axis();
              return V{index_select(in.x, axis, p.indices(static_cast<std::size_t>(p.range(0, 6))))};
          }},
-        {"gather", [](I in, Bytes& p) {
+        {"gather",
+         [](I in, Bytes& p) {
              const long axis = p.axis();
              Shape index_shape = in.x.shape();
-             for (auto& d : index_shape) d = static_cast<std::size_t>(p.range(0, static_cast<long>(d)));
+             for (auto& d : index_shape)
+                 d = static_cast<std::size_t>(p.range(0, static_cast<long>(d)));
              if (p.u8() % 8 == 0) index_shape = p.shape();
              return V{gather(in.x, axis, p.indices(numel(index_shape)), index_shape)};
          }},
         // linalg
         {"matmul", [](I in, Bytes&) { return V{matmul(in.x, in.y)}; }},
-        {"matmul transposed", [](I in, Bytes& p) {
+        {"matmul transposed",
+         [](I in, Bytes& p) {
              const bool ta = p.flag();
              return V{matmul(in.x, in.y, ta, p.flag())};
          }},
-        {"addmm", [](I in, Bytes& p) {
+        {"addmm",
+         [](I in, Bytes& p) {
              const bool ta = p.flag(), tb = p.flag();
              // c: a bias [N], a full [M, N], or any shape
              const std::size_t m = in.x.dim() ? in.x.shape()[ta ? in.x.dim() - 1 : 0] : 1;
@@ -293,7 +324,8 @@ const std::vector<Op>& ops() {
              const Variable c(p.tensor(cs, in.dtype), true);
              return V{addmm(c, in.x, in.y, ta, tb)};
          }},
-        {"linear", [](I in, Bytes& p) {
+        {"linear",
+         [](I in, Bytes& p) {
              // y as the weight [out, in]; the bias [out], another shape, or none
              const std::size_t out = in.y.dim() ? in.y.shape()[0] : 1;
              const std::uint8_t kind = p.u8() % 3;
@@ -304,7 +336,8 @@ const std::vector<Op>& ops() {
         // nn
         {"softmax", [](I in, Bytes& p) { return V{softmax(in.x, p.axis())}; }},
         {"log_softmax", [](I in, Bytes& p) { return V{log_softmax(in.x, p.axis())}; }},
-        {"layer_norm", [](I in, Bytes& p) {
+        {"layer_norm",
+         [](I in, Bytes& p) {
              const auto dims = static_cast<std::size_t>(p.range(0, 5));
              Variable w, b;
              if (p.flag()) w = in.y;
@@ -312,26 +345,30 @@ const std::vector<Op>& ops() {
              const double eps = p.flag() ? p.value() : 1e-5;
              return V{layer_norm(in.x, dims, w, b, eps)};
          }},
-        {"dropout", [](I in, Bytes& p) {
+        {"dropout",
+         [](I in, Bytes& p) {
              Generator gen(p.u8());
              const double prob = p.flag() ? p.value() : static_cast<double>(p.u8()) / 255.0;
              return V{dropout(in.x, prob, p.flag(), gen)};
          }},
         // losses
         {"mse_loss", [](I in, Bytes& p) { return V{mse_loss(in.x, in.y, p.reduction())}; }},
-        {"nll_loss", [](I in, Bytes& p) {
+        {"nll_loss",
+         [](I in, Bytes& p) {
              const std::size_t n = in.x.dim() ? in.x.shape()[0] + (p.u8() % 8 == 0) : p.range(0, 2);
              const auto targets = p.indices(n);
              const std::int64_t ignore = p.flag() ? p.range(-2, 4) : -100;
              return V{nll_loss(in.x, targets, ignore, p.reduction())};
          }},
-        {"cross_entropy", [](I in, Bytes& p) {
+        {"cross_entropy",
+         [](I in, Bytes& p) {
              const std::size_t n = in.x.dim() ? in.x.shape()[0] + (p.u8() % 8 == 0) : p.range(0, 2);
              const auto targets = p.indices(n);
              const std::int64_t ignore = p.flag() ? p.range(-2, 4) : -100;
              return V{cross_entropy(in.x, targets, ignore, p.reduction())};
          }},
-        {"binary_cross_entropy_with_logits", [](I in, Bytes& p) {
+        {"binary_cross_entropy_with_logits",
+         [](I in, Bytes& p) {
              return V{binary_cross_entropy_with_logits(in.x, in.y, p.reduction())};
          }},
     };
@@ -364,9 +401,9 @@ void check_grad(const char* op, const char* which, const Variable& input) {
     const Tensor& g = input.grad();
     if (!g.defined()) return;
     if (g.shape() != input.shape() || g.dtype() != input.dtype())
-        finding(std::string(op) + ": the gradient of " + which + " is " + to_string(g.shape()) + " " +
-                std::string(name(g.dtype())) + ", the input " + to_string(input.shape()) + " " +
-                std::string(name(input.dtype())));
+        finding(std::string(op) + ": the gradient of " + which + " is " + to_string(g.shape()) +
+                " " + std::string(name(g.dtype())) + ", the input " + to_string(input.shape()) +
+                " " + std::string(name(input.dtype())));
 }
 
 // The row named by the input's leading bytes (up to a NUL), and the size of that prefix.
@@ -393,7 +430,8 @@ bool run(const std::uint8_t* data, std::size_t size) {
     const Shape xs = p.shape(), ys = p.shape_like(xs);
     in.x = Variable(p.tensor(xs, in.dtype), true, "x");
     // Now and then y has the other dtype: every binary op must refuse that with a DTypeError.
-    const DType y_dtype = (flags & 0xe0) == 0xe0 ? (in.dtype == float32 ? float64 : float32) : in.dtype;
+    const DType y_dtype =
+        (flags & 0xe0) == 0xe0 ? (in.dtype == float32 ? float64 : float32) : in.dtype;
     in.y = Variable(p.tensor(ys, y_dtype), true, "y");
     for (long i = 0, n = p.range(0, 3); i < n; ++i)
         in.extra.push_back(Variable(p.tensor(flags & 8 ? p.shape_like(xs) : xs, in.dtype), true));
@@ -419,13 +457,14 @@ bool run(const std::uint8_t* data, std::size_t size) {
 
     for (const auto& r : results) {
         if (!r.defined()) finding(std::string(op.name) + ": an undefined result");
-        if (r.dtype() != in.dtype) finding(std::string(op.name) + ": result dtype differs from the input's");
+        if (r.dtype() != in.dtype)
+            finding(std::string(op.name) + ": result dtype differs from the input's");
     }
     if (op.broadcast_binary) {
         const auto expected = broadcast(xs, ys);
         if (!expected || results[0].shape() != *expected)
-            finding(std::string(op.name) + ": " + to_string(xs) + " with " + to_string(ys) + " gave " +
-                    to_string(results[0].shape()));
+            finding(std::string(op.name) + ": " + to_string(xs) + " with " + to_string(ys) +
+                    " gave " + to_string(results[0].shape()));
     }
     // Unrecorded, the op computes the same values.
     {
@@ -438,10 +477,12 @@ bool run(const std::uint8_t* data, std::size_t size) {
         } catch (const Error& e) {
             finding(std::string(op.name) + ": throws under NoGradGuard only: " + e.what());
         }
-        if (again.size() != results.size()) finding(std::string(op.name) + ": result count differs without grad");
+        if (again.size() != results.size())
+            finding(std::string(op.name) + ": result count differs without grad");
         for (std::size_t i = 0; i < results.size(); ++i)
             if (!same_bits(results[i].value(), again[i].value()))
-                finding(std::string(op.name) + ": result " + std::to_string(i) + " differs without grad");
+                finding(std::string(op.name) + ": result " + std::to_string(i) +
+                        " differs without grad");
     }
 
     // Backward from each result with a grad_out read from the input, then, with
@@ -464,8 +505,7 @@ bool run(const std::uint8_t* data, std::size_t size) {
                 check_grad(op.name, "y (second order)", in.y);
             }
         }
-    } catch (const Error&) {
-    }
+    } catch (const Error&) {}
     return true;
 }
 

@@ -31,7 +31,9 @@ struct Scratch {
     std::string path;
     explicit Scratch(const char* name) {
         const char* tmp = std::getenv("TMPDIR");
-        const std::string dir = std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : tmp && *tmp ? tmp : "/tmp";
+        const std::string dir = std::filesystem::is_directory("/dev/shm") ? "/dev/shm"
+                                : tmp && *tmp                             ? tmp
+                                                                          : "/tmp";
         path = dir + "/tapegrad_fuzz_" + std::to_string(::getpid()) + "_" + name;
     }
     ~Scratch() { std::remove(path.c_str()); }
@@ -71,7 +73,8 @@ void round_trip(const TensorFile& f, const std::string& path) {
     }
     if (back.tensors.size() != f.tensors.size()) finding("round trip: the tensor count changed");
     for (std::size_t i = 0; i < f.tensors.size(); ++i) {
-        if (back.tensors[i].first != f.tensors[i].first) finding("round trip: tensor names or order changed");
+        if (back.tensors[i].first != f.tensors[i].first)
+            finding("round trip: tensor names or order changed");
         if (!same_bytes(back.tensors[i].second, f.tensors[i].second))
             finding("round trip: tensor '" + f.tensors[i].first + "' changed");
     }
@@ -93,16 +96,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     try {
         round_trip(load_safetensors(input), copy);
-    } catch (const IOError&) {
-    }
+    } catch (const IOError&) {}
     // Strict loading throws on any mismatch; the lenient one loads the intersection.
     try {
         load(net, input, true);
-    } catch (const IOError&) {
-    }
+    } catch (const IOError&) {}
     try {
         load(net, input, false);
-    } catch (const IOError&) {
-    }
+    } catch (const IOError&) {}
     return 0;
 }

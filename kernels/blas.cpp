@@ -34,10 +34,12 @@ std::string blas_warning(const BlasInfo& info) {
     if (!info.slow_path) return {};
     const char* fix = info.cpu_has_avx512 ? "SkylakeX" : "Haswell";
     const bool generic = info.corename != "Haswell" && info.corename != "Zen";
-    return "tapegrad: warning: OpenBLAS is using its " + std::string(generic ? "generic '" : "AVX2 '") +
-           info.corename + "' kernels on a CPU with " + (info.cpu_has_avx512 ? "AVX-512" : "AVX2") +
-           "; matmul runs " + (generic ? "several times" : "up to 1.5x") + " slower. Set OPENBLAS_CORETYPE=" +
-           fix + " in the environment before starting the program.";
+    return "tapegrad: warning: OpenBLAS is using its " +
+           std::string(generic ? "generic '" : "AVX2 '") + info.corename +
+           "' kernels on a CPU with " + (info.cpu_has_avx512 ? "AVX-512" : "AVX2") +
+           "; matmul runs " + (generic ? "several times" : "up to 1.5x") +
+           " slower. Set OPENBLAS_CORETYPE=" + fix +
+           " in the environment before starting the program.";
 }
 
 void warn_if_slow_blas() {
@@ -52,14 +54,16 @@ blasint i(std::size_t v) { return static_cast<blasint>(v); }
 CBLAS_TRANSPOSE op(bool t) { return t ? CblasTrans : CblasNoTrans; }
 }  // namespace
 
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
-          const float* b, std::size_t ldb, float* c, float beta) {
-    cblas_sgemm(CblasRowMajor, op(ta), op(tb), i(m), i(n), i(k), 1.0f, a, i(lda), b, i(ldb), beta, c, i(n));
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a,
+          std::size_t lda, const float* b, std::size_t ldb, float* c, float beta) {
+    cblas_sgemm(CblasRowMajor, op(ta), op(tb), i(m), i(n), i(k), 1.0f, a, i(lda), b, i(ldb), beta,
+                c, i(n));
 }
 
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
-          const double* b, std::size_t ldb, double* c, double beta) {
-    cblas_dgemm(CblasRowMajor, op(ta), op(tb), i(m), i(n), i(k), 1.0, a, i(lda), b, i(ldb), beta, c, i(n));
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a,
+          std::size_t lda, const double* b, std::size_t ldb, double* c, double beta) {
+    cblas_dgemm(CblasRowMajor, op(ta), op(tb), i(m), i(n), i(k), 1.0, a, i(lda), b, i(ldb), beta, c,
+                i(n));
 }
 
 void use_single_threaded_blas() {

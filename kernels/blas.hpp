@@ -9,10 +9,10 @@
 namespace tapegrad {
 
 struct BlasInfo {
-    std::string corename;     // the kernels OpenBLAS chose, e.g. "Haswell", "Prescott"
+    std::string corename;  // the kernels OpenBLAS chose, e.g. "Haswell", "Prescott"
     bool cpu_has_avx2 = false;
     bool cpu_has_avx512 = false;
-    bool slow_path = false;   // generic kernels on an AVX2/AVX-512 CPU, or AVX2 kernels on AVX-512
+    bool slow_path = false;  // generic kernels on an AVX2/AVX-512 CPU, or AVX2 kernels on AVX-512
 };
 
 BlasInfo blas_info();
@@ -29,10 +29,10 @@ void warn_if_slow_blas();
 
 // c[m, n] = op(a) op(b) + beta c in row-major storage (cblas_sgemm / cblas_dgemm); lda and ldb
 // are the stored row lengths of a and b, c's is n.
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a, std::size_t lda,
-          const float* b, std::size_t ldb, float* c, float beta = 0);
-void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a, std::size_t lda,
-          const double* b, std::size_t ldb, double* c, double beta = 0);
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const float* a,
+          std::size_t lda, const float* b, std::size_t ldb, float* c, float beta = 0);
+void gemm(bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, const double* a,
+          std::size_t lda, const double* b, std::size_t ldb, double* c, double beta = 0);
 
 // Sets OpenBLAS to one thread and stops its idle worker threads, so that TBB's workers are
 // the only threads doing tapegrad's work (set_num_threads and parallel_backward call it).

@@ -17,11 +17,11 @@ namespace tapegrad::packed_gemm {
 
 namespace {
 
-constexpr std::size_t lanes = 16;          // floats in a zmm register
-constexpr std::size_t vectors = 3;         // zmm registers across a panel
+constexpr std::size_t lanes = 16;            // floats in a zmm register
+constexpr std::size_t vectors = 3;           // zmm registers across a panel
 constexpr std::size_t nr = lanes * vectors;  // columns in a panel
-constexpr std::size_t mr = 8;              // rows of c a kernel call keeps in registers
-constexpr std::size_t kc = one_pass_depth;  // depth per pass: one panel's slice stays in L1
+constexpr std::size_t mr = 8;                // rows of c a kernel call keeps in registers
+constexpr std::size_t kc = one_pass_depth;   // depth per pass: one panel's slice stays in L1
 // With a transposed (a weight gradient's xᵀ, thousands of rows lda apart), each depth step
 // reads a new cache line of a, too far from the last for the hardware to fetch it ahead; the
 // kernel asks for the line this many steps ahead. In a small LSTM's training step the
@@ -36,9 +36,9 @@ constexpr std::size_t prefetch_ahead = 8;
 // the MR broadcasts of one depth step come from one cache line.
 template <std::size_t MR, std::size_t NV, bool TransA>
 __attribute__((target("avx512f"))) void kernel(std::size_t depth, const float* a, std::size_t lda,
-                                                const float* panel, float* c, std::size_t ldc,
-                                                std::size_t cols, const float* addend,
-                                                std::size_t addend_ld) {
+                                               const float* panel, float* c, std::size_t ldc,
+                                               std::size_t cols, const float* addend,
+                                               std::size_t addend_ld) {
     __m512 acc[MR][NV];
     for (std::size_t r = 0; r < MR; ++r)
         for (std::size_t v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
@@ -48,7 +48,8 @@ __attribute__((target("avx512f"))) void kernel(std::size_t depth, const float* a
                                                        (kk + prefetch_ahead) * lda * sizeof(float)),
                          _MM_HINT_T0);
         __m512 b[NV];
-        for (std::size_t v = 0; v < NV; ++v) b[v] = _mm512_load_ps(panel + kk * NV * lanes + v * lanes);
+        for (std::size_t v = 0; v < NV; ++v)
+            b[v] = _mm512_load_ps(panel + kk * NV * lanes + v * lanes);
         for (std::size_t r = 0; r < MR; ++r) {
             const __m512 x = _mm512_set1_ps(TransA ? a[kk * lda + r] : a[r * lda + kk]);
             for (std::size_t v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
@@ -74,8 +75,8 @@ template <bool TransA, std::size_t... R>
 constexpr auto kernel_table(std::index_sequence<R...>) {
     // [rows][vectors]: row 0 and column 0 unused
     return std::array<std::array<Kernel, vectors + 1>, sizeof...(R)>{
-        {{nullptr, kernel<R == 0 ? 1 : R, 1, TransA>, kernel<R == 0 ? 1 : R, 2, TransA>,
-          kernel<R == 0 ? 1 : R, 3, TransA>}...}};
+        {{nullptr, kernel < R == 0 ? 1 : R, 1, TransA >, kernel < R == 0 ? 1 : R, 2, TransA >,
+          kernel < R == 0 ? 1 : R, 3, TransA > }...}};
 }
 // kernels[transposed a][r][v] handles r rows with v vectors: the full kernel is
 // kernels[t][mr][vectors]
@@ -111,12 +112,15 @@ std::vector<PackedMatrix::Panel> panel_layout(std::size_t n) {
 }
 
 // to[0, 16 nv) = from[0, cols), then zeros: one row of a panel from a contiguous row of B.
-__attribute__((target("avx512f"))) void copy_panel_row(const float* from, std::size_t cols, std::size_t nv, float* to) {
+__attribute__((target("avx512f"))) void copy_panel_row(const float* from, std::size_t cols,
+                                                       std::size_t nv, float* to) {
     for (std::size_t v = 0; v < nv; ++v) {
         const std::size_t at = v * lanes;
         const std::size_t valid = cols > at ? std::min(lanes, cols - at) : 0;
-        const __m512 x = valid == lanes ? _mm512_loadu_ps(from + at)
-                                        : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << valid) - 1u), from + at);
+        const __m512 x =
+            valid == lanes
+                ? _mm512_loadu_ps(from + at)
+                : _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << valid) - 1u), from + at);
         _mm512_store_ps(to + at, x);
     }
 }
@@ -143,7 +147,8 @@ float* PackedMatrix::panel_data(const Panel& p) const { return panels_.get() + p
 template <class Row>
 void PackedMatrix::fill(Row row, std::size_t stride) {
     layout_ = panel_layout(n_);
-    const std::size_t count = n_ == 0 ? 0 : (layout_.back().col0 + layout_.back().vectors * lanes) * k_;
+    const std::size_t count =
+        n_ == 0 ? 0 : (layout_.back().col0 + layout_.back().vectors * lanes) * k_;
     // every element is written below, so the storage starts uninitialised (no memset)
     const std::size_t bytes = std::max<std::size_t>(64, (count * sizeof(float) + 63) / 64 * 64);
     panels_.reset(static_cast<float*>(std::aligned_alloc(64, bytes)));
@@ -152,7 +157,8 @@ void PackedMatrix::fill(Row row, std::size_t stride) {
         const std::size_t width = p.vectors * lanes;
         float* panel = panel_data(p);
         if (stride == 1) {  // rows of B lie contiguous: vector copies (the caller checked AVX-512)
-            for (std::size_t i = 0; i < k_; ++i) copy_panel_row(row(i) + p.col0, p.cols, p.vectors, panel + i * width);
+            for (std::size_t i = 0; i < k_; ++i)
+                copy_panel_row(row(i) + p.col0, p.cols, p.vectors, panel + i * width);
             continue;
         }
         // B's columns lie contiguous: tiles of 16 of them, each read along its length
@@ -161,7 +167,8 @@ void PackedMatrix::fill(Row row, std::size_t stride) {
             for (std::size_t j = 0; j < width; ++j) {
                 float* to = panel + i0 * width + j;
                 if (j >= p.cols) {
-                    for (std::size_t r = 0; r < tile; ++r) to[r * width] = 0.0f;  // the kernel reads whole vectors
+                    for (std::size_t r = 0; r < tile; ++r)
+                        to[r * width] = 0.0f;  // the kernel reads whole vectors
                     continue;
                 }
                 const float* from = row(i0) + (p.col0 + j) * stride;
@@ -176,7 +183,8 @@ void PackedMatrix::multiply(std::size_t m, const float* a, std::size_t lda, floa
     run(m, a, lda, false, c, addend, addend_ld);
 }
 
-void PackedMatrix::multiply_transposed(std::size_t m, const float* at, std::size_t ldat, float* c) const {
+void PackedMatrix::multiply_transposed(std::size_t m, const float* at, std::size_t ldat,
+                                       float* c) const {
     run(m, at, ldat, true, c, nullptr, 0);
 }
 
@@ -191,12 +199,14 @@ void PackedMatrix::run(std::size_t m, const float* a, std::size_t lda, bool tran
     }
     // kernel call for rows [i, i + rows) of c, depth [k0, k0 + depth), one panel; the first
     // depth slice adds the addend, later ones what the slices before left in c
-    auto block = [&](std::size_t i, std::size_t rows, std::size_t k0, std::size_t depth, const Panel& p) {
+    auto block = [&](std::size_t i, std::size_t rows, std::size_t k0, std::size_t depth,
+                     const Panel& p) {
         const float* base = k0 == 0 ? addend : c;
         const std::size_t base_ld = k0 == 0 ? addend_ld : n_;
-        kernels[trans_a][rows][p.vectors](
-            depth, trans_a ? a + k0 * lda + i : a + i * lda + k0, lda, panel_data(p) + k0 * p.vectors * lanes,
-            c + i * n_ + p.col0, n_, p.cols, base ? base + i * base_ld + p.col0 : nullptr, base_ld);
+        kernels[trans_a][rows][p.vectors](depth, trans_a ? a + k0 * lda + i : a + i * lda + k0, lda,
+                                          panel_data(p) + k0 * p.vectors * lanes,
+                                          c + i * n_ + p.col0, n_, p.cols,
+                                          base ? base + i * base_ld + p.col0 : nullptr, base_ld);
     };
     if (k_ <= kc) {
         // One depth pass: row blocks outermost, so each block's rows of c are written whole,
@@ -211,7 +221,8 @@ void PackedMatrix::run(std::size_t m, const float* a, std::size_t lda, bool tran
     // panel in L1 (a weight's gradient xᵀ y streams y's thousands of rows once).
     for (std::size_t k0 = 0; k0 < k_; k0 += kc)
         for (const Panel& p : layout_)
-            for (std::size_t i = 0; i < m; i += mr) block(i, std::min(mr, m - i), k0, std::min(kc, k_ - k0), p);
+            for (std::size_t i = 0; i < m; i += mr)
+                block(i, std::min(mr, m - i), k0, std::min(kc, k_ - k0), p);
 }
 
 }  // namespace tapegrad::packed_gemm

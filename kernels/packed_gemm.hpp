@@ -73,8 +73,9 @@ private:
     };
     float* panel_data(const Panel& p) const;
     std::size_t k_, n_;
-    std::vector<Panel> layout_;              // left to right (kernels/packed_gemm.cpp: panel_layout)
-    std::unique_ptr<float[], Free> panels_;  // each panel's k rows one after the other, 64-byte aligned
+    std::vector<Panel> layout_;  // left to right (kernels/packed_gemm.cpp: panel_layout)
+    std::unique_ptr<float[], Free>
+        panels_;  // each panel's k rows one after the other, 64-byte aligned
 };
 
 }  // namespace tapegrad::packed_gemm

@@ -2,6 +2,7 @@
 // xsimd, and zips over broadcast operands. They know tensors, not variables or the tape.
 #pragma once
 
+#include <fmt/format.h>
 #include <algorithm>
 #include <array>
 #include <limits>
@@ -9,7 +10,6 @@
 #include <source_location>
 #include <string>
 #include <vector>
-#include <fmt/format.h>
 #include <xsimd/xsimd.hpp>
 #include <xtensor/xadapt.hpp>
 #include <xtensor/xarray.hpp>
@@ -24,7 +24,6 @@ template <class F>
 Tensor map(const Tensor& x, F&& f) {
     return dispatch(x.dtype(), [&]<class T>() { return Tensor(f(x.xt<T>())); });
 }
-
 
 // ---- Row-wise reductions (max, min, logsumexp, var), vectorised with xsimd ----
 
@@ -72,8 +71,7 @@ Array<T> reduced_array(const Array<T>& in, const std::vector<bool>& reduce, T in
 // replaces the running value a where pick(v, a) holds. pick must accept both T and
 // xsimd::batch<T> (see max_axes).
 template <class T, class Pick>
-Array<T> fold_axes(const Array<T>& in, const std::vector<bool>& reduce, T init,
-                        Pick pick) {
+Array<T> fold_axes(const Array<T>& in, const std::vector<bool>& reduce, T init, Pick pick) {
     using B = xsimd::batch<T>;
     auto out = reduced_array(in, reduce, init);
     const std::size_t inner = in.dimension() ? in.shape().back() : 1;
@@ -123,8 +121,7 @@ Array<T> min_axes(const Array<T>& in, const std::vector<bool>& reduce) {
 // Σ f(x, k) over the flagged axes (kept as size 1), where k is the element of `kept` (an
 // array of the reduced shape, flat) for x's group. f must accept both T and xsimd::batch<T>.
 template <class T, class F>
-Array<T> sum_map_axes(const Array<T>& in, const std::vector<bool>& reduce,
-                           const T* kept, F f) {
+Array<T> sum_map_axes(const Array<T>& in, const std::vector<bool>& reduce, const T* kept, F f) {
     using B = xsimd::batch<T>;
     auto out = reduced_array(in, reduce, T(0));
     const std::size_t inner = in.dimension() ? in.shape().back() : 1;
@@ -166,8 +163,7 @@ Array<T> sum_axes(const Array<T>& in, const std::vector<bool>& reduce) {
 // Gradient weights of a max or min reduction: 1/k on each of the k elements of a group equal
 // to the group's extreme value (`extreme`, flat, of the reduced shape), 0 elsewhere.
 template <class T>
-Array<T> tie_weights(const Array<T>& in, const std::vector<bool>& reduce,
-                          const T* extreme) {
+Array<T> tie_weights(const Array<T>& in, const std::vector<bool>& reduce, const T* extreme) {
     const std::size_t inner = in.dimension() ? in.shape().back() : 1;
     const bool inner_reduced = in.dimension() == 0 || reduce.back();
     Shape kept_shape = in.shape();

@@ -52,14 +52,14 @@ TAPEGRAD_AVX512 inline __m512 tanh16(__m512 x) {
     const __m512 small = _mm512_castsi512_ps(_mm512_ternarylogic_epi32(
         _mm512_castps_si512(_mm512_fmadd_ps(_mm512_mul_ps(x, z), p, x)), _mm512_castps_si512(x),
         _mm512_castps_si512(sign), 0xd8));  // sign ? x : value, bitwise
-    const __m512 ax = _mm512_castsi512_ps(
-        _mm512_andnot_si512(_mm512_castps_si512(sign), _mm512_castps_si512(x)));
+    const __m512 ax =
+        _mm512_castsi512_ps(_mm512_andnot_si512(_mm512_castps_si512(sign), _mm512_castps_si512(x)));
     const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f);
     const __m512 e = exp16(_mm512_mul_ps(two, ax));
     const __m512 large_abs = _mm512_sub_ps(one, _mm512_div_ps(two, _mm512_add_ps(e, one)));
-    const __m512 large = _mm512_castsi512_ps(_mm512_or_si512(
-        _mm512_castps_si512(large_abs),
-        _mm512_and_si512(_mm512_castps_si512(sign), _mm512_castps_si512(x))));
+    const __m512 large = _mm512_castsi512_ps(
+        _mm512_or_si512(_mm512_castps_si512(large_abs),
+                        _mm512_and_si512(_mm512_castps_si512(sign), _mm512_castps_si512(x))));
     // |x| < 0.625 (false for NaN, whose `large` is NaN too)
     const __mmask16 use_small = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ);
     return _mm512_mask_blend_ps(use_small, large, small);

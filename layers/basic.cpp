@@ -1,7 +1,7 @@
 #include "layers/basic.hpp"
 
-#include <cmath>
 #include <fmt/format.h>
+#include <cmath>
 
 #include "ops/arith.hpp"
 #include "ops/index.hpp"
@@ -14,7 +14,8 @@ namespace tapegrad {
 Linear::Linear(std::size_t in, std::size_t out, Generator& gen, DType dtype, bool with_bias)
     : UnaryModule("Linear") {
     if (in == 0 || out == 0)
-        throw ValueError(fmt::format("Linear: in_features ({}) and out_features ({}) must be positive", in, out));
+        throw ValueError(fmt::format(
+            "Linear: in_features ({}) and out_features ({}) must be positive", in, out));
     const double k = 1.0 / std::sqrt(static_cast<double>(in));
     weight = register_parameter("weight", gen.uniform({out, in}, -k, k, dtype));
     if (with_bias) bias = register_parameter("bias", gen.uniform({out}, -k, k, dtype));
@@ -34,9 +35,11 @@ Variable Linear::forward(const Variable& x) {
     return x.dim() == 2 ? y : reshape(y, out_shape);
 }
 
-Embedding::Embedding(std::size_t num, std::size_t dim, Generator& gen, DType dtype) : Module("Embedding") {
+Embedding::Embedding(std::size_t num, std::size_t dim, Generator& gen, DType dtype)
+    : Module("Embedding") {
     if (num == 0 || dim == 0)
-        throw ValueError(fmt::format("Embedding: num_embeddings ({}) and dim ({}) must be positive", num, dim));
+        throw ValueError(
+            fmt::format("Embedding: num_embeddings ({}) and dim ({}) must be positive", num, dim));
     weight = register_parameter("weight", gen.normal({num, dim}, 0.0, 1.0, dtype));
 }
 
@@ -45,7 +48,8 @@ Variable Embedding::forward(const std::vector<std::int64_t>& indices) {
 }
 
 Dropout::Dropout(double p, std::uint64_t seed) : UnaryModule("Dropout"), p_(p), gen_(seed) {
-    if (!(p >= 0.0 && p <= 1.0)) throw ValueError(fmt::format("Dropout: p must be in [0, 1], got {}", p));
+    if (!(p >= 0.0 && p <= 1.0))
+        throw ValueError(fmt::format("Dropout: p must be in [0, 1], got {}", p));
 }
 
 Variable Dropout::forward(const Variable& x) { return dropout(x, p_, is_training(), gen_); }

@@ -8,7 +8,9 @@ namespace tapegrad {
 
 Variable Module::register_parameter(std::string name, Tensor value) {
     for (const auto& [n, p] : params_)
-        if (n == name) throw ValueError(fmt::format("{}: parameter '{}' is registered twice", type_name_, name));
+        if (n == name)
+            throw ValueError(
+                fmt::format("{}: parameter '{}' is registered twice", type_name_, name));
     Variable p(std::move(value), true, name);
     params_.emplace_back(std::move(name), p);
     return p;
@@ -17,11 +19,14 @@ Variable Module::register_parameter(std::string name, Tensor value) {
 void Module::add_child(std::string name, std::shared_ptr<Module> module, bool flat) {
     if (!module) throw ValueError(fmt::format("{}: submodule '{}' is null", type_name_, name));
     for (const auto& c : children_)
-        if (c.name == name) throw ValueError(fmt::format("{}: submodule '{}' is registered twice", type_name_, name));
+        if (c.name == name)
+            throw ValueError(
+                fmt::format("{}: submodule '{}' is registered twice", type_name_, name));
     children_.push_back({std::move(name), std::move(module), flat});
 }
 
-void Module::collect(const std::string& prefix, std::vector<std::pair<std::string, Variable>>& out) const {
+void Module::collect(const std::string& prefix,
+                     std::vector<std::pair<std::string, Variable>>& out) const {
     for (const auto& [n, p] : params_) out.emplace_back(prefix + n, p);
     for (const auto& c : children_) {
         if (!c.flat) {
@@ -122,11 +127,13 @@ Module::LoadReport Module::load_state_dict(const std::vector<std::pair<std::stri
 }
 
 void Module::summarise(const std::string& name, int depth, std::string& out) const {
-    out += fmt::format("{:{}}{}{}{} ({} parameters)\n", "", 2 * depth, name, name.empty() ? "" : ": ",
-                       type_name_, parameter_count());
+    out += fmt::format("{:{}}{}{}{} ({} parameters)\n", "", 2 * depth, name,
+                       name.empty() ? "" : ": ", type_name_, parameter_count());
     for (const auto& [n, p] : params_)
-        out += fmt::format("{:{}}{} {} {}\n", "", 2 * depth + 2, n, to_string(p.shape()), tapegrad::name(p.dtype()));
-    for (const auto& c : children_) c.module->summarise(c.flat ? "*" + c.name : c.name, depth + 1, out);
+        out += fmt::format("{:{}}{} {} {}\n", "", 2 * depth + 2, n, to_string(p.shape()),
+                           tapegrad::name(p.dtype()));
+    for (const auto& c : children_)
+        c.module->summarise(c.flat ? "*" + c.name : c.name, depth + 1, out);
 }
 
 std::string Module::summary() const {
@@ -155,7 +162,9 @@ namespace {
 // Holds a module in float64 for a check and puts back its exact values and dtype after.
 class Float64Scope {
 public:
-    explicit Float64Scope(Module& m) : m_(m), saved_(m.state_dict()), dtype_(m.dtype()) { m.to(float64); }
+    explicit Float64Scope(Module& m) : m_(m), saved_(m.state_dict()), dtype_(m.dtype()) {
+        m.to(float64);
+    }
     ~Float64Scope() {
         m_.to(dtype_);
         m_.load_state_dict(saved_);
@@ -186,8 +195,8 @@ GradcheckReport gradcheck(Module& module, const GradcheckFn& f, const std::vecto
     return gradcheck(f, inputs, options, named_leaves(module));
 }
 
-GradcheckReport gradgradcheck(Module& module, const GradcheckFn& f, const std::vector<Tensor>& inputs,
-                              const GradcheckOptions& options) {
+GradcheckReport gradgradcheck(Module& module, const GradcheckFn& f,
+                              const std::vector<Tensor>& inputs, const GradcheckOptions& options) {
     Float64Scope scope(module);
     return gradgradcheck(f, inputs, options, named_leaves(module));
 }
@@ -201,7 +210,8 @@ Module::LoadReport load(Module& module, const std::string& path, bool strict) {
     try {
         return module.load_state_dict(file.tensors, strict);
     } catch (const ValueError& e) {
-        throw IOError(fmt::format("checkpoint '{}' does not fit {}: {}", path, module.type_name(), e.what()));
+        throw IOError(
+            fmt::format("checkpoint '{}' does not fit {}: {}", path, module.type_name(), e.what()));
     }
 }
 

@@ -18,8 +18,8 @@
 #include <utility>
 #include <vector>
 
-#include "train/gradcheck.hpp"
 #include "core/variable.hpp"
+#include "train/gradcheck.hpp"
 
 namespace tapegrad {
 
@@ -89,7 +89,8 @@ protected:
 
 private:
     void add_child(std::string name, std::shared_ptr<Module> module, bool flat);
-    void collect(const std::string& prefix, std::vector<std::pair<std::string, Variable>>& out) const;
+    void collect(const std::string& prefix,
+                 std::vector<std::pair<std::string, Variable>>& out) const;
     void summarise(const std::string& name, int depth, std::string& out) const;
 
     std::string type_name_;
@@ -123,7 +124,8 @@ private:
 // module; a float32 module is checked in float64 and restored bit for bit afterwards.
 GradcheckReport gradcheck(Module& module, const GradcheckFn& f, const std::vector<Tensor>& inputs,
                           const GradcheckOptions& options = {});
-GradcheckReport gradgradcheck(Module& module, const GradcheckFn& f, const std::vector<Tensor>& inputs,
+GradcheckReport gradgradcheck(Module& module, const GradcheckFn& f,
+                              const std::vector<Tensor>& inputs,
                               const GradcheckOptions& options = {});
 
 // Module checkpoints as safetensors, named by parameter name.

@@ -13,21 +13,26 @@ namespace tapegrad {
 
 Recurrent::Recurrent(std::string type, const CellFactory& make_cell, std::size_t input_size,
                      RecurrentOptions options, Generator& gen)
-    : Module(std::move(type)), options_(options), input_size_(input_size),
+    : Module(std::move(type)),
+      options_(options),
+      input_size_(input_size),
       dropout_gen_(options.dropout_seed) {
     if (options.num_layers == 0) throw ValueError(type_name() + ": num_layers must be at least 1");
     if (!(options.dropout >= 0.0 && options.dropout < 1.0))
-        throw ValueError(fmt::format("{}: dropout must be in [0, 1), got {}", type_name(), options.dropout));
+        throw ValueError(
+            fmt::format("{}: dropout must be in [0, 1), got {}", type_name(), options.dropout));
     std::size_t layer_input = input_size;
     for (std::size_t l = 0; l < options.num_layers; ++l) {
         for (std::size_t d = 0; d < directions(); ++d) {
             auto cell = make_cell(layer_input, gen);
             if (!cell || cell->input_size() != layer_input)
-                throw ValueError(fmt::format("{}: the cell factory must return a cell with input size {}",
-                                             type_name(), layer_input));
+                throw ValueError(
+                    fmt::format("{}: the cell factory must return a cell with input size {}",
+                                type_name(), layer_input));
             if (!cells_.empty() && (cell->hidden_size() != cells_.front()->hidden_size() ||
                                     cell->state_count() != cells_.front()->state_count()))
-                throw ValueError(type_name() + ": every cell must have the same hidden size and state");
+                throw ValueError(type_name() +
+                                 ": every cell must have the same hidden size and state");
             register_flat(fmt::format("_l{}{}", l, d ? "_reverse" : ""), cell);
             cells_.push_back(std::move(cell));
         }
@@ -47,31 +52,35 @@ RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Varia
     const std::size_t L = options_.num_layers, S = cells_.front()->state_count();
     if (x.shape()[2] != input_size_)
         throw ShapeError(fmt::format("{} ({}): input {} has {} features, the layer expects {}", op,
-                                     type_name(), to_string(x_in.shape()), x.shape()[2], input_size_));
+                                     type_name(), to_string(x_in.shape()), x.shape()[2],
+                                     input_size_));
     if (x.dtype() != dtype())
         throw DTypeError(fmt::format("{} ({}): input is {}, parameters are {}", op, type_name(),
                                      name(x.dtype()), name(dtype())));
-    if (T == 0 || B == 0) throw ShapeError(fmt::format("{} ({}): empty input {}", op, type_name(), to_string(x.shape())));
+    if (T == 0 || B == 0)
+        throw ShapeError(
+            fmt::format("{} ({}): empty input {}", op, type_name(), to_string(x.shape())));
     if (!initial.empty()) {
         if (initial.size() != S)
-            throw ShapeError(fmt::format("{} ({}): {} initial state tensors given, the cell has {}", op,
-                                         type_name(), initial.size(), S));
+            throw ShapeError(fmt::format("{} ({}): {} initial state tensors given, the cell has {}",
+                                         op, type_name(), initial.size(), S));
         for (const auto& s : initial)
             if (!s.defined() || s.shape() != Shape{L * D, B, H} || s.dtype() != x.dtype())
-                throw ShapeError(fmt::format("{} ({}): initial state must be [{},{},{}] {}, got {}", op,
-                                             type_name(), L * D, B, H, name(x.dtype()),
+                throw ShapeError(fmt::format("{} ({}): initial state must be [{},{},{}] {}, got {}",
+                                             op, type_name(), L * D, B, H, name(x.dtype()),
                                              s.defined() ? to_string(s.shape()) : "undefined"));
     }
     // Masks for variable lengths: keep[t] is 1 for the sequences still running at step t.
     std::vector<Tensor> keep;
     if (!lengths.empty()) {
         if (lengths.size() != B)
-            throw ShapeError(fmt::format("{} ({}): {} lengths for a batch of {}", op, type_name(), lengths.size(), B));
+            throw ShapeError(fmt::format("{} ({}): {} lengths for a batch of {}", op, type_name(),
+                                         lengths.size(), B));
         bool ragged = false;
         for (std::size_t b = 0; b < B; ++b) {
             if (lengths[b] < 1 || lengths[b] > T)
-                throw ValueError(fmt::format("{} ({}): length {} of sequence {} is outside [1, {}]", op,
-                                             type_name(), lengths[b], b, T));
+                throw ValueError(fmt::format("{} ({}): length {} of sequence {} is outside [1, {}]",
+                                             op, type_name(), lengths[b], b, T));
             ragged = ragged || lengths[b] != T;
         }
         if (ragged)
@@ -92,7 +101,8 @@ RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Varia
             for (std::size_t k = 0; k < S; ++k)
                 state[k] = initial.empty()
                                ? constant(Tensor::zeros({B, H}, x.dtype()))
-                               : reshape(narrow(initial[k], 0, static_cast<long>(l * D + d), 1), Shape{B, H});
+                               : reshape(narrow(initial[k], 0, static_cast<long>(l * D + d), 1),
+                                         Shape{B, H});
             // Before the projection: what the cell records once per sequence (a GRU's weight
             // slices) then runs backward after the projection's gradient is joined, so the
             // slices' per-step products read that gradient in place (core/products.hpp).
@@ -101,7 +111,8 @@ RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Varia
             std::vector<Variable> x_t;
             if (cell.projects_input()) {
                 const Variable rows = reshape(layer_input, Shape{T * B, layer_input.shape()[2]});
-                x_t = split(cell.project_input(rows), std::vector<long>(T, static_cast<long>(B)), 0);
+                x_t =
+                    split(cell.project_input(rows), std::vector<long>(T, static_cast<long>(B)), 0);
             } else {
                 x_t = unbind(layer_input, 0);
             }
@@ -116,7 +127,8 @@ RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Varia
                     outputs[d][t] = state[0];
                 } else {
                     // padded steps leave the state unchanged and output zeros
-                    for (std::size_t k = 0; k < S; ++k) state[k] = where(keep[t], next[k], state[k]);
+                    for (std::size_t k = 0; k < S; ++k)
+                        state[k] = where(keep[t], next[k], state[k]);
                     outputs[d][t] = next[0] * constant(keep[t]);
                 }
             }
@@ -143,20 +155,29 @@ std::vector<Variable> detach(const std::vector<Variable>& states) {
 
 RNN::RNN(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options, Generator& gen,
          DType dtype, Nonlinearity nonlinearity)
-    : Recurrent("RNN", [&](std::size_t in, Generator& g) {
-          return std::make_shared<RNNCell>(in, hidden_size, g, dtype, nonlinearity);
-      }, input_size, options, gen) {}
+    : Recurrent(
+          "RNN",
+          [&](std::size_t in, Generator& g) {
+              return std::make_shared<RNNCell>(in, hidden_size, g, dtype, nonlinearity);
+          },
+          input_size, options, gen) {}
 
-LSTM::LSTM(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options, Generator& gen,
-           DType dtype, LSTMInit init)
-    : Recurrent("LSTM", [&](std::size_t in, Generator& g) {
-          return std::make_shared<LSTMCell>(in, hidden_size, g, dtype, init);
-      }, input_size, options, gen) {}
+LSTM::LSTM(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options,
+           Generator& gen, DType dtype, LSTMInit init)
+    : Recurrent(
+          "LSTM",
+          [&](std::size_t in, Generator& g) {
+              return std::make_shared<LSTMCell>(in, hidden_size, g, dtype, init);
+          },
+          input_size, options, gen) {}
 
 GRU::GRU(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options, Generator& gen,
          DType dtype, GRUVariant variant)
-    : Recurrent("GRU", [&](std::size_t in, Generator& g) {
-          return std::make_shared<GRUCell>(in, hidden_size, g, dtype, variant);
-      }, input_size, options, gen) {}
+    : Recurrent(
+          "GRU",
+          [&](std::size_t in, Generator& g) {
+              return std::make_shared<GRUCell>(in, hidden_size, g, dtype, variant);
+          },
+          input_size, options, gen) {}
 
 }  // namespace tapegrad

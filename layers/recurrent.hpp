@@ -30,8 +30,9 @@ struct RecurrentOptions {
 using CellFactory = std::function<std::shared_ptr<Cell>(std::size_t input_size, Generator& gen)>;
 
 struct RecurrentOutput {
-    Variable output;            // [T, B, D*H] (or [B, T, D*H]); zeros at padded steps
-    std::vector<Variable> states;  // one per state tensor (h, c): [L*D, B, H], each sequence's own last step
+    Variable output;  // [T, B, D*H] (or [B, T, D*H]); zeros at padded steps
+    std::vector<Variable>
+        states;  // one per state tensor (h, c): [L*D, B, H], each sequence's own last step
 };
 
 class Recurrent : public Module {
@@ -50,7 +51,9 @@ public:
     std::size_t hidden_size() const { return cells_.front()->hidden_size(); }
     std::size_t directions() const { return options_.bidirectional ? 2 : 1; }
     // The cell of layer `layer`, direction 0 (forward) or 1 (reverse).
-    Cell& cell(std::size_t layer, std::size_t direction = 0) { return *cells_[layer * directions() + direction]; }
+    Cell& cell(std::size_t layer, std::size_t direction = 0) {
+        return *cells_[layer * directions() + direction];
+    }
 
 private:
     RecurrentOptions options_;

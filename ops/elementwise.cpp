@@ -16,10 +16,10 @@
 
 namespace tapegrad {
 
+using kernels::map;
 using ops::broadcast_shapes;
 using ops::check_binary;
 using ops::describe;
-using kernels::map;
 using ops::require_defined;
 
 namespace {
@@ -68,7 +68,10 @@ Tensor pow_kernel(const Tensor& x, const Tensor& p) {
 template <bool Greater>
 Tensor win_share(const Tensor& x, const Tensor& y) {
     return zip_typed(x, y, []<class T>(const auto& u, const auto& v) {
-        auto wins = [&] { if constexpr (Greater) return u > v; else return u < v; };
+        auto wins = [&] {
+            if constexpr (Greater) return u > v;
+            else return u < v;
+        };
         return xt::where(wins(), T(1), xt::where(xt::equal(u, v), T(0.5), T(0)));
     });
 }
@@ -87,13 +90,16 @@ Variable pick(const char* op, const Variable& a, const Variable& b, const Loc& l
         if constexpr (std::is_arithmetic_v<std::decay_t<decltype(u)>>) return better(v, u);
         else return better(u, v);
     });
-    return record(op, std::move(out), {a, b}, [](Backward& bw) {
-        // each input gets the gradient where it wins, half of it on a tie
-        const Tensor& x = bw.input(0).value();
-        const Tensor& y = bw.input(1).value();
-        if (bw.needs(0)) bw.add(0, bw.grad_out() * constant(win_share<Greater>(x, y)));
-        if (bw.needs(1)) bw.add(1, bw.grad_out() * constant(win_share<Greater>(y, x)));
-    }, loc);
+    return record(
+        op, std::move(out), {a, b},
+        [](Backward& bw) {
+            // each input gets the gradient where it wins, half of it on a tie
+            const Tensor& x = bw.input(0).value();
+            const Tensor& y = bw.input(1).value();
+            if (bw.needs(0)) bw.add(0, bw.grad_out() * constant(win_share<Greater>(x, y)));
+            if (bw.needs(1)) bw.add(1, bw.grad_out() * constant(win_share<Greater>(y, x)));
+        },
+        loc);
 }
 }  // namespace
 
@@ -101,23 +107,26 @@ Variable pow(const Variable& x, const Variable& exponent, const Loc& loc) {
     check_binary("pow", x, exponent, loc);
     broadcast_shapes("pow", x.shape(), exponent.shape(), loc);
     Tensor out = pow_kernel(x.value(), exponent.value());
-    return record("pow", std::move(out), {x, exponent}, [](Backward& bw) {
-        const Variable& x = bw.input(0);
-        const Variable& p = bw.input(1);
-        const Variable zero = constant(0.0, x.dtype());
-        if (bw.needs(0)) {
-            // d x^p / dx = p x^(p-1), taken as 0 where p = 0
-            Variable d = p * pow(x, p - 1.0);
-            if (any_zero(p.value())) d = where(p.value(), d, zero);
-            bw.add(0, bw.grad_out() * d);
-        }
-        if (bw.needs(1)) {
-            // d x^p / dp = x^p log x, taken as 0 where x = 0
-            const Variable one = constant(1.0, x.dtype());
-            Variable logx = any_zero(x.value()) ? log(where(x.value(), x, one)) : log(x);
-            bw.add(1, bw.grad_out() * (bw.result() * logx));
-        }
-    }, loc);
+    return record(
+        "pow", std::move(out), {x, exponent},
+        [](Backward& bw) {
+            const Variable& x = bw.input(0);
+            const Variable& p = bw.input(1);
+            const Variable zero = constant(0.0, x.dtype());
+            if (bw.needs(0)) {
+                // d x^p / dx = p x^(p-1), taken as 0 where p = 0
+                Variable d = p * pow(x, p - 1.0);
+                if (any_zero(p.value())) d = where(p.value(), d, zero);
+                bw.add(0, bw.grad_out() * d);
+            }
+            if (bw.needs(1)) {
+                // d x^p / dp = x^p log x, taken as 0 where x = 0
+                const Variable one = constant(1.0, x.dtype());
+                Variable logx = any_zero(x.value()) ? log(where(x.value(), x, one)) : log(x);
+                bw.add(1, bw.grad_out() * (bw.result() * logx));
+            }
+        },
+        loc);
 }
 
 Variable pow(const Variable& x, double exponent, const Loc& loc) {
@@ -130,68 +139,83 @@ Variable leaky_relu(const Variable& x, double negative_slope, const Loc& loc) {
     if (!std::isfinite(negative_slope))
         fail<ValueError>("leaky_relu",
                          fmt::format("negative_slope must be finite, got {} (input {})",
-                                     negative_slope, describe(x.value())), loc);
+                                     negative_slope, describe(x.value())),
+                         loc);
     const double slope = negative_slope;
     Tensor out = map(x.value(), [slope]<class T>(const Array<T>& v) {
         return xt::where(v > T(0), v, v * T(slope));
     });
-    return record("leaky_relu", std::move(out), {x}, [slope](Backward& bw) {
-        // d leaky_relu(x) = x > 0 ? 1 : slope  (slope at the kink)
-        Tensor d = map(bw.input(0).value(), [slope]<class T>(const Array<T>& v) {
-            return xt::where(v > T(0), T(1), T(slope));
-        });
-        bw.add(0, bw.grad_out() * constant(d));
-    }, loc);
+    return record(
+        "leaky_relu", std::move(out), {x},
+        [slope](Backward& bw) {
+            // d leaky_relu(x) = x > 0 ? 1 : slope  (slope at the kink)
+            Tensor d = map(bw.input(0).value(), [slope]<class T>(const Array<T>& v) {
+                return xt::where(v > T(0), T(1), T(slope));
+            });
+            bw.add(0, bw.grad_out() * constant(d));
+        },
+        loc);
 }
 
 Variable softplus(const Variable& x, double beta, double threshold, const Loc& loc) {
     require_defined("softplus", x, loc);
     if (!(beta > 0) || !std::isfinite(beta) || std::isnan(threshold))
-        fail<ValueError>("softplus", fmt::format("needs a finite beta > 0 and a threshold that is "
-                                                 "not NaN, got beta {} and threshold {} (input {})",
-                                                 beta, threshold, describe(x.value())), loc);
+        fail<ValueError>("softplus",
+                         fmt::format("needs a finite beta > 0 and a threshold that is "
+                                     "not NaN, got beta {} and threshold {} (input {})",
+                                     beta, threshold, describe(x.value())),
+                         loc);
     Tensor out = map(x.value(), [&]<class T>(const Array<T>& v) -> Array<T> {
         // log(1 + e^z) = max(z, 0) + log1p(e^-|z|) with z = beta x: no overflow
         Array<T> r = xt::exp(-xt::abs(v * T(beta)));
         r = xt::log1p(r);
-        return xt::where(v * T(beta) > T(threshold), v, (r + xt::maximum(v * T(beta), T(0))) /
-                                                            T(beta));
+        return xt::where(v * T(beta) > T(threshold), v,
+                         (r + xt::maximum(v * T(beta), T(0))) / T(beta));
     });
-    return record("softplus", std::move(out), {x}, [beta, threshold](Backward& bw) {
-        // d softplus(x) = sigmoid(beta x), 1 in the linear part
-        const Variable& x = bw.input(0);
-        Tensor linear = map(x.value(), [&]<class T>(const Array<T>& v) {
-            return xt::where(v * T(beta) > T(threshold), T(1), T(0));
-        });
-        Variable s = sigmoid(beta == 1 ? x : x * beta);
-        bw.add(0, bw.grad_out() * where(linear, constant(1.0, x.dtype()), s));
-    }, loc);
+    return record(
+        "softplus", std::move(out), {x},
+        [beta, threshold](Backward& bw) {
+            // d softplus(x) = sigmoid(beta x), 1 in the linear part
+            const Variable& x = bw.input(0);
+            Tensor linear = map(x.value(), [&]<class T>(const Array<T>& v) {
+                return xt::where(v * T(beta) > T(threshold), T(1), T(0));
+            });
+            Variable s = sigmoid(beta == 1 ? x : x * beta);
+            bw.add(0, bw.grad_out() * where(linear, constant(1.0, x.dtype()), s));
+        },
+        loc);
 }
 
 Variable clamp(const Variable& x, std::optional<double> min, std::optional<double> max,
                const Loc& loc) {
     require_defined("clamp", x, loc);
     if (!min && !max)
-        fail<ValueError>("clamp", fmt::format("needs a min or a max bound (input {})",
-                                              describe(x.value())), loc);
+        fail<ValueError>("clamp",
+                         fmt::format("needs a min or a max bound (input {})", describe(x.value())),
+                         loc);
     auto bound = [](std::optional<double> b) { return b ? fmt::format("{}", *b) : "none"; };
     if ((min && std::isnan(*min)) || (max && std::isnan(*max)) || (min && max && *min > *max))
-        fail<ValueError>("clamp", fmt::format("bounds must satisfy min <= max, got min {} and "
-                                              "max {} (input {})", bound(min), bound(max),
-                                              describe(x.value())), loc);
+        fail<ValueError>("clamp",
+                         fmt::format("bounds must satisfy min <= max, got min {} and "
+                                     "max {} (input {})",
+                                     bound(min), bound(max), describe(x.value())),
+                         loc);
     const double lo = min.value_or(-std::numeric_limits<double>::infinity());
     const double hi = max.value_or(std::numeric_limits<double>::infinity());
     // NaN compares false both ways, so it passes through, as in PyTorch
     Tensor out = map(x.value(), [lo, hi]<class T>(const Array<T>& v) {
         return xt::where(v < T(lo), T(lo), xt::where(v > T(hi), T(hi), v));
     });
-    return record("clamp", std::move(out), {x}, [lo, hi](Backward& bw) {
-        // d clamp(x) = [lo <= x <= hi]  (1 on the bounds)
-        Tensor inside = map(bw.input(0).value(), [lo, hi]<class T>(const Array<T>& v) {
-            return xt::where(v >= T(lo) && v <= T(hi), T(1), T(0));
-        });
-        bw.add(0, bw.grad_out() * constant(inside));
-    }, loc);
+    return record(
+        "clamp", std::move(out), {x},
+        [lo, hi](Backward& bw) {
+            // d clamp(x) = [lo <= x <= hi]  (1 on the bounds)
+            Tensor inside = map(bw.input(0).value(), [lo, hi]<class T>(const Array<T>& v) {
+                return xt::where(v >= T(lo) && v <= T(hi), T(1), T(0));
+            });
+            bw.add(0, bw.grad_out() * constant(inside));
+        },
+        loc);
 }
 
 Variable maximum(const Variable& a, const Variable& b, const Loc& loc) {
@@ -209,9 +233,11 @@ Variable where(const Tensor& mask, const Variable& a, const Variable& b, const L
         broadcast_shapes("where", broadcast_shapes("where", mask.shape(), a.shape(), loc),
                          b.shape(), loc);
     } catch (const ShapeError&) {
-        fail<ShapeError>("where", fmt::format("mask {}, a {} and b {} cannot be broadcast together",
-                                              to_string(mask.shape()), to_string(a.shape()),
-                                              to_string(b.shape())), loc);
+        fail<ShapeError>(
+            "where",
+            fmt::format("mask {}, a {} and b {} cannot be broadcast together",
+                        to_string(mask.shape()), to_string(a.shape()), to_string(b.shape())),
+            loc);
     }
     // a one-element a or b enters as a scalar: where(mask, g, 0) stays one vectorised pass
     Tensor out = dispatch(a.dtype(), [&]<class T>() {
@@ -226,12 +252,15 @@ Variable where(const Tensor& mask, const Variable& a, const Variable& b, const L
             return Tensor(Array<T>(xt::where(set, u, v)));
         });
     });
-    return record("where", std::move(out), {a, b}, [mask](Backward& bw) {
-        // the gradient flows to a where the mask is set, to b elsewhere
-        const Variable zero = constant(0.0, bw.grad_out().dtype());
-        if (bw.needs(0)) bw.add(0, where(mask, bw.grad_out(), zero));
-        if (bw.needs(1)) bw.add(1, where(mask, zero, bw.grad_out()));
-    }, loc);
+    return record(
+        "where", std::move(out), {a, b},
+        [mask](Backward& bw) {
+            // the gradient flows to a where the mask is set, to b elsewhere
+            const Variable zero = constant(0.0, bw.grad_out().dtype());
+            if (bw.needs(0)) bw.add(0, where(mask, bw.grad_out(), zero));
+            if (bw.needs(1)) bw.add(1, where(mask, zero, bw.grad_out()));
+        },
+        loc);
 }
 
 namespace {
@@ -245,7 +274,8 @@ Tensor lerp_kernel(const Tensor& s, const Tensor& e, const Tensor& w) {
                 T* o = out.data();
                 for (std::size_t r = 0; r < rs.rows; ++r, o += rs.cols) {
                     const T *ps = rs.row(r), *pe = re.row(r), *pw = rw.row(r);
-                    for (std::size_t j = 0; j < rs.cols; ++j) o[j] = ps[j] + pw[j] * (pe[j] - ps[j]);
+                    for (std::size_t j = 0; j < rs.cols; ++j)
+                        o[j] = ps[j] + pw[j] * (pe[j] - ps[j]);
                 }
                 return Tensor(std::move(out));
             }
@@ -269,8 +299,7 @@ std::optional<std::array<Tensor, 3>> lerp_grads(const Tensor& g, const Tensor& s
         // a loop per gradient, each over one run (in L1 for the next): a store under `if`
         // in one shared loop kept GCC from vectorizing it
         for (std::size_t r = 0, at = 0; r < rg.rows; ++r, at += rg.cols) {
-            const T *__restrict pg = rg.row(r), *__restrict ps = rs.row(r), *__restrict pe = re.row(r),
-                    *__restrict pw = rw.row(r);
+            const T* __restrict pg = rg.row(r), * __restrict ps = rs.row(r), * __restrict pe = re.row(r), * __restrict pw = rw.row(r);
             const std::size_t n = rg.cols;
             if (T* __restrict os = needs[0] ? out[0].data() + at : nullptr)
                 for (std::size_t j = 0; j < n; ++j) os[j] = pg[j] - pg[j] * pw[j];
@@ -292,30 +321,37 @@ Variable lerp(const Variable& start, const Variable& end, const Variable& weight
     check_binary(op, start, end, loc);
     check_binary(op, start, weight, loc);
     try {
-        broadcast_shapes(op, broadcast_shapes(op, start.shape(), end.shape(), loc), weight.shape(), loc);
+        broadcast_shapes(op, broadcast_shapes(op, start.shape(), end.shape(), loc), weight.shape(),
+                         loc);
     } catch (const ShapeError&) {
-        fail<ShapeError>(op, fmt::format("start {}, end {} and weight {} cannot be broadcast together",
-                                         to_string(start.shape()), to_string(end.shape()),
-                                         to_string(weight.shape())), loc);
+        fail<ShapeError>(op,
+                         fmt::format("start {}, end {} and weight {} cannot be broadcast together",
+                                     to_string(start.shape()), to_string(end.shape()),
+                                     to_string(weight.shape())),
+                         loc);
     }
     // the rule reads start and end only for weight's gradient
-    const Reads reads{.inputs = weight.requires_grad() ? all_inputs : input_mask(2), .result = false};
-    return record(op, lerp_kernel(start.value(), end.value(), weight.value()), {start, end, weight}, reads,
-                  [](Backward& bw) {
-        const Variable &g = bw.grad_out(), &s = bw.input(0), &e = bw.input(1), &w = bw.input(2);
-        // a plain backward on operands of one shape: one pass
-        if (!grad_enabled() && g.shape() == s.shape() && g.shape() == e.shape() && g.shape() == w.shape())
-            if (const auto grads = lerp_grads(g.value(), s.value(), e.value(), w.value(),
-                                              {bw.needs(0), bw.needs(1), bw.needs(2)})) {
-                for (std::size_t i = 0; i < 3; ++i)
-                    if ((*grads)[i].defined()) bw.add(i, Variable((*grads)[i]));
-                return;
-            }
-        const Variable g_end = g * w;
-        if (bw.needs(0)) bw.add(0, g - g_end);
-        if (bw.needs(1)) bw.add(1, g_end);
-        if (bw.needs(2)) bw.add(2, g * (e - s));
-    }, loc);
+    const Reads reads{.inputs = weight.requires_grad() ? all_inputs : input_mask(2),
+                      .result = false};
+    return record(
+        op, lerp_kernel(start.value(), end.value(), weight.value()), {start, end, weight}, reads,
+        [](Backward& bw) {
+            const Variable &g = bw.grad_out(), &s = bw.input(0), &e = bw.input(1), &w = bw.input(2);
+            // a plain backward on operands of one shape: one pass
+            if (!grad_enabled() && g.shape() == s.shape() && g.shape() == e.shape() &&
+                g.shape() == w.shape())
+                if (const auto grads = lerp_grads(g.value(), s.value(), e.value(), w.value(),
+                                                  {bw.needs(0), bw.needs(1), bw.needs(2)})) {
+                    for (std::size_t i = 0; i < 3; ++i)
+                        if ((*grads)[i].defined()) bw.add(i, Variable((*grads)[i]));
+                    return;
+                }
+            const Variable g_end = g * w;
+            if (bw.needs(0)) bw.add(0, g - g_end);
+            if (bw.needs(1)) bw.add(1, g_end);
+            if (bw.needs(2)) bw.add(2, g * (e - s));
+        },
+        loc);
 }
 
 }  // namespace tapegrad

@@ -7,8 +7,8 @@
 
 #include "core/counters.hpp"
 #include "core/tape.hpp"
-#include "ops/support.hpp"
 #include "ops/shape.hpp"
+#include "ops/support.hpp"
 
 namespace tapegrad {
 
@@ -109,9 +109,10 @@ Variable slice_scatter(const Variable& g, const Shape& shape, const Range& r, co
         put(g.value().xt<T>().data(), blocks(shape, r.axis), r, a.data());
         return Tensor(std::move(a));
     });
-    return record("slice_scatter", std::move(out), {g}, [r](Backward& bw) {
-        bw.add(0, slice_range("slice", bw.grad_out(), r, Loc::current()));
-    }, loc);
+    return record(
+        "slice_scatter", std::move(out), {g},
+        [r](Backward& bw) { bw.add(0, slice_range("slice", bw.grad_out(), r, Loc::current())); },
+        loc);
 }
 
 Variable slice_range(const char* op, const Variable& x, const Range& r, const Loc& loc) {
@@ -121,9 +122,12 @@ Variable slice_range(const char* op, const Variable& x, const Range& r, const Lo
         take(x.value().xt<T>().data(), blocks(x.shape(), r.axis), r, a.data());
         return Tensor(std::move(a));
     });
-    return record(op, std::move(out), {x}, {.inputs = no_inputs, .result = false}, [r](Backward& bw) {
-        bw.add(0, slice_scatter(bw.grad_out(), bw.input(0).shape(), r, Loc::current()));
-    }, loc);
+    return record(
+        op, std::move(out), {x}, {.inputs = no_inputs, .result = false},
+        [r](Backward& bw) {
+            bw.add(0, slice_scatter(bw.grad_out(), bw.input(0).shape(), r, Loc::current()));
+        },
+        loc);
 }
 
 // ---- ops over many inputs: one entry; its backward `grads` returns every input's gradient at
@@ -131,12 +135,14 @@ Variable slice_range(const char* op, const Variable& x, const Range& r, const Lo
 
 Variable record_many(const char* op, Tensor value, const std::vector<Variable>& xs,
                      std::function<std::vector<Variable>(Backward&)> grads, const Loc& loc) {
-    return record(op, std::move(value), std::span<const Variable>(xs),
-                  {.inputs = no_inputs, .result = false}, [grads = std::move(grads)](Backward& bw) {
-                      std::vector<Variable> g = grads(bw);
-                      for (std::size_t i = 0; i < g.size(); ++i)
-                          if (bw.needs(i)) bw.add(i, g[i]);
-                  }, loc);
+    return record(
+        op, std::move(value), std::span<const Variable>(xs), {.inputs = no_inputs, .result = false},
+        [grads = std::move(grads)](Backward& bw) {
+            std::vector<Variable> g = grads(bw);
+            for (std::size_t i = 0; i < g.size(); ++i)
+                if (bw.needs(i)) bw.add(i, g[i]);
+        },
+        loc);
 }
 
 Variable join(const char* op, const std::vector<Variable>& xs, std::size_t axis, bool stacked,
@@ -167,8 +173,8 @@ struct JoinTarget {
                               std::size_t at, std::size_t size) {
         if (sweep != sweep_number(asking) || !whole.defined()) {
             std::shared_ptr<detail::VarImpl> s = split.lock();
-            whole = s ? destination_of_input(asking, Variable(std::move(s)), 0)
-                      : GradientDestination{};
+            whole =
+                s ? destination_of_input(asking, Variable(std::move(s)), 0) : GradientDestination{};
             if (!whole.defined() || !single_run(whole.view)) {
                 // (a destination taken but not used is then seen as not written in place by
                 // whoever handed it out, which joins into other memory)
@@ -212,7 +218,8 @@ void join_pieces(Backward& bw, JoinTarget* target, const std::vector<std::size_t
         });
     };
     auto zeros_of = [&](std::size_t k) {
-        return Variable(Tensor::zeros(piece_shape(in.shape(), axis, sizes[k], squeeze), in.dtype()));
+        return Variable(
+            Tensor::zeros(piece_shape(in.shape(), axis, sizes[k], squeeze), in.dtype()));
     };
     GradientDestination out;
     if (target && target->sweep == sweep_number(bw) && target->whole.defined()) {
@@ -273,20 +280,19 @@ std::vector<Variable> split_pieces(const char* op, const Variable& x, std::size_
     if (grad_enabled() && x.requires_grad() && x.numel() > 0)
         target = std::make_shared<JoinTarget>(
             JoinTarget{x.shape(), x.dtype(), b, {}, {}, 0, std::vector<bool>(sizes.size())});
-    std::vector<Variable> pieces =
-        record(op, std::move(views), std::span<const Variable>(&x, 1),
-               {.inputs = no_inputs, .result = false},
-               [target, sizes, axis, squeeze, b](Backward& bw) {
-                   join_pieces(bw, target.get(), sizes, axis, squeeze, b);
-               },
-               loc);
+    std::vector<Variable> pieces = record(
+        op, std::move(views), std::span<const Variable>(&x, 1),
+        {.inputs = no_inputs, .result = false},
+        [target, sizes, axis, squeeze, b](Backward& bw) {
+            join_pieces(bw, target.get(), sizes, axis, squeeze, b);
+        },
+        loc);
     if (!target || pieces.empty() || !pieces[0].impl()->tape) return pieces;
     target->split = pieces[0].impl_ptr();
     for (std::size_t k = 0, at = 0; k < sizes.size(); at += sizes[k], ++k)
-        set_gradient_destination(pieces[k], [target, k, shape = pieces[k].shape(), at,
-                                             size = sizes[k]](Backward& asking) {
-            return target->piece(asking, k, shape, at, size);
-        });
+        set_gradient_destination(
+            pieces[k], [target, k, shape = pieces[k].shape(), at, size = sizes[k]](
+                           Backward& asking) { return target->piece(asking, k, shape, at, size); });
     return pieces;
 }
 
@@ -310,11 +316,14 @@ Variable join(const char* op, const std::vector<Variable>& xs, std::size_t axis,
             put(xs[i].value().xt<T>().data(), b, Range{axis, at, 1, sizes[i]}, a.data());
         return Tensor(std::move(a));
     });
-    return record_many(op, std::move(out), xs, [axis, sizes, stacked](Backward& bw) {
-        // each input's gradient is its own part of grad_out
-        return split_pieces(stacked ? "unbind" : "split", bw.grad_out(), axis, sizes, stacked,
-                            Loc::current());
-    }, loc);
+    return record_many(
+        op, std::move(out), xs,
+        [axis, sizes, stacked](Backward& bw) {
+            // each input's gradient is its own part of grad_out
+            return split_pieces(stacked ? "unbind" : "split", bw.grad_out(), axis, sizes, stacked,
+                                Loc::current());
+        },
+        loc);
 }
 
 // concat/stack inputs: at least one, all defined, one dtype; the same shape (stack) or the
@@ -325,13 +334,15 @@ void check_joinable(const char* op, const std::vector<Variable>& xs, const Loc& 
     const Variable& x0 = xs[0];
     for (std::size_t i = 1; i < xs.size(); ++i) {
         if (xs[i].dtype() != x0.dtype())
-            fail<DTypeError>(op, fmt::format("dtypes differ: input 0 is {}, input {} is {}",
-                                             describe(x0.value()), i, describe(xs[i].value())),
+            fail<DTypeError>(op,
+                             fmt::format("dtypes differ: input 0 is {}, input {} is {}",
+                                         describe(x0.value()), i, describe(xs[i].value())),
                              loc);
         if (xs[i].dim() != x0.dim())
-            fail<ShapeError>(op, fmt::format("ranks differ: input 0 is {}, input {} is {}",
-                                             to_string(x0.shape()), i,
-                                             to_string(xs[i].shape())), loc);
+            fail<ShapeError>(op,
+                             fmt::format("ranks differ: input 0 is {}, input {} is {}",
+                                         to_string(x0.shape()), i, to_string(xs[i].shape())),
+                             loc);
     }
 }
 
@@ -357,9 +368,12 @@ Variable index_add(const Variable& g, const Shape& shape, std::size_t axis, cons
             }
         return Tensor(std::move(a));
     });
-    return record("index_add", std::move(out), {g}, [axis, idx](Backward& bw) {
-        bw.add(0, select_rows(bw.grad_out(), axis, idx, Loc::current()));
-    }, loc);
+    return record(
+        "index_add", std::move(out), {g},
+        [axis, idx](Backward& bw) {
+            bw.add(0, select_rows(bw.grad_out(), axis, idx, Loc::current()));
+        },
+        loc);
 }
 
 Variable select_rows(const Variable& x, std::size_t axis, const Indices& idx, const Loc& loc) {
@@ -374,9 +388,12 @@ Variable select_rows(const Variable& x, std::size_t axis, const Indices& idx, co
                          a.data() + (o * n + j) * row);
         return Tensor(std::move(a));
     });
-    return record("index_select", std::move(out), {x}, [axis, idx](Backward& bw) {
-        bw.add(0, index_add(bw.grad_out(), bw.input(0).shape(), axis, idx, Loc::current()));
-    }, loc);
+    return record(
+        "index_select", std::move(out), {x},
+        [axis, idx](Backward& bw) {
+            bw.add(0, index_add(bw.grad_out(), bw.input(0).shape(), axis, idx, Loc::current()));
+        },
+        loc);
 }
 
 // Calls f(p, offset) for every row-major position p of `index_shape`, where offset is the
@@ -420,9 +437,10 @@ Variable scatter_add(const Variable& g, const Shape& shape, std::size_t axis,
                           [&](std::size_t p, std::size_t off) { a.data()[off] += src[p]; });
         return Tensor(std::move(a));
     });
-    return record("scatter_add", std::move(out), {g}, [axis, gi](Backward& bw) {
-        bw.add(0, gather_at(bw.grad_out(), axis, gi, Loc::current()));
-    }, loc);
+    return record(
+        "scatter_add", std::move(out), {g},
+        [axis, gi](Backward& bw) { bw.add(0, gather_at(bw.grad_out(), axis, gi, Loc::current())); },
+        loc);
 }
 
 Variable gather_at(const Variable& x, std::size_t axis,
@@ -434,9 +452,12 @@ Variable gather_at(const Variable& x, std::size_t axis,
                           [&](std::size_t p, std::size_t off) { a.data()[p] = src[off]; });
         return Tensor(std::move(a));
     });
-    return record("gather", std::move(out), {x}, [axis, gi](Backward& bw) {
-        bw.add(0, scatter_add(bw.grad_out(), bw.input(0).shape(), axis, gi, Loc::current()));
-    }, loc);
+    return record(
+        "gather", std::move(out), {x},
+        [axis, gi](Backward& bw) {
+            bw.add(0, scatter_add(bw.grad_out(), bw.input(0).shape(), axis, gi, Loc::current()));
+        },
+        loc);
 }
 
 // "[1,0]": row-major position p of `shape` as coordinates.
@@ -460,8 +481,9 @@ Variable slice(const Variable& x, long axis, long start, long stop, long step, c
     auto clamp = [n](long i) { return std::clamp(i < 0 ? i + n : i, 0L, n); };
     const long b = clamp(start), e = clamp(stop);
     const std::size_t len = e > b ? static_cast<std::size_t>((e - b + step - 1) / step) : 0;
-    return slice_range("slice", x, Range{a, static_cast<std::size_t>(b),
-                                         static_cast<std::size_t>(step), len}, loc);
+    return slice_range("slice", x,
+                       Range{a, static_cast<std::size_t>(b), static_cast<std::size_t>(step), len},
+                       loc);
 }
 
 Variable narrow(const Variable& x, long axis, long start, long length, const Loc& loc) {
@@ -470,11 +492,14 @@ Variable narrow(const Variable& x, long axis, long start, long length, const Loc
     const long n = static_cast<long>(x.shape()[a]);
     const long b = start < 0 ? start + n : start;
     if (length < 0 || b < 0 || b + length > n)
-        fail<ValueError>("narrow", fmt::format("start {} and length {} do not fit in axis {} of "
-                                               "size {} of {}", start, length, axis, n,
-                                               to_string(x.shape())), loc);
-    return slice_range("narrow", x, Range{a, static_cast<std::size_t>(b), 1,
-                                          static_cast<std::size_t>(length)}, loc);
+        fail<ValueError>("narrow",
+                         fmt::format("start {} and length {} do not fit in axis {} of "
+                                     "size {} of {}",
+                                     start, length, axis, n, to_string(x.shape())),
+                         loc);
+    return slice_range("narrow", x,
+                       Range{a, static_cast<std::size_t>(b), 1, static_cast<std::size_t>(length)},
+                       loc);
 }
 
 Variable concat(const std::vector<Variable>& xs, long axis, const Loc& loc) {
@@ -483,10 +508,12 @@ Variable concat(const std::vector<Variable>& xs, long axis, const Loc& loc) {
     for (std::size_t i = 1; i < xs.size(); ++i)
         for (std::size_t d = 0; d < xs[0].dim(); ++d)
             if (d != a && xs[i].shape()[d] != xs[0].shape()[d])
-                fail<ShapeError>("concat", fmt::format("input 0 is {}, input {} is {}: sizes "
-                                                       "differ at axis {} (joining along axis {})",
-                                                       to_string(xs[0].shape()), i,
-                                                       to_string(xs[i].shape()), d, a), loc);
+                fail<ShapeError>(
+                    "concat",
+                    fmt::format("input 0 is {}, input {} is {}: sizes "
+                                "differ at axis {} (joining along axis {})",
+                                to_string(xs[0].shape()), i, to_string(xs[i].shape()), d, a),
+                    loc);
     return join("concat", xs, a, false, loc);
 }
 
@@ -495,9 +522,10 @@ Variable stack(const std::vector<Variable>& xs, long axis, const Loc& loc) {
     const auto a = ops::normalize_axis("stack", axis, xs[0].dim() + 1, loc);
     for (std::size_t i = 1; i < xs.size(); ++i)
         if (xs[i].shape() != xs[0].shape())
-            fail<ShapeError>("stack", fmt::format("shapes differ: input 0 is {}, input {} is {}",
-                                                  to_string(xs[0].shape()), i,
-                                                  to_string(xs[i].shape())), loc);
+            fail<ShapeError>("stack",
+                             fmt::format("shapes differ: input 0 is {}, input {} is {}",
+                                         to_string(xs[0].shape()), i, to_string(xs[i].shape())),
+                             loc);
     return join("stack", xs, a, true, loc);
 }
 
@@ -508,15 +536,19 @@ std::vector<Variable> split(const Variable& x, const std::vector<long>& sizes, l
     std::vector<std::size_t> parts;
     long total = 0;
     for (long s : sizes) {
-        if (s < 0) fail<ValueError>("split", fmt::format("negative size {} in [{}]", s,
-                                                         fmt::join(sizes, ",")), loc);
+        if (s < 0)
+            fail<ValueError>(
+                "split", fmt::format("negative size {} in [{}]", s, fmt::join(sizes, ",")), loc);
         parts.push_back(static_cast<std::size_t>(s));
         total += s;
     }
     if (sizes.empty() || static_cast<std::size_t>(total) != x.shape()[a])
-        fail<ShapeError>("split", fmt::format("sizes [{}] add up to {}, but axis {} of {} has "
-                                              "size {}", fmt::join(sizes, ","), total, axis,
-                                              to_string(x.shape()), x.shape()[a]), loc);
+        fail<ShapeError>(
+            "split",
+            fmt::format("sizes [{}] add up to {}, but axis {} of {} has "
+                        "size {}",
+                        fmt::join(sizes, ","), total, axis, to_string(x.shape()), x.shape()[a]),
+            loc);
     if (parts.size() == 1) return {x};
     return split_pieces("split", x, a, parts, false, loc);
 }
@@ -527,8 +559,10 @@ std::vector<Variable> chunk(const Variable& x, long n, long axis, const Loc& loc
     if (n <= 0) fail<ValueError>("chunk", fmt::format("needs n >= 1 chunks, got {}", n), loc);
     const std::size_t size = x.shape()[a], parts = static_cast<std::size_t>(n);
     if (size % parts != 0)
-        fail<ShapeError>("chunk", fmt::format("axis {} of {} has size {}, not a multiple of {}",
-                                              axis, to_string(x.shape()), size, n), loc);
+        fail<ShapeError>("chunk",
+                         fmt::format("axis {} of {} has size {}, not a multiple of {}", axis,
+                                     to_string(x.shape()), size, n),
+                         loc);
     if (parts == 1) return {x};
     return split_pieces("chunk", x, a, std::vector<std::size_t>(parts, size / parts), false, loc);
 }
@@ -546,10 +580,11 @@ Variable index_select(const Variable& x, long axis, const std::vector<std::int64
     const auto size = static_cast<std::int64_t>(x.shape()[a]);
     for (std::size_t j = 0; j < indices.size(); ++j)
         if (indices[j] < 0 || indices[j] >= size)
-            fail<ValueError>("index_select", fmt::format("index {} (entry {} of the list) is out "
-                                                         "of range for axis {} of size {} of {}",
-                                                         indices[j], j, axis, size,
-                                                         to_string(x.shape())), loc);
+            fail<ValueError>("index_select",
+                             fmt::format("index {} (entry {} of the list) is out "
+                                         "of range for axis {} of size {} of {}",
+                                         indices[j], j, axis, size, to_string(x.shape())),
+                             loc);
     return select_rows(x, a, std::make_shared<const std::vector<std::int64_t>>(indices), loc);
 }
 
@@ -558,24 +593,30 @@ Variable gather(const Variable& x, long axis, const std::vector<std::int64_t>& i
     ops::require_defined("gather", x, loc);
     const auto a = ops::normalize_axis("gather", axis, x.dim(), loc);
     if (index.size() != numel(index_shape))
-        fail<ShapeError>("gather", fmt::format("{} index values for index_shape {} ({} values)",
-                                               index.size(), to_string(index_shape),
-                                               numel(index_shape)), loc);
+        fail<ShapeError>("gather",
+                         fmt::format("{} index values for index_shape {} ({} values)", index.size(),
+                                     to_string(index_shape), numel(index_shape)),
+                         loc);
     if (index_shape.size() != x.dim())
-        fail<ShapeError>("gather", fmt::format("index_shape {} and x {} differ in rank",
-                                               to_string(index_shape), describe(x.value())), loc);
+        fail<ShapeError>("gather",
+                         fmt::format("index_shape {} and x {} differ in rank",
+                                     to_string(index_shape), describe(x.value())),
+                         loc);
     for (std::size_t d = 0; d < x.dim(); ++d)
         if (d != a && index_shape[d] > x.shape()[d])
-            fail<ShapeError>("gather", fmt::format("index_shape {} exceeds x {} at axis {}",
-                                                   to_string(index_shape), to_string(x.shape()),
-                                                   d), loc);
+            fail<ShapeError>("gather",
+                             fmt::format("index_shape {} exceeds x {} at axis {}",
+                                         to_string(index_shape), to_string(x.shape()), d),
+                             loc);
     const auto size = static_cast<std::int64_t>(x.shape()[a]);
     for (std::size_t p = 0; p < index.size(); ++p)
         if (index[p] < 0 || index[p] >= size)
-            fail<ValueError>("gather", fmt::format("index {} at {} is out of range for axis {} "
-                                                   "of size {} of {}", index[p],
-                                                   coords(p, index_shape), axis, size,
-                                                   to_string(x.shape())), loc);
+            fail<ValueError>(
+                "gather",
+                fmt::format("index {} at {} is out of range for axis {} "
+                            "of size {} of {}",
+                            index[p], coords(p, index_shape), axis, size, to_string(x.shape())),
+                loc);
     return gather_at(x, a, std::make_shared<const GatherIndex>(GatherIndex{index, index_shape}),
                      loc);
 }

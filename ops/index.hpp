@@ -32,8 +32,7 @@ std::vector<Variable> split(const Variable& x, const std::vector<long>& sizes, l
                             const Loc& loc = Loc::current());
 // n equal pieces; the axis size must be a multiple of n (ShapeError otherwise, where
 // torch.chunk would return uneven or fewer pieces). The LSTM gates: chunk(gates, 4, 1).
-std::vector<Variable> chunk(const Variable& x, long n, long axis,
-                            const Loc& loc = Loc::current());
+std::vector<Variable> chunk(const Variable& x, long n, long axis, const Loc& loc = Loc::current());
 // The slices x[i] along `axis`, each without that axis (the inverse of stack).
 std::vector<Variable> unbind(const Variable& x, long axis = 0, const Loc& loc = Loc::current());
 // The entries indices[j] of `axis`: result axis `axis` has indices.size() entries and

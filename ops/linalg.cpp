@@ -2,12 +2,12 @@
 
 #include <memory>
 
-#include "kernels/blas.hpp"
-#include "kernels/packed_gemm.hpp"
 #include "core/counters.hpp"
 #include "core/tape.hpp"
-#include "ops/support.hpp"
+#include "kernels/blas.hpp"
+#include "kernels/packed_gemm.hpp"
 #include "ops/shape.hpp"
+#include "ops/support.hpp"
 
 namespace tapegrad {
 
@@ -36,8 +36,9 @@ struct PackCache {
 thread_local PackCache pack_cache;
 thread_local std::size_t packed_count = 0;
 
-std::shared_ptr<const packed_gemm::PackedMatrix> pack(const float* data, std::size_t k, std::size_t n,
-                                                      std::size_t ld, bool transposed) {
+std::shared_ptr<const packed_gemm::PackedMatrix> pack(const float* data, std::size_t k,
+                                                      std::size_t n, std::size_t ld,
+                                                      bool transposed) {
     ++packed_count;
     return std::make_shared<const packed_gemm::PackedMatrix>(data, k, n, ld, transposed);
 }
@@ -56,20 +57,19 @@ RhsPacks packs_for(const Variable& b, bool tb, std::size_t rows) {
     // (op(b)ᵀ is not made here: the backward's dA = G op(b)ᵀ asks for its own packing, which
     // it gets when its depth is shallow too)
     if (rows > packed_gemm::max_rows)
-        return k <= packed_gemm::one_pass_depth ? RhsPacks{pack(data, k, n, s[1], tb), {}} : RhsPacks{};
+        return k <= packed_gemm::one_pass_depth ? RhsPacks{pack(data, k, n, s[1], tb), {}}
+                                                : RhsPacks{};
     if (pack_cache.depth == 0) return {};
     PackCache::Entry* entry = nullptr;
     for (auto& e : pack_cache.entries)
         if (e.transposed == tb && e.held.xt<float>().data() == data && e.held.shape() == s)
             entry = &e;
     if (!entry) {
-        pack_cache.entries.push_back(
-            {value, tb, {pack(data, k, n, s[1], tb), {}}});
+        pack_cache.entries.push_back({value, tb, {pack(data, k, n, s[1], tb), {}}});
         entry = &pack_cache.entries.back();
     }
     // op(b)ᵀ only serves a backward: not made while nothing is recorded (inference)
-    if (!entry->packs.rhs_t && grad_enabled())
-        entry->packs.rhs_t = pack(data, n, k, s[1], !tb);
+    if (!entry->packs.rhs_t && grad_enabled()) entry->packs.rhs_t = pack(data, n, k, s[1], !tb);
     return entry->packs;
 }
 
@@ -93,8 +93,10 @@ void matmul_backward(Backward& bw, std::size_t ia, std::size_t ib, bool ta, bool
     }
     // B a matrix, A not transposed: dB = Aᵀ G (or Gᵀ A for op(B) = Bᵀ), with A's batches
     // folded into rows; add_product lets the sweep sum a weight's products as one gemm
-    const Variable af = A.dim() == 2 ? A : reshape(A, std::vector<long>{-1, static_cast<long>(A.shape().back())});
-    const Variable gf = g.dim() == 2 ? g : reshape(g, std::vector<long>{-1, static_cast<long>(g.shape().back())});
+    const Variable af =
+        A.dim() == 2 ? A : reshape(A, std::vector<long>{-1, static_cast<long>(A.shape().back())});
+    const Variable gf =
+        g.dim() == 2 ? g : reshape(g, std::vector<long>{-1, static_cast<long>(g.shape().back())});
     if (tb) bw.add_product(ib, gf, af);
     else bw.add_product(ib, af, gf);
 }
@@ -118,15 +120,19 @@ Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, Rhs
     ops::check_binary("matmul", a, b, loc);
     const Shape &as = a.shape(), &bs = b.shape();
     if (a.dim() < 2 || b.dim() < 2)
-        fail<ShapeError>("matmul", fmt::format("{} x {}: both operands need rank >= 2",
-                                               to_string(as), to_string(bs)), loc);
+        fail<ShapeError>(
+            "matmul",
+            fmt::format("{} x {}: both operands need rank >= 2", to_string(as), to_string(bs)),
+            loc);
     const std::size_t ra = a.dim(), rb = b.dim();
     const std::size_t m = as[ra - (ta ? 1 : 2)], k = as[ra - (ta ? 2 : 1)];
     const std::size_t k2 = bs[rb - (tb ? 1 : 2)], n = bs[rb - (tb ? 2 : 1)];
     if (k != k2)
-        fail<ShapeError>("matmul", fmt::format("{}{} x {}{}: inner dimensions {} and {} differ",
-                                               to_string(as), ta ? "ᵀ" : "", to_string(bs),
-                                               tb ? "ᵀ" : "", k, k2), loc);
+        fail<ShapeError>(
+            "matmul",
+            fmt::format("{}{} x {}{}: inner dimensions {} and {} differ", to_string(as),
+                        ta ? "ᵀ" : "", to_string(bs), tb ? "ᵀ" : "", k, k2),
+            loc);
     const Shape a_batch(as.begin(), as.end() - 2), b_batch(bs.begin(), bs.end() - 2);
     // the batch axes broadcast as NumPy's, aligned at the right
     Shape batch(std::max(a_batch.size(), b_batch.size()));
@@ -136,9 +142,12 @@ Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, Rhs
     for (std::size_t d = 0; d < batch.size(); ++d) {
         const std::size_t da = size_at(a_batch, d), db = size_at(b_batch, d);
         if (da != db && da != 1 && db != 1)
-            fail<ShapeError>("matmul", fmt::format("{} x {}: batch dimensions {} and {} cannot be "
-                                                   "broadcast", to_string(as), to_string(bs),
-                                                   to_string(a_batch), to_string(b_batch)), loc);
+            fail<ShapeError>(
+                "matmul",
+                fmt::format("{} x {}: batch dimensions {} and {} cannot be "
+                            "broadcast",
+                            to_string(as), to_string(bs), to_string(a_batch), to_string(b_batch)),
+                loc);
         batch[d] = da == 1 ? db : da;
     }
     Shape out_shape = batch;
@@ -167,8 +176,9 @@ Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, Rhs
                      pb + batch_index(i, batch, b_batch) * k * n, bs.back(), c.data() + i * m * n);
         }
     });
-    return record("matmul", std::move(out), {a, b}, {.inputs = input_mask(0, 1), .result = false},
-                  [ta, tb, packs](Backward& bw) { matmul_backward(bw, 0, 1, ta, tb, packs); }, loc);
+    return record(
+        "matmul", std::move(out), {a, b}, {.inputs = input_mask(0, 1), .result = false},
+        [ta, tb, packs](Backward& bw) { matmul_backward(bw, 0, 1, ta, tb, packs); }, loc);
 }
 
 }  // namespace
@@ -195,19 +205,25 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
     ops::check_binary("addmm", c, a, loc);
     const Shape &as = a.shape(), &bs = b.shape(), &cs = c.shape();
     if (a.dim() != 2 || b.dim() != 2)
-        fail<ShapeError>("addmm", fmt::format("{} x {}: both operands must be matrices",
-                                              to_string(as), to_string(bs)), loc);
+        fail<ShapeError>(
+            "addmm",
+            fmt::format("{} x {}: both operands must be matrices", to_string(as), to_string(bs)),
+            loc);
     const std::size_t m = as[ta ? 1 : 0], k = as[ta ? 0 : 1];
     const std::size_t k2 = bs[tb ? 1 : 0], n = bs[tb ? 0 : 1];
     if (k != k2)
-        fail<ShapeError>("addmm", fmt::format("{}{} x {}{}: inner dimensions {} and {} differ",
-                                              to_string(as), ta ? "ᵀ" : "", to_string(bs),
-                                              tb ? "ᵀ" : "", k, k2), loc);
+        fail<ShapeError>(
+            "addmm",
+            fmt::format("{}{} x {}{}: inner dimensions {} and {} differ", to_string(as),
+                        ta ? "ᵀ" : "", to_string(bs), tb ? "ᵀ" : "", k, k2),
+            loc);
     const bool fits = c.dim() <= 2 && (c.dim() < 1 || cs.back() == n || cs.back() == 1) &&
                       (c.dim() < 2 || cs[0] == m || cs[0] == 1);
     if (!fits)
-        fail<ShapeError>("addmm", fmt::format("c {} does not broadcast to the product's [{},{}]",
-                                              to_string(cs), m, n), loc);
+        fail<ShapeError>(
+            "addmm",
+            fmt::format("c {} does not broadcast to the product's [{},{}]", to_string(cs), m, n),
+            loc);
     const RhsPacks packs = ta ? RhsPacks{} : packs_for(b, tb, m);
     Tensor result = Tensor::empty({m, n}, a.dtype());
     dispatch(a.dtype(), [&]<class T>() {
@@ -215,9 +231,12 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
         const std::size_t c_rows = c.dim() == 2 ? cs[0] : 1, c_cols = c.dim() >= 1 ? cs.back() : 1;
         // c's rows are read in place, a view's too when its runs are c's rows
         const auto c_runs = c.value().rows<T>();
-        const bool in_place = c_runs.contiguous() || (c_runs.rows == c_rows && c_runs.cols == c_cols);
+        const bool in_place =
+            c_runs.contiguous() || (c_runs.rows == c_rows && c_runs.cols == c_cols);
         const T* cv = in_place ? c_runs.data : c.value().xt<T>().data();
-        const std::size_t c_stride = c_rows == 1 ? 0 : in_place && !c_runs.contiguous() ? c_runs.stride : c_cols;
+        const std::size_t c_stride = c_rows == 1                        ? 0
+                                     : in_place && !c_runs.contiguous() ? c_runs.stride
+                                                                        : c_cols;
         if constexpr (std::is_same_v<T, float>) {
             // the packed kernel adds c's rows as it stores: no copy of c first
             if (packs && c_cols == n) {
@@ -238,29 +257,34 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
             }
         }
         if (m > 0 && n > 0 && k > 0)
-            gemm(ta, tb, m, n, k, a.value().data<T>(), as.back(), b.value().data<T>(),
-                 bs.back(), out, T(1));
+            gemm(ta, tb, m, n, k, a.value().data<T>(), as.back(), b.value().data<T>(), bs.back(),
+                 out, T(1));
     });
     // an addend of the result's shape gets G itself: its gradient passes through unchanged
     const Reads reads{.inputs = input_mask(1, 2), .result = false, .passes_gradient_to = 0};
-    return record("addmm", std::move(result), {c, a, b}, reads, [ta, tb, packs](Backward& bw) {
-        bw.add(0, bw.grad_out());  // d c = G, summed over the broadcast axes by add
-        matmul_backward(bw, 1, 2, ta, tb, packs);
-    }, loc);
+    return record(
+        "addmm", std::move(result), {c, a, b}, reads,
+        [ta, tb, packs](Backward& bw) {
+            bw.add(0, bw.grad_out());  // d c = G, summed over the broadcast axes by add
+            matmul_backward(bw, 1, 2, ta, tb, packs);
+        },
+        loc);
 }
 
 Variable linear(const Variable& x, const Variable& weight, const Variable& bias, const Loc& loc) {
     ops::require_defined("linear", x, loc);
     ops::require_defined("linear", weight, loc);
     if (weight.dim() != 2 || x.dim() < 1 || x.shape().back() != weight.shape()[1])
-        fail<ShapeError>("linear", fmt::format("input {} and weight {}: the weight must be "
-                                               "[out, in] with in = the input's last axis",
-                                               to_string(x.shape()), to_string(weight.shape())),
+        fail<ShapeError>("linear",
+                         fmt::format("input {} and weight {}: the weight must be "
+                                     "[out, in] with in = the input's last axis",
+                                     to_string(x.shape()), to_string(weight.shape())),
                          loc);
     if (x.dim() != 2) {  // [..., in] as rows, and back
         Shape out_shape = x.shape();
         out_shape.back() = weight.shape()[0];
-        const Variable rows = reshape(x, Shape{x.numel() / x.shape().back(), x.shape().back()}, loc);
+        const Variable rows =
+            reshape(x, Shape{x.numel() / x.shape().back(), x.shape().back()}, loc);
         return reshape(linear(rows, weight, bias, loc), out_shape, loc);
     }
     if (!bias.defined()) return matmul(x, weight, false, true, loc);

@@ -11,8 +11,8 @@ namespace tapegrad {
 enum class Reduction { mean, sum, none };
 
 // Mean (or sum) of squared differences.
-Variable mse_loss(const Variable& input, const Variable& target, Reduction reduction = Reduction::mean,
-                  const Loc& loc = Loc::current());
+Variable mse_loss(const Variable& input, const Variable& target,
+                  Reduction reduction = Reduction::mean, const Loc& loc = Loc::current());
 
 // Negative log-likelihood of log-probabilities [N, C] at integer targets [N]. Targets equal to
 // ignore_index contribute nothing; the mean is over the other targets.

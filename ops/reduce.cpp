@@ -5,8 +5,8 @@
 #include <xtensor/xmath.hpp>
 
 #include "core/tape.hpp"
-#include "ops/support.hpp"
 #include "ops/shape.hpp"
+#include "ops/support.hpp"
 #include "ops/unary.hpp"
 
 namespace tapegrad {
@@ -21,8 +21,8 @@ std::vector<std::size_t> reduction_axes(const char* op, const Variable& x,
         for (std::size_t i = 0; i < x.dim(); ++i) out.push_back(i);
     std::sort(out.begin(), out.end());
     if (std::adjacent_find(out.begin(), out.end()) != out.end())
-        fail<ShapeError>(op, fmt::format("an axis is repeated in the list for {}",
-                                         to_string(x.shape())), loc);
+        fail<ShapeError>(
+            op, fmt::format("an axis is repeated in the list for {}", to_string(x.shape())), loc);
     return out;
 }
 
@@ -71,15 +71,18 @@ Variable extreme(const char* op, const Variable& x, const std::vector<long>& axe
         return shaped(Max ? kernels::max_axes(v, p.reduce) : kernels::min_axes(v, p.reduce), p,
                       keepdims);
     });
-    return record(op, std::move(out), {x}, [p](Backward& bw) {
-        // d max = 1/k on each of the k elements equal to the max, 0 elsewhere
-        const Variable r = bw.result();
-        Tensor w = dispatch(r.dtype(), [&]<class T>() {
-            return Tensor(kernels::tie_weights(bw.input(0).value().xt<T>(), p.reduce,
-                                               r.value().xt<T>().data()));
-        });
-        bw.add(0, reshape(bw.grad_out(), p.kept) * constant(w));
-    }, loc);
+    return record(
+        op, std::move(out), {x},
+        [p](Backward& bw) {
+            // d max = 1/k on each of the k elements equal to the max, 0 elsewhere
+            const Variable r = bw.result();
+            Tensor w = dispatch(r.dtype(), [&]<class T>() {
+                return Tensor(kernels::tie_weights(bw.input(0).value().xt<T>(), p.reduce,
+                                                   r.value().xt<T>().data()));
+            });
+            bw.add(0, reshape(bw.grad_out(), p.kept) * constant(w));
+        },
+        loc);
 }
 }  // namespace
 
@@ -89,10 +92,13 @@ Variable sum(const Variable& x, const std::vector<long>& axes, bool keepdims, co
     Tensor out = dispatch(x.dtype(), [&]<class T>() {
         return shaped(kernels::sum_axes(x.value().xt<T>(), p.reduce), p, keepdims);
     });
-    return record("sum", std::move(out), {x}, [kept = p.kept](Backward& bw) {
-        // every element of a summed group gets the group's gradient
-        bw.add(0, broadcast_to(reshape(bw.grad_out(), kept), bw.input(0).shape()));
-    }, loc);
+    return record(
+        "sum", std::move(out), {x},
+        [kept = p.kept](Backward& bw) {
+            // every element of a summed group gets the group's gradient
+            bw.add(0, broadcast_to(reshape(bw.grad_out(), kept), bw.input(0).shape()));
+        },
+        loc);
 }
 
 Variable sum(const Variable& x, const Loc& loc) { return sum(x, {}, false, loc); }
@@ -126,14 +132,17 @@ Variable logsumexp(const Variable& x, const std::vector<long>& axes, bool keepdi
         Array<T> m = kernels::max_axes(v, p.reduce);
         for (T& e : m)
             if (std::isinf(e)) e = T(0);
-        Array<T> s = kernels::sum_map_axes(v, p.reduce, m.data(), [](const auto& e,
-                                                const auto& k) { return xsimd::exp(e - k); });
+        Array<T> s = kernels::sum_map_axes(
+            v, p.reduce, m.data(), [](const auto& e, const auto& k) { return xsimd::exp(e - k); });
         return shaped(Array<T>(xt::log(s) + m), p, keepdims);
     });
-    return record("logsumexp", std::move(out), {x}, [kept = p.kept](Backward& bw) {
-        // d lse / dx = exp(x - lse): the softmax over the reduced axes
-        bw.add(0, reshape(bw.grad_out(), kept) * exp(bw.input(0) - reshape(bw.result(), kept)));
-    }, loc);
+    return record(
+        "logsumexp", std::move(out), {x},
+        [kept = p.kept](Backward& bw) {
+            // d lse / dx = exp(x - lse): the softmax over the reduced axes
+            bw.add(0, reshape(bw.grad_out(), kept) * exp(bw.input(0) - reshape(bw.result(), kept)));
+        },
+        loc);
 }
 
 Variable logsumexp(const Variable& x, const Loc& loc) { return logsumexp(x, {}, false, loc); }
@@ -144,27 +153,31 @@ Variable var(const Variable& x, const std::vector<long>& axes, double correction
     const Plan p = plan("var", x, axes, loc);
     const double dof = static_cast<double>(p.count) - correction;
     if (!(dof > 0))
-        fail<ValueError>("var", fmt::format("{} elements per group with correction {} leave no "
-                                            "degrees of freedom (input {})", p.count, correction,
-                                            ops::describe(x.value())), loc);
+        fail<ValueError>("var",
+                         fmt::format("{} elements per group with correction {} leave no "
+                                     "degrees of freedom (input {})",
+                                     p.count, correction, ops::describe(x.value())),
+                         loc);
     Tensor out = dispatch(x.dtype(), [&]<class T>() {
         const auto& v = x.value().xt<T>();
         // two passes: the mean, then Σ (x - mean)^2
         Array<T> m = xt::zeros<T>(p.kept);
-        m = kernels::sum_map_axes(v, p.reduce, m.data(), [](const auto& e, const auto&) {
-            return e;
-        });
+        m = kernels::sum_map_axes(v, p.reduce, m.data(),
+                                  [](const auto& e, const auto&) { return e; });
         m /= static_cast<T>(p.count);
-        Array<T> ss = kernels::sum_map_axes(v, p.reduce, m.data(), [](const auto& e,
-                                                 const auto& k) { return (e - k) * (e - k); });
+        Array<T> ss = kernels::sum_map_axes(
+            v, p.reduce, m.data(), [](const auto& e, const auto& k) { return (e - k) * (e - k); });
         ss /= static_cast<T>(dof);
         return shaped(std::move(ss), p, keepdims);
     });
-    return record("var", std::move(out), {x}, [p, scale = 2 / dof](Backward& bw) {
-        // d var / dx = 2 (x - mean) / (N - correction)
-        const Variable& x = bw.input(0);
-        bw.add(0, (x - mean(x, p.axes, true)) * (reshape(bw.grad_out(), p.kept) * scale));
-    }, loc);
+    return record(
+        "var", std::move(out), {x},
+        [p, scale = 2 / dof](Backward& bw) {
+            // d var / dx = 2 (x - mean) / (N - correction)
+            const Variable& x = bw.input(0);
+            bw.add(0, (x - mean(x, p.axes, true)) * (reshape(bw.grad_out(), p.kept) * scale));
+        },
+        loc);
 }
 
 Variable var(const Variable& x, const Loc& loc) { return var(x, {}, 1, false, loc); }

@@ -79,8 +79,9 @@ Tensor strided_copy(const Tensor& in, const Shape& shape, const std::vector<std:
 Variable reshape(const Variable& x, const Shape& shape, const Loc& loc) {
     ops::require_defined("reshape", x, loc);
     if (numel(shape) != x.numel())
-        fail<ShapeError>("reshape", fmt::format("cannot reshape {} ({} elements) to {}",
-                                                to_string(x.shape()), x.numel(), to_string(shape)),
+        fail<ShapeError>("reshape",
+                         fmt::format("cannot reshape {} ({} elements) to {}", to_string(x.shape()),
+                                     x.numel(), to_string(shape)),
                          loc);
     if (shape == x.shape()) return x;
     Tensor out = dispatch(x.dtype(), [&]<class T>() {
@@ -88,9 +89,9 @@ Variable reshape(const Variable& x, const Shape& shape, const Loc& loc) {
         a.reshape(shape);
         return Tensor(std::move(a));
     });
-    return record("reshape", std::move(out), {x}, {.inputs = no_inputs, .result = false}, [](Backward& bw) {
-        bw.add(0, reshape(bw.grad_out(), bw.input(0).shape()));
-    }, loc);
+    return record(
+        "reshape", std::move(out), {x}, {.inputs = no_inputs, .result = false},
+        [](Backward& bw) { bw.add(0, reshape(bw.grad_out(), bw.input(0).shape())); }, loc);
 }
 
 Variable reshape(const Variable& x, const std::vector<long>& shape, const Loc& loc) {
@@ -102,8 +103,11 @@ Variable reshape(const Variable& x, const std::vector<long>& shape, const Loc& l
         if (shape[i] == -1 && infer < 0) {
             infer = static_cast<long>(i);
         } else if (shape[i] < 0) {
-            fail<ShapeError>("reshape", fmt::format("invalid size {} at axis {} (only one -1 is "
-                                                    "allowed)", shape[i], i), loc);
+            fail<ShapeError>("reshape",
+                             fmt::format("invalid size {} at axis {} (only one -1 is "
+                                         "allowed)",
+                                         shape[i], i),
+                             loc);
         } else {
             target[i] = static_cast<std::size_t>(shape[i]);
             known *= target[i];
@@ -111,8 +115,11 @@ Variable reshape(const Variable& x, const std::vector<long>& shape, const Loc& l
     }
     if (infer >= 0) {
         if (known == 0 || x.numel() % known != 0)
-            fail<ShapeError>("reshape", fmt::format("cannot infer the -1 size: {} elements into "
-                                                    "parts of {}", x.numel(), known), loc);
+            fail<ShapeError>("reshape",
+                             fmt::format("cannot infer the -1 size: {} elements into "
+                                         "parts of {}",
+                                         x.numel(), known),
+                             loc);
         target[static_cast<std::size_t>(infer)] = x.numel() / known;
     }
     return reshape(x, target, loc);
@@ -137,27 +144,32 @@ Variable permute_as(const char* op, const Variable& x, const std::vector<std::si
         stride[i] = in_stride[perm[i]];
     }
     Tensor out = strided_copy(x.value(), shape, stride);
-    return record(op, std::move(out), {x}, [inverse](Backward& bw) {
-        // result axis i is x's axis perm[i], so x = result permuted by perm⁻¹
-        bw.add(0, permute(bw.grad_out(), inverse));
-    }, loc);
+    return record(
+        op, std::move(out), {x},
+        [inverse](Backward& bw) {
+            // result axis i is x's axis perm[i], so x = result permuted by perm⁻¹
+            bw.add(0, permute(bw.grad_out(), inverse));
+        },
+        loc);
 }
 }  // namespace
 
 Variable permute(const Variable& x, const std::vector<long>& dims, const Loc& loc) {
     ops::require_defined("permute", x, loc);
     if (dims.size() != x.dim())
-        fail<ShapeError>("permute", fmt::format("dims [{}] name {} axes for {}",
-                                                fmt::join(dims, ","), dims.size(),
-                                                describe(x.value())), loc);
+        fail<ShapeError>("permute",
+                         fmt::format("dims [{}] name {} axes for {}", fmt::join(dims, ","),
+                                     dims.size(), describe(x.value())),
+                         loc);
     std::vector<std::size_t> perm(dims.size());
     std::vector<bool> seen(dims.size(), false);
     for (std::size_t i = 0; i < dims.size(); ++i) {
         perm[i] = ops::normalize_axis("permute", dims[i], x.dim(), loc);
         if (seen[perm[i]])
-            fail<ShapeError>("permute", fmt::format("dims [{}] repeat axis {} of {}",
-                                                    fmt::join(dims, ","), perm[i],
-                                                    to_string(x.shape())), loc);
+            fail<ShapeError>("permute",
+                             fmt::format("dims [{}] repeat axis {} of {}", fmt::join(dims, ","),
+                                         perm[i], to_string(x.shape())),
+                             loc);
         seen[perm[i]] = true;
     }
     return permute_as("permute", x, perm, loc);
@@ -166,8 +178,9 @@ Variable permute(const Variable& x, const std::vector<long>& dims, const Loc& lo
 Variable transpose(const Variable& x, long axis0, long axis1, const Loc& loc) {
     ops::require_defined("transpose", x, loc);
     if (x.dim() < 2)
-        fail<ShapeError>("transpose", fmt::format("needs a tensor of rank >= 2, got {}",
-                                                  describe(x.value())), loc);
+        fail<ShapeError>("transpose",
+                         fmt::format("needs a tensor of rank >= 2, got {}", describe(x.value())),
+                         loc);
     const auto a0 = ops::normalize_axis("transpose", axis0, x.dim(), loc);
     const auto a1 = ops::normalize_axis("transpose", axis1, x.dim(), loc);
     std::vector<std::size_t> perm(x.dim());
@@ -188,8 +201,10 @@ Variable squeeze(const Variable& x, long axis, const Loc& loc) {
     ops::require_defined("squeeze", x, loc);
     const auto a = ops::normalize_axis("squeeze", axis, x.dim(), loc);
     if (x.shape()[a] != 1)
-        fail<ShapeError>("squeeze", fmt::format("axis {} of {} has size {}, not 1", axis,
-                                                to_string(x.shape()), x.shape()[a]), loc);
+        fail<ShapeError>("squeeze",
+                         fmt::format("axis {} of {} has size {}, not 1", axis, to_string(x.shape()),
+                                     x.shape()[a]),
+                         loc);
     Shape kept = x.shape();
     kept.erase(kept.begin() + static_cast<long>(a));
     return reshape(x, kept, loc);
@@ -209,8 +224,10 @@ Variable unsqueeze(const Variable& x, long axis, const Loc& loc) {
 Variable broadcast_to(const Variable& x, const Shape& shape, const Loc& loc) {
     ops::require_defined("broadcast_to", x, loc);
     if (ops::broadcast_shapes("broadcast_to", x.shape(), shape, loc) != shape)
-        fail<ShapeError>("broadcast_to", fmt::format("{} cannot be broadcast to {}",
-                                                     to_string(x.shape()), to_string(shape)), loc);
+        fail<ShapeError>(
+            "broadcast_to",
+            fmt::format("{} cannot be broadcast to {}", to_string(x.shape()), to_string(shape)),
+            loc);
     if (x.shape() == shape) return x;
     // x's strides aligned at the right of `shape`, 0 along the axes it repeats
     const auto in_stride = strides_of(x.shape());
@@ -219,9 +236,9 @@ Variable broadcast_to(const Variable& x, const Shape& shape, const Loc& loc) {
     for (std::size_t d = lead; d < shape.size(); ++d)
         if (x.shape()[d - lead] != 1) stride[d] = in_stride[d - lead];
     Tensor out = strided_copy(x.value(), shape, stride);
-    return record("broadcast_to", std::move(out), {x}, [](Backward& bw) {
-        bw.add(0, sum_to(bw.grad_out(), bw.input(0).shape()));
-    }, loc);
+    return record(
+        "broadcast_to", std::move(out), {x},
+        [](Backward& bw) { bw.add(0, sum_to(bw.grad_out(), bw.input(0).shape())); }, loc);
 }
 
 Variable sum_to(const Variable& x, const Shape& shape, const Loc& loc) {
@@ -229,8 +246,9 @@ Variable sum_to(const Variable& x, const Shape& shape, const Loc& loc) {
     if (x.shape() == shape) return x;
     if (shape.size() > x.dim() ||
         ops::broadcast_shapes("sum_to", x.shape(), shape, loc) != x.shape())
-        fail<ShapeError>("sum_to", fmt::format("{} cannot be summed to {}", to_string(x.shape()),
-                                               to_string(shape)), loc);
+        fail<ShapeError>(
+            "sum_to",
+            fmt::format("{} cannot be summed to {}", to_string(x.shape()), to_string(shape)), loc);
     // Axes to reduce: the leading ones x has in excess, and those where shape has size 1.
     std::vector<bool> reduce(x.dim(), false);
     const std::size_t lead = x.dim() - shape.size();
@@ -241,9 +259,9 @@ Variable sum_to(const Variable& x, const Shape& shape, const Loc& loc) {
         r.reshape(shape);
         return Tensor(std::move(r));
     });
-    return record("sum_to", std::move(out), {x}, [](Backward& bw) {
-        bw.add(0, broadcast_to(bw.grad_out(), bw.input(0).shape()));
-    }, loc);
+    return record(
+        "sum_to", std::move(out), {x},
+        [](Backward& bw) { bw.add(0, broadcast_to(bw.grad_out(), bw.input(0).shape())); }, loc);
 }
 
 }  // namespace tapegrad

@@ -10,7 +10,8 @@
 namespace tapegrad {
 
 // One size may be -1 (inferred).
-Variable reshape(const Variable& x, const std::vector<long>& shape, const Loc& loc = Loc::current());
+Variable reshape(const Variable& x, const std::vector<long>& shape,
+                 const Loc& loc = Loc::current());
 Variable reshape(const Variable& x, const Shape& shape, const Loc& loc = Loc::current());
 // Drops every axis of size 1.
 Variable squeeze(const Variable& x, const Loc& loc = Loc::current());
@@ -19,8 +20,7 @@ Variable squeeze(const Variable& x, long axis, const Loc& loc = Loc::current());
 // Inserts an axis of size 1 so that it becomes axis `axis` of the result (-1: appended).
 Variable unsqueeze(const Variable& x, long axis, const Loc& loc = Loc::current());
 // Reorders the axes: result axis i is x's axis dims[i]. dims is a permutation of x's axes.
-Variable permute(const Variable& x, const std::vector<long>& dims,
-                 const Loc& loc = Loc::current());
+Variable permute(const Variable& x, const std::vector<long>& dims, const Loc& loc = Loc::current());
 // Swaps two axes (the last two by default: the matrix transpose); a permute.
 Variable transpose(const Variable& x, long axis0 = -2, long axis1 = -1,
                    const Loc& loc = Loc::current());

@@ -11,8 +11,11 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b,
         std::size_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
         std::size_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
         if (da != db && da != 1 && db != 1)
-            fail<ShapeError>(op, fmt::format("shapes {} and {} cannot be broadcast (axis {}: {} vs "
-                                             "{})", to_string(a), to_string(b), i, da, db), loc);
+            fail<ShapeError>(op,
+                             fmt::format("shapes {} and {} cannot be broadcast (axis {}: {} vs "
+                                         "{})",
+                                         to_string(a), to_string(b), i, da, db),
+                             loc);
         out[i] = da == 1 ? db : da;
     }
     return out;
@@ -22,8 +25,8 @@ std::size_t normalize_axis(const char* op, long axis, std::size_t dim,
                            const std::source_location& loc) {
     const long d = static_cast<long>(dim);
     if (axis < -d || axis >= d || (d == 0))
-        fail<ShapeError>(op, fmt::format("axis {} is out of range for a tensor of rank {}", axis,
-                                         dim), loc);
+        fail<ShapeError>(
+            op, fmt::format("axis {} is out of range for a tensor of rank {}", axis, dim), loc);
     return static_cast<std::size_t>(axis < 0 ? axis + d : axis);
 }
 

@@ -27,8 +27,9 @@ inline void check_binary(const char* op, const Variable& a, const Variable& b,
     require_defined(op, a, loc);
     require_defined(op, b, loc);
     if (a.dtype() != b.dtype())
-        fail<DTypeError>(op, fmt::format("dtypes differ: {} and {}", describe(a.value()),
-                                         describe(b.value())), loc);
+        fail<DTypeError>(
+            op, fmt::format("dtypes differ: {} and {}", describe(a.value()), describe(b.value())),
+            loc);
 }
 
 // NumPy broadcasting: shapes align at the right; each pair of sizes is equal or one is 1.
@@ -49,7 +50,9 @@ template <class F>
 Variable pointwise_grad(const Variable& g, const Variable& y, F&& f) {
     if (grad_enabled()) return f(g, y, 1.0);
     return Variable(dispatch(g.dtype(), [&]<class T>() {
-        return kernels::zip_tensors<T>(g.value(), y.value(), [&](const auto& a, const auto& b) { return f(a, b, kernels::one_v<T>); });
+        return kernels::zip_tensors<T>(g.value(), y.value(), [&](const auto& a, const auto& b) {
+            return f(a, b, kernels::one_v<T>);
+        });
     }));
 }
 
@@ -64,8 +67,9 @@ Variable pointwise_grad_into(Backward& bw, std::size_t input, const Variable& y,
         bw.input(input).shape() == g.shape()) {
         if (const GradientDestination d = destination(bw, input); d.defined()) {
             const bool written = dispatch(g.dtype(), [&]<class T>() {
-                return kernels::zip_runs_into<T>(g.value(), y.value(), d.view.template rows<T>(), static_cast<T*>(d.data),
-                                        [&](const auto& a, const auto& b) { return f(a, b, kernels::one_v<T>); });
+                return kernels::zip_runs_into<T>(
+                    g.value(), y.value(), d.view.template rows<T>(), static_cast<T*>(d.data),
+                    [&](const auto& a, const auto& b) { return f(a, b, kernels::one_v<T>); });
             });
             // (not written: whoever handed d out finds it not in place and joins elsewhere)
             if (written) return Variable(d.view);

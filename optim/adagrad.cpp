@@ -7,11 +7,14 @@
 namespace tapegrad {
 
 Adagrad::Adagrad(Params params, AdagradOptions options)
-    : Optimizer("Adagrad", std::move(params), options.lr, options.weight_decay, options.check_finite),
+    : Optimizer("Adagrad", std::move(params), options.lr, options.weight_decay,
+                options.check_finite),
       options_(options) {
-    detail::require_option(options.lr_decay >= 0, "Adagrad", "lr_decay must be >= 0", options.lr_decay);
+    detail::require_option(options.lr_decay >= 0, "Adagrad", "lr_decay must be >= 0",
+                           options.lr_decay);
     detail::require_option(options.initial_accumulator_value >= 0, "Adagrad",
-                           "initial_accumulator_value must be >= 0", options.initial_accumulator_value);
+                           "initial_accumulator_value must be >= 0",
+                           options.initial_accumulator_value);
     detail::require_option(options.eps >= 0, "Adagrad", "eps must be >= 0", options.eps);
 }
 

@@ -24,7 +24,8 @@ public:
     const AdagradOptions& options() const { return options_; }
 
 private:
-    void update(const Group& group, Variable& param, const Tensor& grad, ParamState& state) override;
+    void update(const Group& group, Variable& param, const Tensor& grad,
+                ParamState& state) override;
     AdagradOptions options_;
 };
 

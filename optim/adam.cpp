@@ -23,12 +23,15 @@ AdamOptions as_adam(const AdamWOptions& o) {
 Adam::Adam(Params params, AdamOptions options) : Adam("Adam", std::move(params), options, false) {}
 
 Adam::Adam(std::string type_name, Params params, AdamOptions options, bool decoupled)
-    : Optimizer(type_name, std::move(params), options.lr, options.weight_decay, options.check_finite),
-      options_(options), decoupled_(decoupled) {
+    : Optimizer(type_name, std::move(params), options.lr, options.weight_decay,
+                options.check_finite),
+      options_(options),
+      decoupled_(decoupled) {
     check(type_name, options);
 }
 
-AdamW::AdamW(Params params, AdamWOptions options) : Adam("AdamW", std::move(params), as_adam(options), true) {}
+AdamW::AdamW(Params params, AdamWOptions options)
+    : Adam("AdamW", std::move(params), as_adam(options), true) {}
 
 void Adam::update(const Group& group, Variable& param, const Tensor& grad, ParamState& state) {
     const AdamOptions& o = options_;
@@ -43,8 +46,8 @@ void Adam::update(const Group& group, Variable& param, const Tensor& grad, Param
     dispatch(param.dtype(), [&]<class T>() {
         auto& p = param.mutable_value().mutable_xt<T>();
         Array<T> g = grad.xt<T>();
-        if (decoupled_) p *= T(1 - lr * wd);               // AdamW: decay the weights
-        else if (wd != 0) g = g + T(wd) * p;               // Adam: L2 penalty in the gradient
+        if (decoupled_) p *= T(1 - lr * wd);  // AdamW: decay the weights
+        else if (wd != 0) g = g + T(wd) * p;  // Adam: L2 penalty in the gradient
         auto& m = m_t.mutable_xt<T>();
         auto& v = v_t.mutable_xt<T>();
         m = T(o.beta1) * m + T(1 - o.beta1) * g;

@@ -40,7 +40,8 @@ protected:
     Adam(std::string type_name, Params params, AdamOptions options, bool decoupled);
 
 private:
-    void update(const Group& group, Variable& param, const Tensor& grad, ParamState& state) override;
+    void update(const Group& group, Variable& param, const Tensor& grad,
+                ParamState& state) override;
     AdamOptions options_;
     bool decoupled_;
 };

@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "train/safetensors.hpp"
 #include "core/variable.hpp"
+#include "train/safetensors.hpp"
 
 namespace tapegrad {
 
@@ -109,8 +109,8 @@ public:
     void load_state_dict(const TensorFile& state);
 
 protected:
-    Optimizer(std::string type_name, Params params, double lr,
-              double weight_decay, bool check_finite);
+    Optimizer(std::string type_name, Params params, double lr, double weight_decay,
+              bool check_finite);
     // Updates one parameter from its gradient (same shape and dtype, all finite when checked).
     // `state` starts empty (step 0, no buffers); the update creates its buffers on first use.
     virtual void update(const Group& group, Variable& param, const Tensor& grad,
@@ -139,7 +139,8 @@ TensorFile training_state_dict(const Optimizer& optimizer,
 // What load() reads, from memory: the number of schedulers and their types must match what
 // was saved (IOError naming `source`, e.g. the file), and nothing is changed when they don't.
 void load_training_state_dict(Optimizer& optimizer, const TensorFile& file,
-                              std::initializer_list<Scheduler*> schedulers, const std::string& source);
+                              std::initializer_list<Scheduler*> schedulers,
+                              const std::string& source);
 
 namespace detail {
 // Shared checks of optimizer and scheduler options: ValueError "<who>: <what> must be ..."

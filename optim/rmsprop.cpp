@@ -7,10 +7,12 @@
 namespace tapegrad {
 
 RMSprop::RMSprop(Params params, RMSpropOptions options)
-    : Optimizer("RMSprop", std::move(params), options.lr, options.weight_decay, options.check_finite),
+    : Optimizer("RMSprop", std::move(params), options.lr, options.weight_decay,
+                options.check_finite),
       options_(options) {
     detail::require_option(options.eps >= 0, "RMSprop", "eps must be >= 0", options.eps);
-    detail::require_option(options.momentum >= 0, "RMSprop", "momentum must be >= 0", options.momentum);
+    detail::require_option(options.momentum >= 0, "RMSprop", "momentum must be >= 0",
+                           options.momentum);
     detail::require_option(options.alpha >= 0, "RMSprop", "alpha must be >= 0", options.alpha);
 }
 

@@ -27,7 +27,8 @@ public:
     const RMSpropOptions& options() const { return options_; }
 
 private:
-    void update(const Group& group, Variable& param, const Tensor& grad, ParamState& state) override;
+    void update(const Group& group, Variable& param, const Tensor& grad,
+                ParamState& state) override;
     RMSpropOptions options_;
 };
 

@@ -18,7 +18,8 @@ namespace {
 
 std::string format_list(const std::vector<double>& values) {
     std::string out;
-    for (std::size_t i = 0; i < values.size(); ++i) out += (i ? "," : "") + format_double(values[i]);
+    for (std::size_t i = 0; i < values.size(); ++i)
+        out += (i ? "," : "") + format_double(values[i]);
     return out;
 }
 
@@ -31,7 +32,8 @@ const std::string& entry(const State& state, const std::string& type, const std:
 
 long parse_long(const State& state, const std::string& type, const std::string& key) {
     const double v = parse_double(entry(state, type, key), key);
-    if (v != std::floor(v)) throw IOError(fmt::format("scheduler state ({}): '{}' is not an integer", type, key));
+    if (v != std::floor(v))
+        throw IOError(fmt::format("scheduler state ({}): '{}' is not an integer", type, key));
     return static_cast<long>(v);
 }
 
@@ -45,8 +47,9 @@ std::vector<double> parse_list(const State& state, const std::string& type, cons
         start = comma + 1;
     }
     if (out.size() != expected)
-        throw IOError(fmt::format("scheduler state ({}): '{}' has {} values, the optimizer has {} groups",
-                                  type, key, out.size(), expected));
+        throw IOError(
+            fmt::format("scheduler state ({}): '{}' has {} values, the optimizer has {} groups",
+                        type, key, out.size(), expected));
     return out;
 }
 
@@ -73,8 +76,9 @@ std::vector<double> Scheduler::group_lrs() const {
 
 void Scheduler::require_groups(std::size_t n) const {
     if (optimizer_->groups().size() != n)
-        throw ValueError(fmt::format("{}: the optimizer has {} parameter groups, the schedule was built for {}",
-                                     type_name_, optimizer_->groups().size(), n));
+        throw ValueError(
+            fmt::format("{}: the optimizer has {} parameter groups, the schedule was built for {}",
+                        type_name_, optimizer_->groups().size(), n));
 }
 
 void Scheduler::set_group_lrs(const std::vector<double>& lrs) {
@@ -83,11 +87,14 @@ void Scheduler::set_group_lrs(const std::vector<double>& lrs) {
     last_lr_ = lrs;
 }
 
-State Scheduler::state_dict() const { return {{"type", type_name_}, {"last_lr", format_list(last_lr_)}}; }
+State Scheduler::state_dict() const {
+    return {{"type", type_name_}, {"last_lr", format_list(last_lr_)}};
+}
 
 void Scheduler::load_state_dict(const State& state) {
     if (entry(state, type_name_, "type") != type_name_)
-        throw IOError(fmt::format("scheduler state: saved by a {}, loading into a {}", state.at("type"), type_name_));
+        throw IOError(fmt::format("scheduler state: saved by a {}, loading into a {}",
+                                  state.at("type"), type_name_));
     last_lr_ = parse_list(state, type_name_, "last_lr", optimizer_->groups().size());
 }
 
@@ -144,7 +151,8 @@ void LRScheduler::load_state_dict(const State& state) {
 
 StepLR::StepLR(Optimizer& optimizer, long step_size, double gamma)
     : LRScheduler(optimizer, "StepLR"), step_size_(step_size), gamma_(gamma) {
-    require_option(step_size > 0, type_name_, "step_size must be > 0", static_cast<double>(step_size));
+    require_option(step_size > 0, type_name_, "step_size must be > 0",
+                   static_cast<double>(step_size));
     initial_step();
 }
 
@@ -187,7 +195,8 @@ CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, long T_max, double et
 
 std::vector<double> CosineAnnealingLR::chained_lr() const {
     constexpr double pi = std::numbers::pi;
-    const double e = static_cast<double>(last_epoch_), T = static_cast<double>(T_max_), eta = eta_min_;
+    const double e = static_cast<double>(last_epoch_), T = static_cast<double>(T_max_),
+                 eta = eta_min_;
     if (last_epoch_ == 0) return group_lrs();
     if (step_count_ == 1 && last_epoch_ > 0)
         return each(group_lrs(), base_lrs_, [&](double, double base) {
@@ -214,11 +223,16 @@ std::optional<std::vector<double>> CosineAnnealingLR::closed_form_lr() const {
 // ---- LinearLR ----
 
 LinearLR::LinearLR(Optimizer& optimizer, double start_factor, double end_factor, long total_iters)
-    : LRScheduler(optimizer, "LinearLR"), start_factor_(start_factor), end_factor_(end_factor),
+    : LRScheduler(optimizer, "LinearLR"),
+      start_factor_(start_factor),
+      end_factor_(end_factor),
       total_iters_(total_iters) {
-    require_option(start_factor > 0 && start_factor <= 1, type_name_, "start_factor must be in (0, 1]", start_factor);
-    require_option(end_factor >= 0 && end_factor <= 1, type_name_, "end_factor must be in [0, 1]", end_factor);
-    require_option(total_iters > 0, type_name_, "total_iters must be > 0", static_cast<double>(total_iters));
+    require_option(start_factor > 0 && start_factor <= 1, type_name_,
+                   "start_factor must be in (0, 1]", start_factor);
+    require_option(end_factor >= 0 && end_factor <= 1, type_name_, "end_factor must be in [0, 1]",
+                   end_factor);
+    require_option(total_iters > 0, type_name_, "total_iters must be > 0",
+                   static_cast<double>(total_iters));
     initial_step();
 }
 
@@ -237,30 +251,34 @@ std::vector<double> LinearLR::chained_lr() const {
 std::optional<std::vector<double>> LinearLR::closed_form_lr() const {
     const double done = static_cast<double>(std::min(total_iters_, last_epoch_));
     return each(group_lrs(), base_lrs_, [&](double, double base) {
-        return base * (start_factor_ + (end_factor_ - start_factor_) * done / static_cast<double>(total_iters_));
+        return base * (start_factor_ +
+                       (end_factor_ - start_factor_) * done / static_cast<double>(total_iters_));
     });
 }
 
 // ---- SequentialLR ----
 
-SequentialLR::SequentialLR(Optimizer& optimizer, std::vector<std::shared_ptr<LRScheduler>> schedulers,
+SequentialLR::SequentialLR(Optimizer& optimizer,
+                           std::vector<std::shared_ptr<LRScheduler>> schedulers,
                            std::vector<long> milestones)
-    : LRScheduler(optimizer, "SequentialLR"), schedulers_(std::move(schedulers)),
+    : LRScheduler(optimizer, "SequentialLR"),
+      schedulers_(std::move(schedulers)),
       milestones_(std::move(milestones)) {
     if (schedulers_.empty()) throw ValueError("SequentialLR: no schedulers were given");
     for (std::size_t i = 0; i < schedulers_.size(); ++i) {
         if (!schedulers_[i]) throw ValueError(fmt::format("SequentialLR: scheduler {} is null", i));
         if (&schedulers_[i]->optimizer() != &optimizer)
-            throw ValueError(fmt::format("SequentialLR: scheduler {} ({}) drives another optimizer", i,
-                                         schedulers_[i]->type_name()));
+            throw ValueError(fmt::format("SequentialLR: scheduler {} ({}) drives another optimizer",
+                                         i, schedulers_[i]->type_name()));
     }
     if (milestones_.size() + 1 != schedulers_.size())
-        throw ValueError(fmt::format("SequentialLR: {} schedulers need {} milestones, got {}", schedulers_.size(),
-                                     schedulers_.size() - 1, milestones_.size()));
+        throw ValueError(fmt::format("SequentialLR: {} schedulers need {} milestones, got {}",
+                                     schedulers_.size(), schedulers_.size() - 1,
+                                     milestones_.size()));
     for (std::size_t i = 1; i < milestones_.size(); ++i)
         if (milestones_[i] <= milestones_[i - 1])
-            throw ValueError(fmt::format("SequentialLR: milestones must increase, got {} after {}", milestones_[i],
-                                         milestones_[i - 1]));
+            throw ValueError(fmt::format("SequentialLR: milestones must increase, got {} after {}",
+                                         milestones_[i], milestones_[i - 1]));
     // As PyTorch: back to the initial lrs, undo the step each scheduler's constructor made,
     // and apply epoch 0 of the first one only.
     last_epoch_ = 0;
@@ -294,8 +312,9 @@ void SequentialLR::load_state_dict(const State& state) {
         for (auto& [k, v] : state)
             if (k.rfind(prefix, 0) == 0) inner[i][k.substr(prefix.size())] = v;
         if (entry(inner[i], type_name_, "type") != schedulers_[i]->type_name())
-            throw IOError(fmt::format("scheduler state (SequentialLR): scheduler {} was a {}, loading into a {}", i,
-                                      inner[i]["type"], schedulers_[i]->type_name()));
+            throw IOError(fmt::format(
+                "scheduler state (SequentialLR): scheduler {} was a {}, loading into a {}", i,
+                inner[i]["type"], schedulers_[i]->type_name()));
     }
     LRScheduler::load_state_dict(state);
     for (std::size_t i = 0; i < schedulers_.size(); ++i) schedulers_[i]->load_state_dict(inner[i]);
@@ -307,13 +326,17 @@ ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& optimizer, PlateauOptions option
     : Scheduler(optimizer, "ReduceLROnPlateau"), options_(std::move(options)) {
     const auto& o = options_;
     require_option(o.factor >= 0 && o.factor < 1, type_name_, "factor must be in [0, 1)", o.factor);
-    require_option(o.patience >= 0, type_name_, "patience must be >= 0", static_cast<double>(o.patience));
-    require_option(o.cooldown >= 0, type_name_, "cooldown must be >= 0", static_cast<double>(o.cooldown));
+    require_option(o.patience >= 0, type_name_, "patience must be >= 0",
+                   static_cast<double>(o.patience));
+    require_option(o.cooldown >= 0, type_name_, "cooldown must be >= 0",
+                   static_cast<double>(o.cooldown));
     require_option(o.threshold >= 0, type_name_, "threshold must be >= 0", o.threshold);
     const std::size_t n = optimizer.groups().size();
     if (o.min_lr.size() > 1 && o.min_lr.size() != n)
-        throw ValueError(fmt::format("ReduceLROnPlateau: {} min_lr values for {} parameter groups", o.min_lr.size(), n));
-    min_lrs_ = o.min_lr.size() == n ? o.min_lr : std::vector<double>(n, o.min_lr.empty() ? 0.0 : o.min_lr[0]);
+        throw ValueError(fmt::format("ReduceLROnPlateau: {} min_lr values for {} parameter groups",
+                                     o.min_lr.size(), n));
+    min_lrs_ = o.min_lr.size() == n ? o.min_lr
+                                    : std::vector<double>(n, o.min_lr.empty() ? 0.0 : o.min_lr[0]);
     best_ = o.mode == PlateauMode::min ? std::numeric_limits<double>::infinity()
                                        : -std::numeric_limits<double>::infinity();
 }

@@ -150,13 +150,14 @@ enum class ThresholdMode { rel, abs };
 
 struct PlateauOptions {
     PlateauMode mode = PlateauMode::min;
-    double factor = 0.1;     // new lr = max(lr * factor, min_lr); 0 <= factor < 1
-    long patience = 10;      // epochs without improvement before a reduction
+    double factor = 0.1;  // new lr = max(lr * factor, min_lr); 0 <= factor < 1
+    long patience = 10;   // epochs without improvement before a reduction
     double threshold = 1e-4;
-    ThresholdMode threshold_mode = ThresholdMode::rel;  // rel, min: better if < best * (1 - threshold)
-    long cooldown = 0;       // epochs to wait after a reduction
+    ThresholdMode threshold_mode =
+        ThresholdMode::rel;           // rel, min: better if < best * (1 - threshold)
+    long cooldown = 0;                // epochs to wait after a reduction
     std::vector<double> min_lr = {};  // empty: 0; one value: every group; else one per group
-    double eps = 1e-8;       // reductions smaller than eps are skipped
+    double eps = 1e-8;                // reductions smaller than eps are skipped
 };
 
 // Reduces the lrs when a metric stops improving: step(metric) once per epoch.

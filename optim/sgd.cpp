@@ -9,7 +9,8 @@ namespace tapegrad {
 
 namespace {
 double required_lr(double lr) {
-    if (std::isnan(lr)) throw ValueError("SGD: lr must be given (SGDOptions{.lr = ...}); it has no default");
+    if (std::isnan(lr))
+        throw ValueError("SGD: lr must be given (SGDOptions{.lr = ...}); it has no default");
     return lr;
 }
 }  // namespace

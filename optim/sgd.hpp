@@ -17,7 +17,7 @@ struct SGDOptions {
     double momentum = 0;
     double dampening = 0;
     double weight_decay = 0;
-    bool nesterov = false;  // needs momentum > 0 and dampening == 0
+    bool nesterov = false;      // needs momentum > 0 and dampening == 0
     bool check_finite = false;  // NaN/Inf gradients throw in step()
 };
 
@@ -27,7 +27,8 @@ public:
     const SGDOptions& options() const { return options_; }
 
 private:
-    void update(const Group& group, Variable& param, const Tensor& grad, ParamState& state) override;
+    void update(const Group& group, Variable& param, const Tensor& grad,
+                ParamState& state) override;
     SGDOptions options_;
 };
 

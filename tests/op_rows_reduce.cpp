@@ -12,12 +12,20 @@ std::vector<OpRow> rows_reduce() {
     return {
         {"sum all", {{2, 3}}, [](V x) { return sum(x[0]); }},
         {"sum axis", {{2, 3, 4}}, [](V x) { return sum(x[0], {1}); }},
-        {"sum axes keepdims", {{2, 3, 4}}, [](V x) { return sum(x[0], {0, -1}, true); }},
+        {"sum axes keepdims",
+         {{2, 3, 4}},
+         [](V x) {
+             return sum(x[0], {0, -1}, true);
+         }},
         {"mean all", {{2, 3}}, [](V x) { return mean(x[0]); }},
         {"mean axis", {{2, 3}}, [](V x) { return mean(x[0], {0}); }},
         {"max all", {{2, 3}}, [](V x) { return max(x[0]); }},
         {"max axis", {{2, 3, 4}}, [](V x) { return max(x[0], {1}); }},
-        {"max axes keepdims", {{2, 3, 4}}, [](V x) { return max(x[0], {0, -1}, true); }},
+        {"max axes keepdims",
+         {{2, 3, 4}},
+         [](V x) {
+             return max(x[0], {0, -1}, true);
+         }},
         {"max last axis", {{3, 20}}, [](V x) { return max(x[0], {-1}); }},
         {"min all", {{2, 3}}, [](V x) { return min(x[0]); }},
         {"min axis", {{2, 3, 4}}, [](V x) { return min(x[0], {0}); }},
@@ -25,17 +33,23 @@ std::vector<OpRow> rows_reduce() {
         {"logsumexp all", {{2, 3}}, [](V x) { return logsumexp(x[0]); }},
         {"logsumexp axis", {{2, 3, 4}}, [](V x) { return logsumexp(x[0], {1}); }},
         {"logsumexp last axis", {{3, 20}}, [](V x) { return logsumexp(x[0], {-1}); }},
-        {"logsumexp axes keepdims", {{2, 3, 4}}, [](V x) { return logsumexp(x[0], {0, 2}, true); }},
+        {"logsumexp axes keepdims",
+         {{2, 3, 4}},
+         [](V x) {
+             return logsumexp(x[0], {0, 2}, true);
+         }},
         {"var all", {{2, 3}}, [](V x) { return var(x[0]); }},
         {"var axis", {{2, 3, 4}}, [](V x) { return var(x[0], {1}); }},
         {"var last axis", {{3, 20}}, [](V x) { return var(x[0], {-1}); }},
-        {"var axes keepdims population", {{2, 3, 4}},
-         [](V x) { return var(x[0], {0, -1}, 0, true); }},
-        // layer normalisation, composed: (x - mean) / sqrt(var + eps)
-        {"normalize", {{3, 5}},
+        {"var axes keepdims population",
+         {{2, 3, 4}},
          [](V x) {
-             return (x[0] - mean(x[0], {1}, true)) / sqrt(var(x[0], {1}, 0, true) + 1e-5);
+             return var(x[0], {0, -1}, 0, true);
          }},
+        // layer normalisation, composed: (x - mean) / sqrt(var + eps)
+        {"normalize",
+         {{3, 5}},
+         [](V x) { return (x[0] - mean(x[0], {1}, true)) / sqrt(var(x[0], {1}, 0, true) + 1e-5); }},
     };
 }
 

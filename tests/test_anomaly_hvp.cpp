@@ -28,8 +28,8 @@ TEST_CASE("anomaly: off by default, a NaN passes silently") {
 TEST_CASE("anomaly: names the op that produced a NaN deep in a composed expression") {
     AnomalyGuard anomaly;
     Variable x(Tensor::from({0.5, 1.0}, {2}, float64), true);
-    Variable h = sigmoid(matmul(reshape(x, std::vector<long>{1, 2}),
-                                Variable(Tensor::ones({2, 2}, float64))));
+    Variable h = sigmoid(
+        matmul(reshape(x, std::vector<long>{1, 2}), Variable(Tensor::ones({2, 2}, float64))));
     const auto msg = message_of([&] { log(h * 2.0 - 3.0); });
     CHECK(msg.find("log: produced NaN or Inf in its forward result [1,2]") == 0);
     CHECK(msg.find("test_anomaly_hvp.cpp:") != std::string::npos);  // the call site
@@ -66,7 +66,8 @@ TEST_CASE("hessian-vector product of a small MLP matches finite differences of g
     Generator gen(11);
     const Variable x(gen.normal({6, 3}, 0, 1, float64));
     const Variable target(gen.normal({6, 2}, 0, 1, float64));
-    const Tensor w1_0 = gen.normal({3, 4}, 0, 0.5, float64), w2_0 = gen.normal({4, 2}, 0, 0.5, float64);
+    const Tensor w1_0 = gen.normal({3, 4}, 0, 0.5, float64),
+                 w2_0 = gen.normal({4, 2}, 0, 0.5, float64);
     const Tensor v1 = gen.normal({3, 4}, 0, 1, float64), v2 = gen.normal({4, 2}, 0, 1, float64);
 
     auto loss_of = [&](const Variable& w1, const Variable& w2) {

@@ -105,19 +105,23 @@ TEST_CASE("safetensors: damaged and lying files are rejected with the reason") {
     write_raw(path, R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", 24);
     CHECK(load_error(path).find("after the last tensor") != std::string::npos);
     write_raw(path, R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
-                        "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}})", 24);
+                        "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}})",
+              24);
     CHECK(load_error(path).find("overlaps") != std::string::npos);
-    CHECK(load_error(temp_path("does_not_exist.safetensors")).find("cannot open") != std::string::npos);
+    CHECK(load_error(temp_path("does_not_exist.safetensors")).find("cannot open") !=
+          std::string::npos);
 }
 
 TEST_CASE("safetensors: a failed save leaves the previous file intact") {
     const auto path = temp_path("atomic.safetensors");
     save_safetensors(path, {{"w", Tensor::ones({3}, float64)}});
     const std::string before = read_bytes(path);
-    CHECK_THROWS_AS(save_safetensors(path, {{"w", Tensor::ones({3}, float64)}, {"w", Tensor::ones({1}, float64)}}),
+    CHECK_THROWS_AS(save_safetensors(path, {{"w", Tensor::ones({3}, float64)},
+                                            {"w", Tensor::ones({1}, float64)}}),
                     IOError);
     CHECK(read_bytes(path) == before);
-    CHECK_THROWS_AS(save_safetensors(temp_path("no_such_dir/x.safetensors"), {{"w", Tensor::ones({1}, float64)}}),
+    CHECK_THROWS_AS(save_safetensors(temp_path("no_such_dir/x.safetensors"),
+                                     {{"w", Tensor::ones({1}, float64)}}),
                     IOError);
     // no temporary files left behind
     for (const auto& entry : fs::directory_iterator(fs::path(path).parent_path()))
@@ -176,7 +180,8 @@ TEST_CASE("module: checkpoints save and load; mismatches are reported exactly") 
         load(flat, path);
         FAIL("expected an IOError");
     } catch (const IOError& e) {
-        CHECK(std::string(e.what()).find("unexpected: inner.weight, inner.bias") != std::string::npos);
+        CHECK(std::string(e.what()).find("unexpected: inner.weight, inner.bias") !=
+              std::string::npos);
     }
     const Tensor kept = flat.w.value();
     auto report = load(flat, path, /*strict=*/false);
@@ -186,7 +191,8 @@ TEST_CASE("module: checkpoints save and load; mismatches are reported exactly") 
     CHECK(max_abs_diff(kept, a.w.value()) > 0.0);
 
     // wrong shape and missing entries
-    save_safetensors(path, {{"weight", Tensor::ones({2, 3}, float32)}, {"bias", Tensor::ones({2}, float32)}});
+    save_safetensors(
+        path, {{"weight", Tensor::ones({2, 3}, float32)}, {"bias", Tensor::ones({2}, float32)}});
     Tiny d(g, false);
     report = load(d, path, false);
     REQUIRE(report.mismatched.size() == 1);

@@ -73,7 +73,8 @@ std::vector<std::pair<std::string, Tensor>> versioned(int version) {
         {"encoder.weight", {256, 512}}, {"encoder.bias", {512}}, {"decoder.weight", {512, 256}}};
     for (const auto& [name, shape] : layout) {
         std::vector<double> values(numel(shape));
-        for (std::size_t i = 0; i < values.size(); ++i) values[i] = version * 1e7 + static_cast<double>(i);
+        for (std::size_t i = 0; i < values.size(); ++i)
+            values[i] = version * 1e7 + static_cast<double>(i);
         out.emplace_back(name, Tensor::from(values, shape, float64));
     }
     return out;
@@ -104,8 +105,9 @@ TEST_CASE("safetensors: SIGKILL in the middle of a save leaves the previous chec
     // How long one save takes here, to spread the kills over it.
     const auto t0 = std::chrono::steady_clock::now();
     save_safetensors(path.string(), versioned(0), {{"version", "0"}});
-    const auto save_us = std::max<long>(
-        200, std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
+    const auto save_us = std::max<long>(200, std::chrono::duration_cast<std::chrono::microseconds>(
+                                                 std::chrono::steady_clock::now() - t0)
+                                                 .count());
 
     // Each round the child saves version `round` over and over until killed. The parent
     // kills it after a random delay of up to 3 saves; in odd rounds it first waits for the
@@ -132,7 +134,8 @@ TEST_CASE("safetensors: SIGKILL in the middle of a save leaves the previous chec
             // Bounded, in case the parent dies: a few seconds of saves at most.
             for (int i = 0; i < 2000; ++i) {
                 try {
-                    save_safetensors(path.string(), payloads[round], {{"version", std::to_string(round)}});
+                    save_safetensors(path.string(), payloads[round],
+                                     {{"version", std::to_string(round)}});
                 } catch (...) {
                     ::_exit(2);
                 }
@@ -173,7 +176,8 @@ TEST_CASE("safetensors: SIGKILL in the middle of a save leaves the previous chec
     }
     // The kills must have hit saves in progress, or this test shows nothing.
     CHECK(mid_save >= rounds / 4);
-    MESSAGE("kills during a save: ", mid_save, " of ", rounds, " (one save takes ~", save_us, " us)");
+    MESSAGE("kills during a save: ", mid_save, " of ", rounds, " (one save takes ~", save_us,
+            " us)");
     fs::remove_all(dir);
 }
 
@@ -191,12 +195,9 @@ TEST_CASE("safetensors: every truncation of a valid file is rejected") {
         INFO("file cut to ", size, " of ", bytes.size(), " bytes: ", outcome);
         REQUIRE(outcome.rfind("IOError: safetensors '" + bad.string() + "': ", 0) == 0);
         // The message names the part that is missing.
-        if (size < 8)
-            CHECK(outcome.find("truncated") != std::string::npos);
-        else if (size < 8 + n)
-            CHECK(outcome.find("does not fit in the file") != std::string::npos);
-        else
-            CHECK(outcome.find("fall outside the") != std::string::npos);
+        if (size < 8) CHECK(outcome.find("truncated") != std::string::npos);
+        else if (size < 8 + n) CHECK(outcome.find("does not fit in the file") != std::string::npos);
+        else CHECK(outcome.find("fall outside the") != std::string::npos);
     }
     fs::remove_all(dir);
 }
@@ -241,7 +242,8 @@ TEST_CASE("safetensors: a flipped bit in the header is rejected or harmless") {
             ++harmless;
         }
     }
-    MESSAGE("header bit flips: ", rejected, " rejected, ", harmless, " harmless (a name or padding)");
+    MESSAGE("header bit flips: ", rejected, " rejected, ", harmless,
+            " harmless (a name or padding)");
     CHECK(rejected > 4 * harmless);
     fs::remove_all(dir);
 }
@@ -256,29 +258,36 @@ TEST_CASE("safetensors: lying headers are rejected with the reason") {
         // header length
         {with_length(file_bytes("{" + w4 + "}", data16), 0), "does not parse"},
         // the header is 62 bytes, the file 86
-        {with_length(file_bytes("{" + w4 + "}", data16), 79), "header length 79 does not fit in the file (86 bytes)"},
+        {with_length(file_bytes("{" + w4 + "}", data16), 79),
+         "header length 79 does not fit in the file (86 bytes)"},
         {with_length(file_bytes("{" + w4 + "}", data16), 61), "does not parse"},
         // a length that takes in 8 data bytes (zeros): the header holds a NUL byte
-        {with_length(file_bytes("{" + w4 + "}", data16), 70), "the JSON header holds a NUL byte at offset 62 of 70"},
+        {with_length(file_bytes("{" + w4 + "}", data16), 70),
+         "the JSON header holds a NUL byte at offset 62 of 70"},
         {with_length(file_bytes("{" + w4 + "}", data16), std::uint64_t{1} << 63),
          "header length 9223372036854775808 does not fit in the file (86 bytes)"},
         // JSON
         {file_bytes("[1, 2]", ""), "the JSON header is not an object"},
         {file_bytes(R"({"w": [0, 16]})", data16), "tensor 'w': entry is not an object"},
-        {file_bytes(R"({"w": {"shape": [4], "data_offsets": [0, 16]}})", data16), "tensor 'w': missing dtype"},
-        {file_bytes(R"({"w": {"dtype": "F32", "data_offsets": [0, 16]}})", data16), "tensor 'w': missing shape"},
+        {file_bytes(R"({"w": {"shape": [4], "data_offsets": [0, 16]}})", data16),
+         "tensor 'w': missing dtype"},
+        {file_bytes(R"({"w": {"dtype": "F32", "data_offsets": [0, 16]}})", data16),
+         "tensor 'w': missing shape"},
         {file_bytes(R"({"w": {"dtype": "F32", "shape": [4]}})", data16),
          "tensor 'w': data_offsets must be two non-negative integers"},
         {file_bytes(R"({"__metadata__": {"step": 3}, )" + w4 + "}", data16),
          "__metadata__ value 'step' is not a string"},
-        {file_bytes(R"({"__metadata__": ["x"], )" + w4 + "}", data16), "__metadata__ is not an object"},
+        {file_bytes(R"({"__metadata__": ["x"], )" + w4 + "}", data16),
+         "__metadata__ is not an object"},
         {file_bytes("{\"w\xff\": {}}", ""), "does not parse"},  // not UTF-8
         // offsets
-        {file_bytes(R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16, 32]}})", data16),
+        {file_bytes(R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16, 32]}})",
+                    data16),
          "data_offsets must be two non-negative integers"},
         {file_bytes(R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [-16, 0]}})", data16),
          "data_offsets must be two non-negative integers"},
-        {file_bytes(R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": ["0", "16"]}})", data16),
+        {file_bytes(R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": ["0", "16"]}})",
+                    data16),
          "data_offsets must be two non-negative integers"},
         {file_bytes(R"({"w": {"dtype": "F32", "shape": [0], "data_offsets": [16, 0]}})", data16),
          "tensor 'w': data_offsets [16, 0] end before they begin"},
@@ -286,7 +295,8 @@ TEST_CASE("safetensors: lying headers are rejected with the reason") {
          "8 unused data bytes before tensor 'w'"},
         // a repeated name: JSON keeps the last entry, so the first one's bytes are unaccounted for
         {file_bytes(R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-                        "w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}})", data16),
+                        "w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}})",
+                    data16),
          "8 unused data bytes before tensor 'w'"},
         // dtype
         {file_bytes(R"({"w": {"dtype": "f32", "shape": [4], "data_offsets": [0, 16]}})", data16),
@@ -304,16 +314,20 @@ TEST_CASE("safetensors: lying headers are rejected with the reason") {
         // shape
         {file_bytes(R"({"w": {"dtype": "F32", "shape": 4, "data_offsets": [0, 16]}})", data16),
          "tensor 'w': missing shape"},
-        {file_bytes(R"({"w": {"dtype": "F32", "shape": [2.0, 2], "data_offsets": [0, 16]}})", data16),
-         "shape [2.0,2] holds a non-integer or negative size"},
-        {file_bytes(R"({"w": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 16]}})",
+        {file_bytes(R"({"w": {"dtype": "F32", "shape": [2.0, 2], "data_offsets": [0, 16]}})",
                     data16),
+         "shape [2.0,2] holds a non-integer or negative size"},
+        {file_bytes(
+             R"({"w": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 16]}})",
+             data16),
          "shape [1099511627776,1099511627776] is too large"},
         {file_bytes(R"({"w": {"dtype": "F32", "shape": [2, 4], "data_offsets": [0, 16]}})", data16),
          "shape [2,4] of F32 needs 32 bytes, data_offsets give 16"},
         // total size
-        {file_bytes("{" + w4 + "}", data16 + std::string(4, '\0')), "4 data bytes after the last tensor"},
-        {file_bytes("{" + w4 + "}", data16.substr(0, 15)), "data_offsets [0, 16] fall outside the 15 data bytes"},
+        {file_bytes("{" + w4 + "}", data16 + std::string(4, '\0')),
+         "4 data bytes after the last tensor"},
+        {file_bytes("{" + w4 + "}", data16.substr(0, 15)),
+         "data_offsets [0, 16] fall outside the 15 data bytes"},
         {file_bytes("{}", std::string(8, '\0')), "8 data bytes after the last tensor"},
     };
     for (const auto& [bytes, reason] : cases) {

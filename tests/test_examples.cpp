@@ -19,12 +19,14 @@ TEST_CASE("adding problem: shapes, one marker per half, target = sum of the mark
         REQUIRE(batch.x.shape() == Shape{T, B, 2});
         REQUIRE(batch.y.shape() == Shape{B, 1});
         CHECK(batch.x.dtype() == float32);
-        std::size_t bad_values = 0, bad_markers = 0, bad_halves = 0, bad_positions = 0, bad_targets = 0;
+        std::size_t bad_values = 0, bad_markers = 0, bad_halves = 0, bad_positions = 0,
+                    bad_targets = 0;
         for (std::size_t b = 0; b < B; ++b) {
             std::size_t in_first = 0, in_second = 0;
             double marked = 0;
             for (std::size_t t = 0; t < T; ++t) {
-                const double value = batch.x.flat((t * B + b) * 2), marker = batch.x.flat((t * B + b) * 2 + 1);
+                const double value = batch.x.flat((t * B + b) * 2),
+                             marker = batch.x.flat((t * B + b) * 2 + 1);
                 bad_values += !(value >= 0.0 && value < 1.0);
                 bad_markers += !(marker == 0.0 || marker == 1.0);
                 if (marker == 1.0) {
@@ -110,18 +112,17 @@ TEST_CASE("compare_cells model: LSTM forget gate starts at bias 1, output [B, 1]
     AddingModel model({.kind = CellKind::lstm, .hidden = 5}, gen);
     auto& cell = dynamic_cast<LSTMCell&>(model.rnn->cell(0));
     for (std::size_t j = 0; j < 5; ++j)  // gates i, f, g, o: f is rows 5..9
-        CHECK(cell.bias_ih.value().flat(5 + j) + cell.bias_hh.value().flat(5 + j) == doctest::Approx(1.0));
+        CHECK(cell.bias_ih.value().flat(5 + j) + cell.bias_hh.value().flat(5 + j) ==
+              doctest::Approx(1.0));
     Generator data(1);
     CHECK(model.forward(Variable(adding_batch(4, 3, data).x)).shape() == Shape{3, 1});
     CHECK(model.parameter_count() == 4 * 5 * (2 + 5 + 2) + 5 + 1);
 }
 
 TEST_CASE("markdown_table: header, separator, padding, alignment, escaping") {
-    const std::string table = markdown_table({"", "RNN", "LSTM"},
-                                             {{"Parameters", "4417", "17473"},
-                                              {"a|b", "x"},
-                                              {"長期依賴", "weak", "strong"}},
-                                             {1});
+    const std::string table = markdown_table(
+        {"", "RNN", "LSTM"},
+        {{"Parameters", "4417", "17473"}, {"a|b", "x"}, {"長期依賴", "weak", "strong"}}, {1});
     CHECK(table ==
           "|            |  RNN | LSTM   |\n"
           "| ---------- | ---: | ------ |\n"

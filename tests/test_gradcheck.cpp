@@ -1,8 +1,8 @@
 // gradcheck itself: it passes right gradients, catches wrong ones and reports them.
 #include <doctest/doctest.h>
 
-#include <tapegrad/train/gradcheck_doctest.hpp>
 #include <tapegrad/tapegrad.hpp>
+#include <tapegrad/train/gradcheck_doctest.hpp>
 
 using namespace tapegrad;
 
@@ -20,8 +20,8 @@ Variable buggy_mul(const Variable& a, const Variable& b) {
 TEST_CASE("gradcheck: a planted wrong backward rule fails and is named") {
     auto f = [](const std::vector<Variable>& x) { return sum(buggy_mul(x[0], x[1])); };
     Generator gen(3);
-    auto report = gradcheck(f, {gen.uniform({2, 3}, 0.5, 1.5, float64),
-                                gen.uniform({2, 3}, 0.5, 1.5, float64)});
+    auto report = gradcheck(
+        f, {gen.uniform({2, 3}, 0.5, 1.5, float64), gen.uniform({2, 3}, 0.5, 1.5, float64)});
     CHECK_FALSE(report.ok());
     REQUIRE(report.inputs.size() == 2);
     CHECK(report.inputs[0].ok);
@@ -36,23 +36,27 @@ TEST_CASE("gradcheck: a planted wrong backward rule fails and is named") {
 TEST_CASE("gradcheck: the full Jacobian of a small non-scalar output") {
     auto f = [](const std::vector<Variable>& x) { return tanh(x[0]) * x[1]; };
     Generator gen(4);
-    auto report = gradcheck(f, {gen.uniform({3}, -1, 1, float64), gen.uniform({3}, -1, 1, float64)});
+    auto report =
+        gradcheck(f, {gen.uniform({3}, -1, 1, float64), gen.uniform({3}, -1, 1, float64)});
     CHECK(report.ok());
     CHECK(report.mode.find("full Jacobian (3 outputs)") == 0);
     // the same function with the planted bug fails through the Jacobian too
     auto bad = [](const std::vector<Variable>& x) { return buggy_mul(x[0], x[1]); };
-    CHECK_FALSE(gradcheck(bad, {gen.uniform({3}, 0.5, 1, float64),
-                                gen.uniform({3}, 0.5, 1, float64)}).ok());
+    CHECK_FALSE(
+        gradcheck(bad, {gen.uniform({3}, 0.5, 1, float64), gen.uniform({3}, 0.5, 1, float64)})
+            .ok());
 }
 
 TEST_CASE("gradcheck: random projections for a large output") {
     auto f = [](const std::vector<Variable>& x) { return matmul(x[0], x[1]); };
     Generator gen(5);
-    auto report = gradcheck(f, {gen.normal({10, 4}, 0, 1, float64), gen.normal({4, 10}, 0, 1, float64)});
+    auto report =
+        gradcheck(f, {gen.normal({10, 4}, 0, 1, float64), gen.normal({4, 10}, 0, 1, float64)});
     CHECK(report.ok());
     CHECK(report.mode.find("random projections of 100 outputs") != std::string::npos);
     auto bad = [](const std::vector<Variable>& x) { return buggy_mul(x[0], x[1]); };
-    auto r = gradcheck(bad, {gen.uniform({10, 10}, 0.5, 1, float64), gen.uniform({10, 10}, 0.5, 1, float64)});
+    auto r = gradcheck(
+        bad, {gen.uniform({10, 10}, 0.5, 1, float64), gen.uniform({10, 10}, 0.5, 1, float64)});
     CHECK_FALSE(r.ok());
     CHECK(r.inputs[0].ok);
     CHECK_FALSE(r.inputs[1].ok);
@@ -89,9 +93,8 @@ TEST_CASE("gradgradcheck: catches a backward rule that is not differentiable") {
     // own gradient is missing: gradcheck passes, gradgradcheck must not.
     auto square = [](const Variable& x) {
         Tensor out = Tensor(xt::xarray<double>(x.value().xt<double>() * x.value().xt<double>()));
-        return record("square_detached", out, {x}, [](Backward& bw) {
-            bw.add(0, bw.grad_out() * bw.input(0).detach() * 2.0);
-        });
+        return record("square_detached", out, {x},
+                      [](Backward& bw) { bw.add(0, bw.grad_out() * bw.input(0).detach() * 2.0); });
     };
     auto f = [&](const std::vector<Variable>& x) { return sum(square(x[0]) * x[0]); };
     const std::vector<Tensor> in{Tensor::from({0.5, -1.2, 0.8}, {3}, float64)};

@@ -6,9 +6,9 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include <tapegrad/train/gradcheck_doctest.hpp>
 #include <tapegrad/core/counters.hpp>
 #include <tapegrad/tapegrad.hpp>
+#include <tapegrad/train/gradcheck_doctest.hpp>
 
 using namespace tapegrad;
 
@@ -23,7 +23,8 @@ using V = const std::vector<Variable>&;
 // projection: the driver gives it raw inputs.
 class MinimalGatedUnit : public Cell {
 public:
-    MinimalGatedUnit(std::size_t in, std::size_t hidden, Generator& g) : Cell("MGU"), in_(in), hidden_(hidden) {
+    MinimalGatedUnit(std::size_t in, std::size_t hidden, Generator& g)
+        : Cell("MGU"), in_(in), hidden_(hidden) {
         const double k = 1.0 / std::sqrt(static_cast<double>(hidden));
         w_f = register_parameter("w_f", g.uniform({in + hidden, hidden}, -k, k, float32));
         b_f = register_parameter("b_f", Tensor::zeros({hidden}, float32));
@@ -32,9 +33,11 @@ public:
     std::size_t input_size() const override { return in_; }
     std::size_t hidden_size() const override { return hidden_; }
     State step(const Variable& x, const State& s) override {
-        const Variable f = sigmoid(matmul(concat({x, s[0]}, 1), w_f) + b_f);        // f = σ(W_f[x, h] + b_f)
-        const Variable candidate = tanh(matmul(concat({x, f * s[0]}, 1), w_h));     // h̃ = tanh(W_h[x, f*h])
-        return {(1.0 - f) * s[0] + f * candidate};                                  // h = (1-f) h + f h̃
+        const Variable f =
+            sigmoid(matmul(concat({x, s[0]}, 1), w_f) + b_f);  // f = σ(W_f[x, h] + b_f)
+        const Variable candidate =
+            tanh(matmul(concat({x, f * s[0]}, 1), w_h));  // h̃ = tanh(W_h[x, f*h])
+        return {(1.0 - f) * s[0] + f * candidate};        // h = (1-f) h + f h̃
     }
     Variable w_f, b_f, w_h;
 
@@ -55,7 +58,8 @@ std::vector<Tensor> random_inputs(std::vector<Shape> shapes, std::uint64_t seed)
 }
 
 TensorFile& reference() {
-    static TensorFile file = load_safetensors(std::string(TAPEGRAD_SOURCE_DIR) + "/tests/reference/rnn_reference.safetensors");
+    static TensorFile file = load_safetensors(std::string(TAPEGRAD_SOURCE_DIR) +
+                                              "/tests/reference/rnn_reference.safetensors");
     return file;
 }
 const Tensor& reference_tensor(const std::string& name) {
@@ -109,7 +113,7 @@ TEST_CASE("cells: LSTM initialisation options") {
     LSTMCell chrono(2, 8, g, float32, {.chrono_t_max = 100});
     for (std::size_t j = 0; j < 8; ++j) {
         const double bf = chrono.bias_ih.value().flat(8 + j), bi = chrono.bias_ih.value().flat(j);
-        CHECK(bf >= 0.0);                // log(U(1, 99)) in [0, log 99]
+        CHECK(bf >= 0.0);  // log(U(1, 99)) in [0, log 99]
         CHECK(bf <= std::log(99.0) + 1e-6);
         CHECK(bi == -bf);
         CHECK(chrono.bias_hh.value().flat(8 + j) == 0.0);
@@ -128,7 +132,8 @@ TEST_CASE("recurrent: names and shapes follow PyTorch") {
     CHECK(names[4] == "weight_ih_l0_reverse");
     CHECK(names[8] == "weight_ih_l1");
     CHECK(names[15] == "bias_hh_l1_reverse");
-    CHECK(lstm.named_parameters()[8].second.shape() == Shape{20, 10});  // layer 1 sees both directions
+    CHECK(lstm.named_parameters()[8].second.shape() ==
+          Shape{20, 10});  // layer 1 sees both directions
     Variable x(g.normal({6, 4, 3}, 0, 1, float32));
     auto out = lstm.forward(x);
     CHECK(out.output.shape() == Shape{6, 4, 10});
@@ -152,8 +157,12 @@ TEST_CASE("recurrent: 2-layer bidirectional stack with variable lengths passes g
 
 TEST_CASE("recurrent: a user's cell gets layers, bidirectional, lengths and gradcheck") {
     Generator g(6);
-    Recurrent mgu("MGU", [](std::size_t in, Generator& gen) { return std::make_shared<MinimalGatedUnit>(in, 2, gen); },
-                  2, {.num_layers = 2, .bidirectional = true}, g);
+    Recurrent mgu(
+        "MGU",
+        [](std::size_t in, Generator& gen) {
+            return std::make_shared<MinimalGatedUnit>(in, 2, gen);
+        },
+        2, {.num_layers = 2, .bidirectional = true}, g);
     CHECK(mgu.named_parameters()[0].first == "w_f_l0");
     auto f = [&](V x) {
         auto out = mgu.forward(x[0], {x[1]}, {2, 3});
@@ -166,17 +175,24 @@ TEST_CASE("recurrent: hoisting the input projection changes nothing") {
     // The same LSTM cell with and without the hoisted projection gives the same numbers.
     struct Unhoisted : Cell {
         std::shared_ptr<LSTMCell> inner;
-        explicit Unhoisted(std::shared_ptr<LSTMCell> c) : Cell("Unhoisted"), inner(c) { register_flat("", c); }
+        explicit Unhoisted(std::shared_ptr<LSTMCell> c) : Cell("Unhoisted"), inner(c) {
+            register_flat("", c);
+        }
         std::size_t input_size() const override { return inner->input_size(); }
         std::size_t hidden_size() const override { return inner->hidden_size(); }
         std::size_t state_count() const override { return 2; }
-        State step(const Variable& x, const State& s) override { return inner->step(inner->project_input(x), s); }
+        State step(const Variable& x, const State& s) override {
+            return inner->step(inner->project_input(x), s);
+        }
     };
     Generator g1(9), g2(9), gx(10);
     LSTM hoisted(3, 4, {}, g1, float64);
-    Recurrent plain("LSTM", [](std::size_t in, Generator& g) {
-        return std::make_shared<Unhoisted>(std::make_shared<LSTMCell>(in, 4, g, float64));
-    }, 3, {}, g2);
+    Recurrent plain(
+        "LSTM",
+        [](std::size_t in, Generator& g) {
+            return std::make_shared<Unhoisted>(std::make_shared<LSTMCell>(in, 4, g, float64));
+        },
+        3, {}, g2);
     Variable x(gx.normal({5, 2, 3}, 0, 1, float64));
     CHECK(max_abs_diff(hoisted.forward(x).output.value(), plain.forward(x).output.value()) < 1e-14);
 }
@@ -231,7 +247,9 @@ TEST_CASE("recurrent: the Cho GRU slices W_hh once per sequence; the numbers are
     CHECK_GRADCHECK(stacked, f, random_inputs({{3, 2, 2}, {4, 2, 2}}, 24));
 }
 
-TEST_CASE("recurrent: outputs, final states and gradients match PyTorch (float64, 2 layers, bidirectional)") {
+TEST_CASE(
+    "recurrent: outputs, final states and gradients match PyTorch (float64, 2 layers, "
+    "bidirectional)") {
     const std::size_t I = 3, H = 4;
     for (std::string kind : {"rnn", "lstm", "gru"}) {
         for (bool packed : {false, true}) {
@@ -242,7 +260,8 @@ TEST_CASE("recurrent: outputs, final states and gradients match PyTorch (float64
             std::unique_ptr<Recurrent> model;
             if (kind == "rnn") model = std::make_unique<RNN>(I, H, opt, g, float64);
             if (kind == "lstm") model = std::make_unique<LSTM>(I, H, opt, g, float64);
-            if (kind == "gru") model = std::make_unique<GRU>(I, H, opt, g, float64, GRUVariant::reset_after);
+            if (kind == "gru")
+                model = std::make_unique<GRU>(I, H, opt, g, float64, GRUVariant::reset_after);
             std::vector<std::pair<std::string, Tensor>> state;
             for (auto& [n, t] : reference().tensors)
                 if (n.rfind(p + "param.", 0) == 0) state.emplace_back(n.substr(p.size() + 6), t);
@@ -254,20 +273,24 @@ TEST_CASE("recurrent: outputs, final states and gradients match PyTorch (float64
                 c0 = Variable(reference_tensor(p + "c0"), true);
                 initial.push_back(c0);
             }
-            const std::vector<std::size_t> lengths = packed ? std::vector<std::size_t>{5, 2, 4} : std::vector<std::size_t>{};
+            const std::vector<std::size_t> lengths =
+                packed ? std::vector<std::size_t>{5, 2, 4} : std::vector<std::size_t>{};
             auto out = model->forward(x, initial, lengths);
             CHECK(max_abs_diff(out.output.value(), reference_tensor(p + "out")) < 1e-12);
             CHECK(max_abs_diff(out.states[0].value(), reference_tensor(p + "h_n")) < 1e-12);
-            Variable loss = sum(out.output * Variable(reference_tensor(p + "w_out"))) + sum(out.states[0] * Variable(reference_tensor(p + "w_h")));
+            Variable loss = sum(out.output * Variable(reference_tensor(p + "w_out"))) +
+                            sum(out.states[0] * Variable(reference_tensor(p + "w_h")));
             if (kind == "lstm") {
                 CHECK(max_abs_diff(out.states[1].value(), reference_tensor(p + "c_n")) < 1e-12);
                 loss = loss + sum(out.states[1] * Variable(reference_tensor(p + "w_c")));
             }
-            CHECK(loss.item() == doctest::Approx(reference_tensor(p + "loss").item()).epsilon(1e-12));
+            CHECK(loss.item() ==
+                  doctest::Approx(reference_tensor(p + "loss").item()).epsilon(1e-12));
             loss.backward();
             CHECK(max_abs_diff(x.grad(), reference_tensor(p + "grad.x")) < 1e-12);
             CHECK(max_abs_diff(h0.grad(), reference_tensor(p + "grad.h0")) < 1e-12);
-            if (kind == "lstm") CHECK(max_abs_diff(c0.grad(), reference_tensor(p + "grad.c0")) < 1e-12);
+            if (kind == "lstm")
+                CHECK(max_abs_diff(c0.grad(), reference_tensor(p + "grad.c0")) < 1e-12);
             for (auto& [n, param] : model->named_parameters()) {
                 CAPTURE(n);
                 CHECK(max_abs_diff(param.grad(), reference_tensor(p + "grad." + n)) < 1e-12);
@@ -292,7 +315,8 @@ TEST_CASE("recurrent: padding is invisible — each sequence as if run alone") {
     gru.zero_grad();
     // one sequence at a time: its own length, no padding; the same loss weights restricted to it
     Generator w1(1), w2(2);
-    const Tensor wo = w1.normal(batch.output.shape(), 0, 1, float64), wh = w2.normal(batch.states[0].shape(), 0, 1, float64);
+    const Tensor wo = w1.normal(batch.output.shape(), 0, 1, float64),
+                 wh = w2.normal(batch.states[0].shape(), 0, 1, float64);
     for (std::size_t b = 0; b < 3; ++b) {
         const long L = static_cast<long>(lengths[b]);
         Variable xs(narrow(narrow(Variable(x), 1, static_cast<long>(b), 1), 0, 0, L).value(), true);
@@ -300,17 +324,23 @@ TEST_CASE("recurrent: padding is invisible — each sequence as if run alone") {
         const Tensor wo_b = narrow(narrow(Variable(wo), 1, b, 1), 0, 0, L).value();
         const Tensor wh_b = narrow(Variable(wh), 1, b, 1).value();
         // outputs and final states equal the batch's rows
-        CHECK(max_abs_diff(alone.output.value(), narrow(narrow(batch.output, 1, b, 1), 0, 0, L).value()) < 1e-12);
-        CHECK(max_abs_diff(alone.states[0].value(), narrow(batch.states[0], 1, b, 1).value()) < 1e-12);
+        CHECK(max_abs_diff(alone.output.value(),
+                           narrow(narrow(batch.output, 1, b, 1), 0, 0, L).value()) < 1e-12);
+        CHECK(max_abs_diff(alone.states[0].value(), narrow(batch.states[0], 1, b, 1).value()) <
+              1e-12);
         // padded outputs are exactly zero
-        if (L < 7) CHECK(max_abs_diff(narrow(narrow(batch.output, 1, b, 1), 0, L, 7 - L).value(),
-                                      Tensor::zeros({static_cast<std::size_t>(7 - L), 1, 6}, float64)) == 0.0);
+        if (L < 7)
+            CHECK(max_abs_diff(narrow(narrow(batch.output, 1, b, 1), 0, L, 7 - L).value(),
+                               Tensor::zeros({static_cast<std::size_t>(7 - L), 1, 6}, float64)) ==
+                  0.0);
         (sum(alone.output * Variable(wo_b)) + sum(alone.states[0] * Variable(wh_b))).backward();
-        CHECK(max_abs_diff(xs.grad(), narrow(narrow(Variable(batch_grad), 1, b, 1), 0, 0, L).value()) < 1e-12);
+        CHECK(max_abs_diff(xs.grad(),
+                           narrow(narrow(Variable(batch_grad), 1, b, 1), 0, 0, L).value()) < 1e-12);
     }
     // the per-sequence parameter gradients add up to the batch's
     auto params = gru.parameters();
-    for (std::size_t k = 0; k < params.size(); ++k) CHECK(max_abs_diff(params[k].grad(), batch_param_grads[k]) < 1e-12);
+    for (std::size_t k = 0; k < params.size(); ++k)
+        CHECK(max_abs_diff(params[k].grad(), batch_param_grads[k]) < 1e-12);
 }
 
 TEST_CASE("recurrent: batch_first, dropout between layers, truncated BPTT") {
@@ -324,14 +354,16 @@ TEST_CASE("recurrent: batch_first, dropout between layers, truncated BPTT") {
     CHECK(max_abs_diff(a.output.value(), b.output.value()) == 0.0);  // no dropout in eval
     rnn.train();
     auto c = rnn.forward(Variable(x));
-    CHECK(max_abs_diff(a.output.value(), c.output.value()) > 0.0);   // dropout between the layers
+    CHECK(max_abs_diff(a.output.value(), c.output.value()) > 0.0);  // dropout between the layers
     rnn.eval();
 
     // truncated BPTT: two chunks of 3 steps with the state carried, detached
-    Variable first(narrow(Variable(x), 1, 0, 3).value(), true), second(narrow(Variable(x), 1, 3, 3).value(), true);
+    Variable first(narrow(Variable(x), 1, 0, 3).value(), true),
+        second(narrow(Variable(x), 1, 3, 3).value(), true);
     auto c1 = rnn.forward(first);
     auto c2 = rnn.forward(second, detach(c1.states));
-    CHECK(max_abs_diff(c2.output.value(), narrow(a.output, 1, 3, 3).value()) < 1e-14);  // same as one pass
+    CHECK(max_abs_diff(c2.output.value(), narrow(a.output, 1, 3, 3).value()) <
+          1e-14);  // same as one pass
     sum(c2.output).backward();
     CHECK(second.grad().defined());
     CHECK_FALSE(first.grad().defined());  // the carried state is cut from the first chunk
@@ -349,8 +381,10 @@ TEST_CASE("reference: tapegrad checkpoint for PyTorch") {
     auto tensors = lstm.state_dict();
     tensors.emplace_back("probe.x", x);
     tensors.emplace_back("probe.out", out);
-    if (const char* target = std::getenv("TAPEGRAD_WRITE_REFERENCE")) save_safetensors(target, tensors);
-    TensorFile committed = load_safetensors(std::string(TAPEGRAD_SOURCE_DIR) + "/tests/reference/tapegrad_lstm.safetensors");
+    if (const char* target = std::getenv("TAPEGRAD_WRITE_REFERENCE"))
+        save_safetensors(target, tensors);
+    TensorFile committed = load_safetensors(std::string(TAPEGRAD_SOURCE_DIR) +
+                                            "/tests/reference/tapegrad_lstm.safetensors");
     REQUIRE(committed.tensors.size() == tensors.size());
     for (const auto& [name, t] : tensors) {
         CAPTURE(name);
@@ -367,12 +401,15 @@ TEST_CASE("reference: a checkpoint of PyTorch's state_dict loads in tapegrad") {
     std::vector<std::pair<std::string, Tensor>> state;
     for (auto& [n, t] : reference().tensors)
         if (n.rfind("lstm.param.", 0) == 0) state.emplace_back(n.substr(11), t);
-    const auto path = (std::filesystem::temp_directory_path() / "torch_lstm_state.safetensors").string();
+    const auto path =
+        (std::filesystem::temp_directory_path() / "torch_lstm_state.safetensors").string();
     save_safetensors(path, state);
     Generator g(0);
-    LSTM lstm(3, 4, {.num_layers = 2, .bidirectional = true}, g, float32);  // float32 model: values converted
+    LSTM lstm(3, 4, {.num_layers = 2, .bidirectional = true}, g,
+              float32);  // float32 model: values converted
     CHECK(load(lstm, path).ok());
-    CHECK(max_abs_diff(lstm.named_parameters()[0].second.value().to(float64), state[0].second) < 1e-6);
+    CHECK(max_abs_diff(lstm.named_parameters()[0].second.value().to(float64), state[0].second) <
+          1e-6);
 }
 
 TEST_CASE("modules: Linear, Embedding, Dropout, LayerNorm, Sequential") {
@@ -380,9 +417,11 @@ TEST_CASE("modules: Linear, Embedding, Dropout, LayerNorm, Sequential") {
     auto fc1 = std::make_shared<Linear>(3, 4, g, float64);
     CHECK(fc1->weight.shape() == Shape{4, 3});
     for (std::size_t i = 0; i < fc1->weight.numel(); ++i)
-        CHECK(std::abs(fc1->weight.value().flat(i)) <= 1 / std::sqrt(3.0));  // U(-1/sqrt(in), 1/sqrt(in))
-    auto net = Sequential{fc1, std::make_shared<LayerNorm>(Shape{4}, float64), std::make_shared<Dropout>(0.5, 1),
-                          std::make_shared<Linear>(4, 2, g, float64)};
+        CHECK(std::abs(fc1->weight.value().flat(i)) <=
+              1 / std::sqrt(3.0));  // U(-1/sqrt(in), 1/sqrt(in))
+    auto net =
+        Sequential{fc1, std::make_shared<LayerNorm>(Shape{4}, float64),
+                   std::make_shared<Dropout>(0.5, 1), std::make_shared<Linear>(4, 2, g, float64)};
     CHECK(net.named_parameters()[0].first == "0.weight");
     CHECK(net.named_parameters()[2].first == "1.weight");
     CHECK(net.parameter_count() == 4 * 3 + 4 + 4 + 4 + 2 * 4 + 2);
@@ -404,7 +443,8 @@ TEST_CASE("modules: Linear, Embedding, Dropout, LayerNorm, Sequential") {
     current_tape().clear();
 }
 
-TEST_CASE("recurrent: each step's gate gradients are joined straight into the projection's gradient") {
+TEST_CASE(
+    "recurrent: each step's gate gradients are joined straight into the projection's gradient") {
     // The driver cuts the hoisted projection into the steps' rows; each step's chunk of gate
     // pre-activations is joined in its rows of the projection's gradient (Backward::destination),
     // where sigmoid and tanh wrote the gate gradients, so neither the T chunks nor the
@@ -419,7 +459,8 @@ TEST_CASE("recurrent: each step's gate gradients are joined straight into the pr
     std::vector<Variable> wanted(params.begin(), params.end());
     wanted.push_back(x);
 
-    const std::size_t joined_before = detail::splits_joined_in_place(), read_before = detail::products_read_in_place();
+    const std::size_t joined_before = detail::splits_joined_in_place(),
+                      read_before = detail::products_read_in_place();
     const auto driven = grad(weighted(lstm.forward(x).output, 1), wanted);
     CHECK(detail::splits_joined_in_place() - joined_before == T + 1);
     CHECK(detail::products_read_in_place() - read_before == 1);  // W_hh's products read it in place

@@ -19,7 +19,9 @@ struct LimitGuard {
     ~LimitGuard() { set_buffer_cache_limit(saved); }
 };
 
-bool aligned(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % buffers::alignment == 0; }
+bool aligned(const void* p) {
+    return reinterpret_cast<std::uintptr_t>(p) % buffers::alignment == 0;
+}
 
 }  // namespace
 
@@ -37,7 +39,7 @@ TEST_CASE("memory: size classes hold the request and waste at most a quarter") {
         const std::size_t c = buffers::class_bytes(b);
         CHECK(c >= b);
         CHECK((b <= 64 || 4 * c <= 5 * b + 4 * 64));  // within 25% above b
-        CHECK(buffers::class_bytes(c) == c);           // a class is its own class
+        CHECK(buffers::class_bytes(c) == c);          // a class is its own class
     }
 }
 
@@ -87,13 +89,15 @@ TEST_CASE("memory: limit 0 caches nothing; buffers above 64 KiB are never cached
     CHECK(buffers::stats().shared_bytes == 0);
 }
 
-TEST_CASE("memory: buffers freed on another thread reach the allocating thread through the shared pool") {
+TEST_CASE(
+    "memory: buffers freed on another thread reach the allocating thread through the shared pool") {
     LimitGuard guard;
     set_buffer_cache_limit(std::size_t{256} << 20);
     buffers::trim();
     // One thread allocates, another frees, many times: the freeing thread keeps at most its
     // own share and hands the rest to the pool, so the allocating thread stops calling malloc.
-    const std::size_t bytes = std::size_t{64} << 10, n = 256;  // 16 MiB in all, more than a thread's share
+    const std::size_t bytes = std::size_t{64} << 10,
+                      n = 256;  // 16 MiB in all, more than a thread's share
     std::vector<void*> blocks;
     for (int round = 0; round < 4; ++round) {
         for (std::size_t i = 0; i < n; ++i) blocks.push_back(buffers::acquire(bytes));
@@ -104,7 +108,8 @@ TEST_CASE("memory: buffers freed on another thread reach the allocating thread t
         blocks.clear();
     }
     const auto s = buffers::stats();
-    CHECK(s.shared_bytes >= n * bytes - (std::size_t{8} << 20));  // what it did not keep (it exited: all of it)
+    CHECK(s.shared_bytes >=
+          n * bytes - (std::size_t{8} << 20));  // what it did not keep (it exited: all of it)
     const auto misses = s.misses;
     for (std::size_t i = 0; i < n; ++i) blocks.push_back(buffers::acquire(bytes));
     CHECK(buffers::stats().misses == misses);  // every one came back from the pool
@@ -123,7 +128,7 @@ TEST_CASE("memory: the shared pool stays within the limit") {
     const auto s = buffers::stats();
     CHECK(s.cached_bytes == 4 * bytes);  // the thread's share, capped by the limit
     CHECK(s.shared_bytes <= 4 * bytes);
-    CHECK(s.shared_bytes >= bytes);      // the pool kept some of the rest
+    CHECK(s.shared_bytes >= bytes);  // the pool kept some of the rest
     buffers::trim();
 }
 
@@ -142,9 +147,9 @@ TEST_CASE("memory: tensors allocate through the cache, and repeated steps reuse 
     const auto warm = buffers::stats();
     const std::vector<double> second = step();
     const auto after = buffers::stats();
-    CHECK(first == second);                      // reused buffers give the same numbers
+    CHECK(first == second);  // reused buffers give the same numbers
     CHECK(after.hits > warm.hits);
-    CHECK(after.misses == warm.misses);          // the second step's buffers all came from the cache
+    CHECK(after.misses == warm.misses);  // the second step's buffers all came from the cache
     // A tensor's elements are cache-line aligned, and any xtensor expression still builds one.
     Tensor t(xt::xarray<double>{{1.0, 2.0}, {3.0, 4.0}});
     CHECK(aligned(t.xt<double>().data()));
@@ -162,7 +167,8 @@ TEST_CASE("memory: a variable and a recorded op's input list come from the cache
         return (after.hits + after.misses) - (before.hits + before.misses);
     };
     Tensor t = Tensor::full({3}, 2.0, float32);
-    CHECK(taken([&] { return Variable(t); }) == 1);  // the variable's block, its control block inside
+    CHECK(taken([&] { return Variable(t); }) ==
+          1);  // the variable's block, its control block inside
     Variable x(Tensor::full({3}, 1.0, float32), true);
     std::uint64_t plain = 0;
     {

@@ -87,8 +87,8 @@ TEST_CASE("op coverage: every public op has a gradcheck row") {
     std::vector<std::string> rows;
     for (const auto& row : tapegrad::testing::op_table()) rows.push_back(row.name);
     const std::string missing = uncovered(public_ops(), rows);
-    CHECK_MESSAGE(missing.empty(), "ops with no row in op_table() (tests/op_rows_*.cpp): ",
-                  missing);
+    CHECK_MESSAGE(missing.empty(),
+                  "ops with no row in op_table() (tests/op_rows_*.cpp): ", missing);
 }
 
 TEST_CASE("op coverage: every public op has a fuzz row") {
@@ -107,10 +107,8 @@ TEST_CASE("op coverage: each fuzz row has a seed, and each seed names its row") 
             if (c == ' ') c = '_';
         files.insert(file);
         CAPTURE(row);
-        if (fs::exists(dir / file))
-            CHECK(read(dir / file).starts_with(row + '\0'));
-        else
-            FAIL_CHECK("no seed ", (dir / file).string());
+        if (fs::exists(dir / file)) CHECK(read(dir / file).starts_with(row + '\0'));
+        else FAIL_CHECK("no seed ", (dir / file).string());
     }
     for (const auto& entry : fs::directory_iterator(dir))
         CHECK_MESSAGE(files.contains(entry.path().filename().string()),

@@ -112,11 +112,13 @@ TEST_CASE("elementwise errors: where") {
     Variable a(Tensor::ones({2, 3}, float64)), b(Tensor::zeros({2, 3}, float64));
     auto msg = thrown<ShapeError>([&] { where(Tensor::ones({4}, float64), a, b); });
     CHECK(msg.find("where: mask [4], a [2,3] and b [2,3] cannot be broadcast together") == 0);
-    msg = thrown<ShapeError>([&] { where(Tensor::ones({2, 3}, float64), a,
-                                          Variable(Tensor::zeros({2}, float64))); });
+    msg = thrown<ShapeError>([&] {
+        where(Tensor::ones({2, 3}, float64), a, Variable(Tensor::zeros({2}, float64)));
+    });
     CHECK(msg.find("where: mask [2,3], a [2,3] and b [2] cannot be broadcast together") == 0);
-    msg = thrown<DTypeError>([&] { where(Tensor::ones({2, 3}, float64), a,
-                                          Variable(Tensor::zeros({2, 3}, float32))); });
+    msg = thrown<DTypeError>([&] {
+        where(Tensor::ones({2, 3}, float64), a, Variable(Tensor::zeros({2, 3}, float32)));
+    });
     CHECK(msg.find("where: dtypes differ") == 0);
     CHECK(thrown<ValueError>([&] { where(Tensor(), a, b); }).find("where: the mask is undefined") ==
           0);
@@ -125,11 +127,14 @@ TEST_CASE("elementwise errors: where") {
 TEST_CASE("elementwise errors: lerp") {
     Variable a(Tensor::ones({2, 3}, float64)), b(Tensor::zeros({2, 3}, float64));
     auto msg = thrown<ShapeError>([&] { lerp(a, b, Variable(Tensor::ones({4}, float64))); });
-    CHECK(msg.find("lerp: start [2,3], end [2,3] and weight [4] cannot be broadcast together") == 0);
+    CHECK(msg.find("lerp: start [2,3], end [2,3] and weight [4] cannot be broadcast together") ==
+          0);
     msg = thrown<DTypeError>([&] { lerp(a, b, Variable(Tensor::ones({2, 3}, float32))); });
     CHECK(msg.find("lerp: dtypes differ") == 0);
     CHECK(has(msg, "float32"));
-    CHECK(thrown<ValueError>([&] { lerp(a, Variable(), b); }).find("lerp: an input variable is undefined") == 0);
+    CHECK(thrown<ValueError>([&] {
+              lerp(a, Variable(), b);
+          }).find("lerp: an input variable is undefined") == 0);
 }
 
 TEST_CASE("reduction errors: axes, empty groups, degrees of freedom") {
@@ -253,7 +258,8 @@ TEST_CASE("lerp: values and gradients, the same as the three ops it replaces") {
     // float32 on column slices (the GRU's z is one): what sub, mul and add give, to rounding
     // (the compiler may fuse the multiply and add)
     Generator gen(3);
-    Variable p(gen.normal({5, 40}, 0, 1, float32), true), q(gen.normal({5, 20}, 0, 1, float32), true);
+    Variable p(gen.normal({5, 40}, 0, 1, float32), true),
+        q(gen.normal({5, 20}, 0, 1, float32), true);
     const auto c = chunk(p, 2, 1), d = chunk(p, 2, 1);
     Variable fused = lerp(c[0], q, c[1]), plain = d[0] + d[1] * (q - d[0]);
     CHECK(max_abs_diff(fused.value(), plain.value()) < 1e-6);

@@ -126,7 +126,8 @@ TEST_CASE("concat, stack, split, chunk, unbind: values") {
     WeightPackScope packs;
     const std::size_t before = detail::weights_packed();
     const Tensor packed_sum = addmm(q[1], h, weight, false, true).value();
-    CHECK(detail::weights_packed() == before + (packed_gemm::available() ? 2 : 0));  // op(W) and op(W)ᵀ
+    CHECK(detail::weights_packed() ==
+          before + (packed_gemm::available() ? 2 : 0));  // op(W) and op(W)ᵀ
     CHECK(max_abs_diff(packed_sum, addmm(copied, h, weight, false, true).value()) == 0.0);
 }
 
@@ -137,8 +138,7 @@ TEST_CASE("chunk: gradients of the pieces, unused ones as zeros, joined once") {
     CHECK(current_tape().size() == before + 1);  // one entry, four results
     // loss = sum(2 g0 + g3): gradient 2 on the first quarter, 1 on the last, 0 between
     sum(g[0] * 2.0 + g[3]).backward();
-    CHECK(grad_values(x) ==
-          std::vector<double>{2, 2, 0, 0, 0, 0, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1});
+    CHECK(grad_values(x) == std::vector<double>{2, 2, 0, 0, 0, 0, 1, 1, 2, 2, 0, 0, 0, 0, 1, 1});
 }
 
 TEST_CASE("chunk: retain_graph runs the backward twice, the second time from scratch") {
@@ -216,8 +216,7 @@ TEST_CASE("gather: PyTorch semantics, repeated indices accumulate") {
     sum(y).backward();
     CHECK(grad_values(x) == std::vector<double>{0, 0, 2, 1, 1, 0});
     // axis 0: out[i][j] = x[index[i][j]][j], the index narrower than x
-    CHECK(values(gather(Variable(iota({2, 3})), 0, {1, 0}, {1, 2})) ==
-          std::vector<double>{3, 1});
+    CHECK(values(gather(Variable(iota({2, 3})), 0, {1, 0}, {1, 2})) == std::vector<double>{3, 1});
 }
 
 TEST_CASE("matmul: batched products equal per-batch 2-D products") {
@@ -227,13 +226,11 @@ TEST_CASE("matmul: batched products equal per-batch 2-D products") {
             Shape a, b;
             bool ta, tb;
         };
-        for (const Case& c : {Case{{2, 3, 4}, {2, 4, 5}, false, false},
-                              Case{{3, 4}, {2, 4, 5}, false, false},
-                              Case{{1, 3, 4}, {2, 4, 5}, false, false},
-                              Case{{2, 3, 4}, {4, 5}, false, false},
-                              Case{{2, 3, 4}, {5, 4}, false, true},
-                              Case{{2, 4, 3}, {2, 5, 4}, true, true},
-                              Case{{2, 4, 3}, {4, 5}, true, false}}) {
+        for (const Case& c :
+             {Case{{2, 3, 4}, {2, 4, 5}, false, false}, Case{{3, 4}, {2, 4, 5}, false, false},
+              Case{{1, 3, 4}, {2, 4, 5}, false, false}, Case{{2, 3, 4}, {4, 5}, false, false},
+              Case{{2, 3, 4}, {5, 4}, false, true}, Case{{2, 4, 3}, {2, 5, 4}, true, true},
+              Case{{2, 4, 3}, {4, 5}, true, false}}) {
             CAPTURE(to_string(c.a));
             CAPTURE(to_string(c.b));
             Variable a = Variable(iota(c.a, dtype)) * 0.1;
@@ -264,18 +261,24 @@ TEST_CASE("addmm: equals c + matmul, and reports bad shapes") {
                            (matmul(a, b, false, true) + bias).value()) < 1e-6);
         CHECK(max_abs_diff(addmm(full, a, b, false, true).value(),
                            (matmul(a, b, false, true) + full).value()) < 1e-6);
-        Variable column = Variable(iota({3, 1}, dtype)) * 0.7, square = Variable(iota({3, 4}, dtype)) * 0.1;
-        Variable ab = matmul(a, square, false, true);  // [3, 3]: a column and a row have the same size
-        CHECK(max_abs_diff(addmm(column, a, square, false, true).value(), (ab + column).value()) < 1e-6);
-        CHECK(max_abs_diff(addmm(Variable(Tensor::scalar(2.0, dtype)), a, square, false, true).value(),
-                           (ab + 2.0).value()) < 1e-6);
+        Variable column = Variable(iota({3, 1}, dtype)) * 0.7,
+                 square = Variable(iota({3, 4}, dtype)) * 0.1;
+        Variable ab =
+            matmul(a, square, false, true);  // [3, 3]: a column and a row have the same size
+        CHECK(max_abs_diff(addmm(column, a, square, false, true).value(), (ab + column).value()) <
+              1e-6);
+        CHECK(max_abs_diff(
+                  addmm(Variable(Tensor::scalar(2.0, dtype)), a, square, false, true).value(),
+                  (ab + 2.0).value()) < 1e-6);
     }
     Variable a(Tensor::zeros({3, 4}, float64)), b(Tensor::zeros({4, 5}, float64));
-    CHECK_THROWS_WITH_AS(addmm(Variable(Tensor::zeros({4}, float64)), a, b),
-                         doctest::Contains("addmm: c [4] does not broadcast to the product's [3,5]"), ShapeError);
+    CHECK_THROWS_WITH_AS(
+        addmm(Variable(Tensor::zeros({4}, float64)), a, b),
+        doctest::Contains("addmm: c [4] does not broadcast to the product's [3,5]"), ShapeError);
     CHECK_THROWS_WITH_AS(addmm(Variable(Tensor::zeros({5}, float64)), a, a),
                          doctest::Contains("inner dimensions 4 and 3 differ"), ShapeError);
-    CHECK_THROWS_WITH_AS(addmm(Variable(Tensor::zeros({5}, float64)), Variable(Tensor::zeros({2, 3, 4}, float64)), b),
+    CHECK_THROWS_WITH_AS(addmm(Variable(Tensor::zeros({5}, float64)),
+                               Variable(Tensor::zeros({2, 3, 4}, float64)), b),
                          doctest::Contains("both operands must be matrices"), ShapeError);
     CHECK_THROWS_AS(addmm(Variable(Tensor::zeros({5}, float32)), a, b), DTypeError);
 }

@@ -52,7 +52,9 @@ std::string temp_path(const std::string& name) {
 // Rosenbrock: f(p) = (1 - x)^2 + 100 (y - x^2)^2 from (-1.2, 1).
 struct Rosen : Module {
     Variable p;
-    explicit Rosen(DType dtype) : Module("Rosen") { p = register_parameter("p", Tensor::from({-1.2, 1.0}, {2}, dtype)); }
+    explicit Rosen(DType dtype) : Module("Rosen") {
+        p = register_parameter("p", Tensor::from({-1.2, 1.0}, {2}, dtype));
+    }
     Variable loss() const {
         const Variable x = narrow(p, 0, 0, 1), y = narrow(p, 0, 1, 1);
         const Variable a = 1.0 - x, b = y - x * x;
@@ -101,25 +103,37 @@ const std::vector<Config>& configs() {
     static const std::vector<Config> table = {
         {"sgd", 1e-3, maker<SGD>(SGDOptions{.lr = 1e-3})},
         {"sgd_momentum", 1e-3, maker<SGD>(SGDOptions{.lr = 1e-3, .momentum = 0.9})},
-        {"sgd_dampening", 1e-3, maker<SGD>(SGDOptions{.lr = 1e-3, .momentum = 0.9, .dampening = 0.5})},
-        {"sgd_nesterov", 1e-3, maker<SGD>(SGDOptions{.lr = 1e-3, .momentum = 0.9, .nesterov = true})},
-        {"sgd_weight_decay", 1e-3, maker<SGD>(SGDOptions{.lr = 1e-3, .momentum = 0.5, .weight_decay = 0.1})},
+        {"sgd_dampening", 1e-3,
+         maker<SGD>(SGDOptions{.lr = 1e-3, .momentum = 0.9, .dampening = 0.5})},
+        {"sgd_nesterov", 1e-3,
+         maker<SGD>(SGDOptions{.lr = 1e-3, .momentum = 0.9, .nesterov = true})},
+        {"sgd_weight_decay", 1e-3,
+         maker<SGD>(SGDOptions{.lr = 1e-3, .momentum = 0.5, .weight_decay = 0.1})},
         {"adam", 0.05, maker<Adam>(AdamOptions{.lr = 0.05})},
         {"adam_amsgrad", 0.05, maker<Adam>(AdamOptions{.lr = 0.05, .amsgrad = true})},
         {"adam_weight_decay", 0.05,
-         maker<Adam>(AdamOptions{.lr = 0.05, .beta1 = 0.8, .beta2 = 0.99, .eps = 1e-3, .weight_decay = 0.1})},
+         maker<Adam>(AdamOptions{
+             .lr = 0.05, .beta1 = 0.8, .beta2 = 0.99, .eps = 1e-3, .weight_decay = 0.1})},
         {"adamw", 0.05, maker<AdamW>(AdamWOptions{.lr = 0.05})},
-        {"adamw_amsgrad", 0.05, maker<AdamW>(AdamWOptions{.lr = 0.05, .weight_decay = 0.1, .amsgrad = true})},
+        {"adamw_amsgrad", 0.05,
+         maker<AdamW>(AdamWOptions{.lr = 0.05, .weight_decay = 0.1, .amsgrad = true})},
         {"rmsprop", 0.01, maker<RMSprop>(RMSpropOptions{.lr = 0.01})},
         {"rmsprop_centered", 0.01, maker<RMSprop>(RMSpropOptions{.lr = 0.01, .centered = true})},
         {"rmsprop_momentum", 0.01, maker<RMSprop>(RMSpropOptions{.lr = 0.01, .momentum = 0.9})},
         {"rmsprop_all", 0.01,
-         maker<RMSprop>(RMSpropOptions{
-             .lr = 0.01, .alpha = 0.9, .eps = 1e-4, .weight_decay = 0.1, .momentum = 0.5, .centered = true})},
+         maker<RMSprop>(RMSpropOptions{.lr = 0.01,
+                                       .alpha = 0.9,
+                                       .eps = 1e-4,
+                                       .weight_decay = 0.1,
+                                       .momentum = 0.5,
+                                       .centered = true})},
         {"adagrad", 0.1, maker<Adagrad>(AdagradOptions{.lr = 0.1})},
         {"adagrad_all", 0.1,
-         maker<Adagrad>(AdagradOptions{
-             .lr = 0.1, .lr_decay = 0.05, .weight_decay = 0.1, .initial_accumulator_value = 0.5, .eps = 1e-3})},
+         maker<Adagrad>(AdagradOptions{.lr = 0.1,
+                                       .lr_decay = 0.05,
+                                       .weight_decay = 0.1,
+                                       .initial_accumulator_value = 0.5,
+                                       .eps = 1e-3})},
     };
     return table;
 }
@@ -127,8 +141,8 @@ const std::vector<Config>& configs() {
 // Runs 20 steps of `config` on `problem` and returns, per parameter name, the worst relative
 // error against the reference over all steps.
 template <class Problem>
-std::map<std::string, double> trajectory_errors(const Config& config, const std::string& problem_name,
-                                                DType dtype) {
+std::map<std::string, double> trajectory_errors(const Config& config,
+                                                const std::string& problem_name, DType dtype) {
     Problem problem(dtype);
     auto opt = config.make(problem.groups(config.lr));
     std::map<std::string, double> worst;
@@ -137,7 +151,8 @@ std::map<std::string, double> trajectory_errors(const Config& config, const std:
         problem.loss().backward();
         opt->step();
         for (auto& [name, p] : problem.named_parameters()) {
-            const Tensor& table = expected_table(fmt::format("opt.{}.{}.{}", config.name, problem_name, name));
+            const Tensor& table =
+                expected_table(fmt::format("opt.{}.{}.{}", config.name, problem_name, name));
             worst[name] = std::max(worst[name], worst_rel_error(p.value(), table, step));
         }
     }
@@ -169,10 +184,12 @@ TEST_CASE("optim: float32 parameters are updated in float32 and stay near the fl
         }
         for (auto& [name, p] : q.named_parameters()) {
             CHECK(p.dtype() == float32);
-            const double err = worst_rel_error(p.value(), expected_table(fmt::format("opt.{}.quad.{}", c.name, name)), 19);
+            const double err = worst_rel_error(
+                p.value(), expected_table(fmt::format("opt.{}.quad.{}", c.name, name)), 19);
             CHECK_MESSAGE(err <= 3e-5, c.name, " ", name, ": relative error ", err);
         }
-        for (const auto& [buffer, t] : opt->state(0).buffers) CHECK_MESSAGE(t.dtype() == float32, c.name, " ", buffer);
+        for (const auto& [buffer, t] : opt->state(0).buffers)
+            CHECK_MESSAGE(t.dtype() == float32, c.name, " ", buffer);
         CHECK(opt->state(0).step == 20);
         CHECK(opt->state(1).step == 0);  // u: never a gradient, never a state
         CHECK(opt->state(1).buffers.empty());
@@ -183,7 +200,9 @@ TEST_CASE("optim: float32 parameters are updated in float32 and stay near the fl
 
 namespace {
 
-double plateau_metric(int epoch) { return epoch < 8 || epoch >= 20 ? 1.0 / (1 + 0.1 * epoch) : 0.5; }
+double plateau_metric(int epoch) {
+    return epoch < 8 || epoch >= 20 ? 1.0 / (1 + 0.1 * epoch) : 0.5;
+}
 
 std::vector<std::shared_ptr<Scheduler>> make_schedule(const std::string& name, Optimizer& opt) {
     if (name == "step") return {std::make_shared<StepLR>(opt, 7, 0.5)};
@@ -196,17 +215,24 @@ std::vector<std::shared_ptr<Scheduler>> make_schedule(const std::string& name, O
     if (name == "warmup_cosine") {
         auto warm = std::make_shared<LinearLR>(opt, 0.1, 1.0, 5);
         auto cosine = std::make_shared<CosineAnnealingLR>(opt, 25, 1e-4);
-        return {std::make_shared<SequentialLR>(opt, std::vector<std::shared_ptr<LRScheduler>>{warm, cosine},
-                                               std::vector<long>{5})};
+        return {std::make_shared<SequentialLR>(
+            opt, std::vector<std::shared_ptr<LRScheduler>>{warm, cosine}, std::vector<long>{5})};
     }
-    if (name == "chain") return {std::make_shared<StepLR>(opt, 5, 0.5), std::make_shared<ExponentialLR>(opt, 0.95)};
+    if (name == "chain")
+        return {std::make_shared<StepLR>(opt, 5, 0.5), std::make_shared<ExponentialLR>(opt, 0.95)};
     if (name == "plateau")
         return {std::make_shared<ReduceLROnPlateau>(
-            opt, PlateauOptions{.factor = 0.5, .patience = 2, .threshold = 1e-2, .cooldown = 1, .min_lr = {0.02}})};
+            opt,
+            PlateauOptions{
+                .factor = 0.5, .patience = 2, .threshold = 1e-2, .cooldown = 1, .min_lr = {0.02}})};
     if (name == "plateau_max_abs")
         return {std::make_shared<ReduceLROnPlateau>(
-            opt, PlateauOptions{.mode = PlateauMode::max, .factor = 0.3, .patience = 1, .threshold = 0.05,
-                                .threshold_mode = ThresholdMode::abs, .min_lr = {0.0, 0.01}})};
+            opt, PlateauOptions{.mode = PlateauMode::max,
+                                .factor = 0.3,
+                                .patience = 1,
+                                .threshold = 0.05,
+                                .threshold_mode = ThresholdMode::abs,
+                                .min_lr = {0.0, 0.01}})};
     throw std::runtime_error("unknown schedule " + name);
 }
 
@@ -219,23 +245,25 @@ TEST_CASE("schedules: every schedule gives PyTorch's lr sequence over 30 epochs"
         const std::size_t comma = std::min(names.find(',', start), names.size());
         const std::string name = names.substr(start, comma - start);
         start = comma + 1;
-        Variable a(Tensor::from({1.0}, {1}, float64), true), b(Tensor::from({2.0}, {1}, float64), true);
+        Variable a(Tensor::from({1.0}, {1}, float64), true),
+            b(Tensor::from({2.0}, {1}, float64), true);
         SGD opt({ParamGroup{{a}}, ParamGroup{{b}, 0.05}}, SGDOptions{.lr = 0.1});
         auto schedule = make_schedule(name, opt);
         const bool max_mode = name == "plateau_max_abs";
         const Tensor& table = expected_table("sched." + name);
-        double worst = worst_rel_error(Tensor::from({opt.groups()[0].lr, opt.groups()[1].lr}, {2}, float64), table, 0);
+        double worst = worst_rel_error(
+            Tensor::from({opt.groups()[0].lr, opt.groups()[1].lr}, {2}, float64), table, 0);
         for (int epoch = 0; epoch < 30; ++epoch) {
             opt.step();
             for (auto& s : schedule) {
                 if (auto* plateau = dynamic_cast<ReduceLROnPlateau*>(s.get()))
                     plateau->step(max_mode ? -plateau_metric(epoch) : plateau_metric(epoch));
-                else
-                    dynamic_cast<LRScheduler&>(*s).step();
+                else dynamic_cast<LRScheduler&>(*s).step();
             }
             const Tensor lrs = Tensor::from({opt.groups()[0].lr, opt.groups()[1].lr}, {2}, float64);
             worst = std::max(worst, worst_rel_error(lrs, table, epoch + 1));
-            CHECK(schedule.back()->last_lr() == std::vector<double>{opt.groups()[0].lr, opt.groups()[1].lr});
+            CHECK(schedule.back()->last_lr() ==
+                  std::vector<double>{opt.groups()[0].lr, opt.groups()[1].lr});
         }
         CHECK_MESSAGE(worst <= 1e-12, name, ": relative error ", worst);
         ++checked;
@@ -254,7 +282,8 @@ TEST_CASE("schedules: hand-checked values and option errors") {
         seen.push_back(opt.groups()[0].lr);
     }
     const std::vector<double> expected{0.5, 0.625, 0.75, 0.875, 1.0, 1.0};
-    for (std::size_t i = 0; i < expected.size(); ++i) CHECK(seen[i] == doctest::Approx(expected[i]).epsilon(1e-15));
+    for (std::size_t i = 0; i < expected.size(); ++i)
+        CHECK(seen[i] == doctest::Approx(expected[i]).epsilon(1e-15));
     CHECK(opt.groups()[0].initial_lr == 1.0);
 
     CHECK_THROWS_AS(StepLR(opt, 0), ValueError);
@@ -263,20 +292,23 @@ TEST_CASE("schedules: hand-checked values and option errors") {
     CHECK_THROWS_AS(ReduceLROnPlateau(opt, {.factor = 1.0}), ValueError);
     CHECK_THROWS_AS(ReduceLROnPlateau(opt, {.min_lr = {0.1, 0.2}}), ValueError);
     auto s1 = std::make_shared<StepLR>(opt, 2);
-    CHECK_THROWS_WITH_AS(SequentialLR(opt, {s1}, {3}), doctest::Contains("1 schedulers need 0 milestones"),
-                         ValueError);
+    CHECK_THROWS_WITH_AS(SequentialLR(opt, {s1}, {3}),
+                         doctest::Contains("1 schedulers need 0 milestones"), ValueError);
     Variable other(Tensor::from({1.0}, {1}, float64), true);
     SGD opt2({other}, SGDOptions{.lr = 1.0});
     auto s2 = std::make_shared<StepLR>(opt2, 2);
-    CHECK_THROWS_WITH_AS(SequentialLR(opt, {s1, s2}, {3}), doctest::Contains("drives another optimizer"), ValueError);
+    CHECK_THROWS_WITH_AS(SequentialLR(opt, {s1, s2}, {3}),
+                         doctest::Contains("drives another optimizer"), ValueError);
 
     // a group added later: the optimizer steps it, the schedules built before refuse to guess
     Variable c(Tensor::from({1.0}, {1}, float64), true);
     opt.add_param_group(ParamGroup{{c}, 0.5});
     REQUIRE(opt.groups().size() == 2);
     CHECK(opt.groups()[1].lr == 0.5);
-    CHECK_THROWS_WITH_AS(warm.step(), doctest::Contains("the schedule was built for 1"), ValueError);
-    CHECK_THROWS_WITH_AS(opt.add_param_group(ParamGroup{{a}}), doctest::Contains("more than once"), ValueError);
+    CHECK_THROWS_WITH_AS(warm.step(), doctest::Contains("the schedule was built for 1"),
+                         ValueError);
+    CHECK_THROWS_WITH_AS(opt.add_param_group(ParamGroup{{a}}), doctest::Contains("more than once"),
+                         ValueError);
 }
 
 // ---- clipping ----
@@ -296,15 +328,24 @@ struct ClipSetup {
 
 TEST_CASE("clip_grad_norm: returned norm and clipped gradients match PyTorch") {
     const double inf = std::numeric_limits<double>::infinity();
-    const std::vector<std::tuple<std::string, double, double>> cases = {
-        {"l2", 1.0, 2.0}, {"l1", 2.0, 1.0}, {"l3", 0.5, 3.0}, {"inf", 0.7, inf}, {"no_clip", 100.0, 2.0}};
+    const std::vector<std::tuple<std::string, double, double>> cases = {{"l2", 1.0, 2.0},
+                                                                        {"l1", 2.0, 1.0},
+                                                                        {"l3", 0.5, 3.0},
+                                                                        {"inf", 0.7, inf},
+                                                                        {"no_clip", 100.0, 2.0}};
     CHECK(reference().metadata.at("clip_cases") == "l2,l1,l3,inf,no_clip");
     for (const auto& [name, max_norm, norm_type] : cases) {
         ClipSetup s;
         const double norm = clip_grad_norm(s.params(), max_norm, norm_type);
-        CHECK_MESSAGE(worst_rel_error(Tensor::scalar(norm, float64), expected_table("clip." + name + ".norm"), 0) <= 1e-12, name);
-        CHECK_MESSAGE(worst_rel_error(s.a.grad(), expected_table("clip." + name + ".grad.a"), 0) <= 1e-12, name);
-        CHECK_MESSAGE(worst_rel_error(s.b.grad(), expected_table("clip." + name + ".grad.b"), 0) <= 1e-12, name);
+        CHECK_MESSAGE(worst_rel_error(Tensor::scalar(norm, float64),
+                                      expected_table("clip." + name + ".norm"), 0) <= 1e-12,
+                      name);
+        CHECK_MESSAGE(
+            worst_rel_error(s.a.grad(), expected_table("clip." + name + ".grad.a"), 0) <= 1e-12,
+            name);
+        CHECK_MESSAGE(
+            worst_rel_error(s.b.grad(), expected_table("clip." + name + ".grad.b"), 0) <= 1e-12,
+            name);
         CHECK_FALSE(s.c.grad().defined());
     }
     // By hand: grads (3, 4) have norm 5; max_norm 1 scales them by 1 / (5 + 1e-6).
@@ -313,19 +354,21 @@ TEST_CASE("clip_grad_norm: returned norm and clipped gradients match PyTorch") {
     CHECK(clip_grad_norm({p}, 1.0) == doctest::Approx(5.0));
     CHECK(p.grad().flat(0) == doctest::Approx(0.6).epsilon(1e-6));
     CHECK(p.grad().dtype() == float32);
-    CHECK(clip_grad_norm({Variable(Tensor::from({1.0}, {1}, float64), true)}, 1.0) == 0.0);  // no gradients
+    CHECK(clip_grad_norm({Variable(Tensor::from({1.0}, {1}, float64), true)}, 1.0) ==
+          0.0);  // no gradients
 }
 
 TEST_CASE("clip_grad_norm: non-finite norms raise when asked; clip_grad_value clamps") {
     ClipSetup s;
     s.b.set_grad(Tensor::from({std::nan(""), 1.0}, {2}, float64));
     const Tensor a_before = s.a.grad();
-    CHECK_THROWS_WITH_AS(clip_grad_norm(s.params(), 1.0, 2.0, true), doctest::Contains("total norm of order 2"),
-                         ValueError);
+    CHECK_THROWS_WITH_AS(clip_grad_norm(s.params(), 1.0, 2.0, true),
+                         doctest::Contains("total norm of order 2"), ValueError);
     CHECK(max_abs_diff(s.a.grad(), a_before) == 0.0);  // nothing changed
     s.b.set_grad(Tensor::from({std::numeric_limits<double>::infinity(), 1.0}, {2}, float64));
     CHECK_THROWS_AS(clip_grad_norm(s.params(), 1.0, 2.0, true), ValueError);
-    CHECK(std::isinf(clip_grad_norm(s.params(), 1.0)));  // as PyTorch: returns inf, grads scaled by 0
+    CHECK(
+        std::isinf(clip_grad_norm(s.params(), 1.0)));  // as PyTorch: returns inf, grads scaled by 0
     CHECK(s.a.grad().flat(0) == 0.0);
     CHECK_THROWS_AS(clip_grad_norm(s.params(), 1.0, -1.0), ValueError);
 
@@ -353,7 +396,8 @@ struct Run {
                 auto warm = std::make_shared<LinearLR>(*opt, 0.2, 1.0, 4);
                 auto cosine = std::make_shared<CosineAnnealingLR>(*opt, 20);
                 schedule = std::make_shared<SequentialLR>(
-                    *opt, std::vector<std::shared_ptr<LRScheduler>>{warm, cosine}, std::vector<long>{4});
+                    *opt, std::vector<std::shared_ptr<LRScheduler>>{warm, cosine},
+                    std::vector<long>{4});
                 break;
             }
             case 2:
@@ -371,8 +415,7 @@ struct Run {
             // the plateau sees the schedule test's metric, which stalls over epochs 8..19
             if (auto* plateau = dynamic_cast<ReduceLROnPlateau*>(schedule.get()))
                 plateau->step(plateau_metric(static_cast<int>(plateau->last_epoch())));
-            else
-                dynamic_cast<LRScheduler&>(*schedule).step();
+            else dynamic_cast<LRScheduler&>(*schedule).step();
         }
     }
 };
@@ -401,9 +444,11 @@ TEST_CASE("optim: save, load and continue is bitwise the uninterrupted run, for 
         second.epochs(10);
 
         const auto pw = whole.model.parameters(), ps = second.model.parameters();
-        for (std::size_t i = 0; i < pw.size(); ++i) CHECK_MESSAGE(max_abs_diff(pw[i].value(), ps[i].value()) == 0.0, i);
+        for (std::size_t i = 0; i < pw.size(); ++i)
+            CHECK_MESSAGE(max_abs_diff(pw[i].value(), ps[i].value()) == 0.0, i);
         CHECK(whole.opt->step_count() == second.opt->step_count());
-        for (std::size_t g = 0; g < 2; ++g) CHECK(whole.opt->groups()[g].lr == second.opt->groups()[g].lr);
+        for (std::size_t g = 0; g < 2; ++g)
+            CHECK(whole.opt->groups()[g].lr == second.opt->groups()[g].lr);
         for (std::size_t i = 0; i < 3; ++i) {
             CHECK(whole.opt->state(i).step == second.opt->state(i).step);
             REQUIRE(whole.opt->state(i).buffers.size() == second.opt->state(i).buffers.size());
@@ -426,18 +471,21 @@ TEST_CASE("optim: loading a state that does not fit says why and changes nothing
 
     Quad q2(float64);
     SGD sgd(q2.groups(0.1), SGDOptions{.lr = 0.1});
-    CHECK_THROWS_WITH_AS(load(sgd, path), doctest::Contains("saved by Adam, loading into SGD"), IOError);
-    Adam one_group(Params(q2), AdamOptions{});
-    CHECK_THROWS_WITH_AS(load(one_group, path), doctest::Contains("2 parameter groups saved, this Adam has 1"),
+    CHECK_THROWS_WITH_AS(load(sgd, path), doctest::Contains("saved by Adam, loading into SGD"),
                          IOError);
+    Adam one_group(Params(q2), AdamOptions{});
+    CHECK_THROWS_WITH_AS(load(one_group, path),
+                         doctest::Contains("2 parameter groups saved, this Adam has 1"), IOError);
     Adam fresh(q2.groups(0.05), AdamOptions{.lr = 0.05});
     StepLR s(fresh, 2);
-    CHECK_THROWS_WITH_AS(load(fresh, path, {&s}), doctest::Contains("0 scheduler(s) saved, 1 given"), IOError);
+    CHECK_THROWS_WITH_AS(load(fresh, path, {&s}),
+                         doctest::Contains("0 scheduler(s) saved, 1 given"), IOError);
     CHECK(fresh.step_count() == 0);
     load(fresh, path);
     CHECK(fresh.step_count() == 1);
     CHECK(fresh.state(0).step == 1);
-    CHECK(max_abs_diff(fresh.state(0).buffers.at("exp_avg"), adam.state(0).buffers.at("exp_avg")) == 0.0);
+    CHECK(max_abs_diff(fresh.state(0).buffers.at("exp_avg"), adam.state(0).buffers.at("exp_avg")) ==
+          0.0);
 }
 
 // ---- groups, skipping, checks ----
@@ -456,7 +504,8 @@ TEST_CASE("optim: groups, gradient-less parameters, zero_grad and option errors"
     const Tensor v0 = q.v.value().clone(), u0 = q.u.value().clone();
     q.loss().backward();
     opt.step();
-    const double g0 = 2.0 * 1.0 + 0.5 * -1.0 + 0.0 * 2.0 - 1.0 + 0.05 * 1.0;  // (A v)_0 - b_0 + wd v_0
+    const double g0 =
+        2.0 * 1.0 + 0.5 * -1.0 + 0.0 * 2.0 - 1.0 + 0.05 * 1.0;  // (A v)_0 - b_0 + wd v_0
     CHECK(q.v.value().flat(0) == doctest::Approx(v0.flat(0) - 0.05 * g0).epsilon(1e-14));
     CHECK(max_abs_diff(q.u.value(), u0) == 0.0);
 
@@ -467,14 +516,15 @@ TEST_CASE("optim: groups, gradient-less parameters, zero_grad and option errors"
     opt.zero_grad();
     CHECK_FALSE(q.W.grad().defined());
 
-    CHECK_THROWS_WITH_AS(SGD(Params(q), SGDOptions{}), doctest::Contains("lr must be given"), ValueError);
+    CHECK_THROWS_WITH_AS(SGD(Params(q), SGDOptions{}), doctest::Contains("lr must be given"),
+                         ValueError);
     CHECK_THROWS_AS(SGD(Params(q), SGDOptions{.lr = 0.1, .nesterov = true}), ValueError);
     CHECK_THROWS_AS(SGD(Params(q), SGDOptions{.lr = -1.0}), ValueError);
     CHECK_THROWS_AS(Adam(Params(q), AdamOptions{.beta1 = 1.0}), ValueError);
     CHECK_THROWS_AS(RMSprop(Params(q), RMSpropOptions{.momentum = -0.5}), ValueError);
     CHECK_THROWS_AS(Adagrad(Params(q), AdagradOptions{.lr_decay = -1.0}), ValueError);
-    CHECK_THROWS_WITH_AS(Adam({ParamGroup{{q.W}}, ParamGroup{{q.W}}}), doctest::Contains("more than once"),
-                         ValueError);
+    CHECK_THROWS_WITH_AS(Adam({ParamGroup{{q.W}}, ParamGroup{{q.W}}}),
+                         doctest::Contains("more than once"), ValueError);
     const Variable not_leaf = q.W * 2.0;
     CHECK_THROWS_WITH_AS(Adam({not_leaf}), doctest::Contains("only leaf"), ValueError);
 }
@@ -498,9 +548,11 @@ TEST_CASE("optim: with check_finite, a NaN gradient names the parameter and noth
     Tensor bad = Tensor::ones(model.fc2->weight.shape(), float64);
     bad.set_flat(1, std::numeric_limits<double>::infinity());
     model.fc2->weight.set_grad(bad);
-    CHECK_THROWS_WITH_AS(adam.step(), doctest::Contains("parameter 'fc2.weight' ([1,3] float64) has 1 NaN/Inf"),
+    CHECK_THROWS_WITH_AS(adam.step(),
+                         doctest::Contains("parameter 'fc2.weight' ([1,3] float64) has 1 NaN/Inf"),
                          ValueError);
-    for (std::size_t i = 0; i < params.size(); ++i) CHECK(max_abs_diff(params[i].value(), before[i]) == 0.0);
+    for (std::size_t i = 0; i < params.size(); ++i)
+        CHECK(max_abs_diff(params[i].value(), before[i]) == 0.0);
     CHECK(adam.step_count() == 0);
     CHECK(adam.state(0).buffers.empty());
 
@@ -519,7 +571,8 @@ struct SeqRegressor : Module {
     std::shared_ptr<LSTM> lstm;
     std::shared_ptr<Linear> head;
     explicit SeqRegressor(Generator& g) : Module("SeqRegressor") {
-        lstm = register_module("lstm", std::make_shared<LSTM>(1, H, RecurrentOptions{}, g, float32));
+        lstm =
+            register_module("lstm", std::make_shared<LSTM>(1, H, RecurrentOptions{}, g, float32));
         head = register_module("head", std::make_shared<Linear>(H, 1, g, float32));
     }
     Variable forward(const Variable& x) {

@@ -54,7 +54,8 @@ void check_agree(const std::vector<Tensor>& packed, const std::vector<Tensor>& b
 }
 
 // A one-layer float32 RNN, LSTM or GRU (kind "rnn", "lstm", "gru").
-std::shared_ptr<Recurrent> make_layer(const std::string& kind, std::size_t I, std::size_t H, Generator& g) {
+std::shared_ptr<Recurrent> make_layer(const std::string& kind, std::size_t I, std::size_t H,
+                                      Generator& g) {
     if (kind == "rnn") return std::make_shared<RNN>(I, H, RecurrentOptions{}, g, float32);
     if (kind == "lstm") return std::make_shared<LSTM>(I, H, RecurrentOptions{}, g, float32);
     REQUIRE(kind == "gru");
@@ -74,25 +75,34 @@ TEST_CASE("packed gemm: the kernel matches a double-precision product on ragged 
             for (std::size_t n : {1, 17, 48, 50, 64, 97})
                 for (bool transposed : {false, true})
                     for (bool accumulate : {false, true}) {
-                        CAPTURE(m); CAPTURE(k); CAPTURE(n); CAPTURE(transposed); CAPTURE(accumulate);
+                        CAPTURE(m);
+                        CAPTURE(k);
+                        CAPTURE(n);
+                        CAPTURE(transposed);
+                        CAPTURE(accumulate);
                         const Tensor a = g.normal({m, k}, 0, 1, float32);
                         // B stored as [k, n], or as [n, k] when read transposed
-                        const Tensor b = g.normal(transposed ? Shape{n, k} : Shape{k, n}, 0, 1, float32);
+                        const Tensor b =
+                            g.normal(transposed ? Shape{n, k} : Shape{k, n}, 0, 1, float32);
                         Tensor c = g.normal({m, n}, 0, 1, float32);
                         const Tensor c0 = c.clone();
-                        const packed_gemm::PackedMatrix packed(b.xt<float>().data(), k, n, transposed ? k : n, transposed);
+                        const packed_gemm::PackedMatrix packed(b.xt<float>().data(), k, n,
+                                                               transposed ? k : n, transposed);
                         CHECK(packed.rows() == k);
                         CHECK(packed.cols() == n);
                         // accumulate: c += a B in place; otherwise c = a B
                         float* out = c.mutable_xt<float>().data();
-                        packed.multiply(m, a.xt<float>().data(), k, out, accumulate ? out : nullptr, n);
+                        packed.multiply(m, a.xt<float>().data(), k, out, accumulate ? out : nullptr,
+                                        n);
                         double worst = 0;
                         for (std::size_t i = 0; i < m; ++i)
                             for (std::size_t j = 0; j < n; ++j) {
                                 double want = accumulate ? c0.flat(i * n + j) : 0.0;
                                 for (std::size_t p = 0; p < k; ++p)
-                                    want += a.flat(i * k + p) * b.flat(transposed ? j * k + p : p * n + j);
-                                worst = std::max(worst, std::abs(c.flat(i * n + j) - want) / (1 + std::abs(want)));
+                                    want += a.flat(i * k + p) *
+                                            b.flat(transposed ? j * k + p : p * n + j);
+                                worst = std::max(worst, std::abs(c.flat(i * n + j) - want) /
+                                                            (1 + std::abs(want)));
                             }
                         CHECK(worst < 1e-5 * std::sqrt(static_cast<double>(k)));
                     }
@@ -104,8 +114,11 @@ TEST_CASE("packed gemm: atᵀ B with a read as it lies matches a double-precisio
     for (std::size_t m : {1, 9, 128, 200})
         for (std::size_t k : {0, 3, 256, 700})
             for (std::size_t n : {1, 32, 50, 128}) {
-                CAPTURE(m); CAPTURE(k); CAPTURE(n);
-                const Tensor at = g.normal({k, m}, 0, 1, float32), b = g.normal({k, n}, 0, 1, float32);
+                CAPTURE(m);
+                CAPTURE(k);
+                CAPTURE(n);
+                const Tensor at = g.normal({k, m}, 0, 1, float32),
+                             b = g.normal({k, n}, 0, 1, float32);
                 Tensor c = Tensor::full({m, n}, 1e30, float32);  // overwritten, never read
                 packed_gemm::PackedMatrix(b.xt<float>().data(), k, n, n, false)
                     .multiply_transposed(m, at.xt<float>().data(), m, c.mutable_xt<float>().data());
@@ -113,8 +126,10 @@ TEST_CASE("packed gemm: atᵀ B with a read as it lies matches a double-precisio
                 for (std::size_t i = 0; i < m; ++i)
                     for (std::size_t j = 0; j < n; ++j) {
                         double want = 0;
-                        for (std::size_t p = 0; p < k; ++p) want += at.flat(p * m + i) * b.flat(p * n + j);
-                        worst = std::max(worst, std::abs(c.flat(i * n + j) - want) / (1 + std::abs(want)));
+                        for (std::size_t p = 0; p < k; ++p)
+                            want += at.flat(p * m + i) * b.flat(p * n + j);
+                        worst = std::max(worst,
+                                         std::abs(c.flat(i * n + j) - want) / (1 + std::abs(want)));
                     }
                 CHECK(worst < 1e-5 * std::sqrt(static_cast<double>(k + 1)));
             }
@@ -131,10 +146,12 @@ TEST_CASE("packed gemm: B packed from row blocks is B packed from the stacked ro
     for (std::size_t rows : block_rows) {
         blocks.push_back(g.normal({rows, n}, 0, 1, float32));
         views.push_back({blocks.back().xt<float>().data(), rows});
-        stacked_rows.insert(stacked_rows.end(), blocks.back().xt<float>().begin(), blocks.back().xt<float>().end());
+        stacked_rows.insert(stacked_rows.end(), blocks.back().xt<float>().begin(),
+                            blocks.back().xt<float>().end());
     }
     const std::size_t k = stacked_rows.size() / n;
-    const packed_gemm::PackedMatrix from_blocks(views, n), from_stack(stacked_rows.data(), k, n, n, false);
+    const packed_gemm::PackedMatrix from_blocks(views, n),
+        from_stack(stacked_rows.data(), k, n, n, false);
     CHECK(from_blocks.rows() == k);
     const Tensor at = g.normal({k, m}, 0, 1, float32);
     Tensor c1 = Tensor::empty({m, n}, float32), c2 = Tensor::empty({m, n}, float32);
@@ -161,7 +178,8 @@ TEST_CASE("packed gemm: a weight's deferred gradient products agree with BLAS an
             Variable w(w0.to(dtype), true);
             Variable loss;
             for (int t = 0; t < 7; ++t) {
-                Variable term = sum(matmul(Variable(xs[t].to(dtype)), w, false, true) * Variable(cs[t].to(dtype)));
+                Variable term = sum(matmul(Variable(xs[t].to(dtype)), w, false, true) *
+                                    Variable(cs[t].to(dtype)));
                 loss = loss.defined() ? loss + term : term;
             }
             return grad(loss, {w})[0].value();
@@ -185,7 +203,8 @@ TEST_CASE("packed gemm: an addend row is added to every row, and k = 0 leaves ju
         const Tensor bias = g.normal({n}, 0, 1, float32);
         Tensor c = Tensor::full({m, n}, 1e30, float32);  // overwritten, never read
         packed_gemm::PackedMatrix(b.xt<float>().data(), k, n, n, false)
-            .multiply(m, a.xt<float>().data(), k, c.mutable_xt<float>().data(), bias.xt<float>().data(), 0);
+            .multiply(m, a.xt<float>().data(), k, c.mutable_xt<float>().data(),
+                      bias.xt<float>().data(), 0);
         double worst = 0;
         for (std::size_t i = 0; i < m; ++i)
             for (std::size_t j = 0; j < n; ++j) {
@@ -202,7 +221,8 @@ TEST_CASE("packed gemm: matmul and addmm in a WeightPackScope agree with BLAS, g
     Generator g(5);
     const Variable w(g.normal({200, 70}, 0, 1, float32), true, "w");
     const Variable bias(g.normal({200}, 0, 1, float32), true, "bias");
-    const Variable x1(g.normal({9, 70}, 0, 1, float32), true), x2(g.normal({3, 4, 70}, 0, 1, float32), true);
+    const Variable x1(g.normal({9, 70}, 0, 1, float32), true),
+        x2(g.normal({3, 4, 70}, 0, 1, float32), true);
     const Variable h(g.normal({9, 200}, 0, 1, float32), true);
     const Variable probe(g.normal({9, 200}, 0, 1, float32));
     auto run = [&] {
@@ -224,7 +244,8 @@ TEST_CASE("packed gemm: matmul and addmm in a WeightPackScope agree with BLAS, g
 TEST_CASE("packed gemm: second-order gradients through a packed product agree with BLAS") {
     if (!packed_gemm::available()) return;
     Generator g(6);
-    const Variable w(g.normal({40, 30}, 0, 0.3, float32), true), x(g.normal({5, 30}, 0, 1, float32), true);
+    const Variable w(g.normal({40, 30}, 0, 0.3, float32), true),
+        x(g.normal({5, 30}, 0, 1, float32), true);
     auto run = [&] {
         const Variable y = tanh(matmul(x, w, false, true));
         const Variable loss = sum(y * y * y);
@@ -253,7 +274,8 @@ TEST_CASE("packed gemm: a write to a packed weight inside the scope is seen by t
     CHECK(relative_diff(after, doubled) < 1e-6);
 }
 
-TEST_CASE("packed gemm: without recording only op(b) is packed, its transpose once a graph needs it") {
+TEST_CASE(
+    "packed gemm: without recording only op(b) is packed, its transpose once a graph needs it") {
     if (!packed_gemm::available()) return;
     Generator g(10);
     const Variable w(g.normal({24, 16}, 0, 1, float32), true), x(g.normal({3, 16}, 0, 1, float32));
@@ -280,7 +302,8 @@ TEST_CASE("packed gemm: float64, and many rows with a deep product, stay on BLAS
     WeightPackScope scope;
     const std::size_t deep = packed_gemm::one_pass_depth + 1;
     matmul(Variable(g.normal({4, 8}, 0, 1, float64)), Variable(g.normal({8, 8}, 0, 1, float64)));
-    matmul(Variable(g.normal({packed_gemm::max_rows + 1, deep}, 0, 1, float32)), Variable(g.normal({deep, 8}, 0, 1, float32)));
+    matmul(Variable(g.normal({packed_gemm::max_rows + 1, deep}, 0, 1, float32)),
+           Variable(g.normal({deep, 8}, 0, 1, float32)));
     CHECK(detail::weights_packed() == start);
     // switched off for the process: BLAS; switched back on: packed again
     const Variable x(g.normal({4, 8}, 0, 1, float32)), w(g.normal({8, 8}, 0, 1, float32));
@@ -293,7 +316,8 @@ TEST_CASE("packed gemm: float64, and many rows with a deep product, stay on BLAS
     CHECK(detail::weights_packed() == start + 2);
 }
 
-TEST_CASE("packed gemm: many rows and a shallow depth are packed for the product alone, scope or not") {
+TEST_CASE(
+    "packed gemm: many rows and a shallow depth are packed for the product alone, scope or not") {
     // A sequence's input projection: [T·B, I] x W_ihᵀ + bias. More than max_rows rows but a
     // depth of at most one_pass_depth: op(b) is packed for this product, inside a scope or
     // not, and so is op(b)ᵀ for the backward's dx = G op(b)ᵀ, as shallow here (100 and 30).
@@ -303,7 +327,8 @@ TEST_CASE("packed gemm: many rows and a shallow depth are packed for the product
     const std::size_t m = 301, deep = packed_gemm::one_pass_depth;
     const Tensor w0 = g.normal({100, 40}, 0, 0.3, float32), bias0 = g.normal({100}, 0, 1, float32);
     const Tensor x0 = g.normal({m, 40}, 0, 1, float32), probe0 = g.normal({m, 100}, 0, 1, float32);
-    const Tensor v0 = g.normal({deep, 30}, 0, 0.1, float32), y0 = g.normal({97, deep}, 0, 1, float32);
+    const Tensor v0 = g.normal({deep, 30}, 0, 0.1, float32),
+                 y0 = g.normal({97, deep}, 0, 1, float32);
     auto run = [&](DType dtype, std::size_t packings) {
         const std::size_t before = detail::weights_packed();
         const Variable w(w0.to(dtype), true), bias(bias0.to(dtype), true), x(x0.to(dtype), true);
@@ -322,7 +347,8 @@ TEST_CASE("packed gemm: many rows and a shallow depth are packed for the product
     {
         WeightPackScope scope;
         const std::vector<Tensor> in_scope = run(float32, 2);
-        for (std::size_t i = 0; i < packed.size(); ++i) CHECK(max_abs_diff(in_scope[i], packed[i]) == 0);
+        for (std::size_t i = 0; i < packed.size(); ++i)
+            CHECK(max_abs_diff(in_scope[i], packed[i]) == 0);
     }
     packed_gemm::set_enabled(false);
     const std::vector<Tensor> blas = run(float32, 0);
@@ -348,7 +374,8 @@ TEST_CASE("packed gemm: layers whose input projection has many rows agree with f
             wanted.push_back(x);
             const Variable out = layer->forward(x).output;
             std::vector<Tensor> result{out.value().to(float32)};
-            for (const auto& gv : grad(sum(out * out), wanted)) result.push_back(gv.value().to(float32));
+            for (const auto& gv : grad(sum(out * out), wanted))
+                result.push_back(gv.value().to(float32));
             return result;
         };
         const std::size_t before = detail::weights_packed();
@@ -362,7 +389,9 @@ TEST_CASE("packed gemm: layers whose input projection has many rows agree with f
     }
 }
 
-TEST_CASE("packed gemm: the driver packs each recurrent weight once per sequence; results match steps run alone") {
+TEST_CASE(
+    "packed gemm: the driver packs each recurrent weight once per sequence; results match steps "
+    "run alone") {
     if (!packed_gemm::available()) return;
     for (const char* kind : {"rnn", "lstm", "gru"}) {
         CAPTURE(kind);

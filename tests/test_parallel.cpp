@@ -6,10 +6,10 @@
 #include <sched.h>
 
 #include <algorithm>
-#include <cmath>
-#include <mutex>
 #include <chrono>
+#include <cmath>
 #include <ctime>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -69,11 +69,9 @@ Variable rows(const Variable& v, long axis, const Shard& s) {
 
 // Losses of `steps` Adam steps and the parameters after them, with `threads` threads, on one
 // batch of `batch` sequences of length T cut into shards of `shard_rows`.
-std::pair<std::vector<double>, std::vector<std::vector<double>>> train(const std::string& kind,
-                                                                       std::size_t threads, int steps,
-                                                                       std::size_t T = 6, std::size_t batch = 20,
-                                                                       std::size_t shard_rows = 4,
-                                                                       bool pin = false) {
+std::pair<std::vector<double>, std::vector<std::vector<double>>> train(
+    const std::string& kind, std::size_t threads, int steps, std::size_t T = 6,
+    std::size_t batch = 20, std::size_t shard_rows = 4, bool pin = false) {
     Threads scope(threads, pin);
     Model m(kind, float32);
     const auto params = m.parameters();
@@ -82,9 +80,9 @@ std::pair<std::vector<double>, std::vector<std::vector<double>>> train(const std
     for (int step = 0; step < steps; ++step) {
         const Data d(T, batch, float32, 100);  // one batch, so the loss must fall
         opt.zero_grad();
-        losses.push_back(parallel_backward(params, batch, [&](const Shard& s) {
-            return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
-        }, {.rows = shard_rows}));
+        losses.push_back(parallel_backward(
+            params, batch, [&](const Shard& s) { return m.loss(rows(d.x, 1, s), rows(d.y, 0, s)); },
+            {.rows = shard_rows}));
         opt.step();
     }
     std::vector<std::vector<double>> values;
@@ -124,7 +122,9 @@ TEST_CASE("set_num_threads governs TBB's parallelism") {
     CHECK(num_threads() >= 1);
 }
 
-TEST_CASE("set_num_threads(n, {.pin = true}): each shard's thread on one CPU, the caller's CPUs restored") {
+TEST_CASE(
+    "set_num_threads(n, {.pin = true}): each shard's thread on one CPU, the caller's CPUs "
+    "restored") {
     auto cpus_of_this_thread = [] {
         cpu_set_t mask;
         REQUIRE(sched_getaffinity(0, sizeof mask, &mask) == 0);
@@ -146,13 +146,15 @@ TEST_CASE("set_num_threads(n, {.pin = true}): each shard's thread on one CPU, th
     const Data d(4, 8, float64, 5);
     std::mutex mutex;
     std::vector<std::vector<int>> seen(4);  // by shard: the CPUs its thread may run on
-    const double loss = parallel_backward(params, 8, [&](const Shard& s) {
-        {
-            std::lock_guard lock(mutex);
-            seen[s.index] = cpus_of_this_thread();
-        }
-        return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
-    }, {.rows = 2});
+    const double loss = parallel_backward(params, 8,
+                                          [&](const Shard& s) {
+                                              {
+                                                  std::lock_guard lock(mutex);
+                                                  seen[s.index] = cpus_of_this_thread();
+                                              }
+                                              return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
+                                          },
+                                          {.rows = 2});
     CHECK(std::isfinite(loss));
     for (const auto& cpus : seen) {
         REQUIRE(cpus.size() == 1);  // one CPU, and one of the caller's
@@ -160,20 +162,26 @@ TEST_CASE("set_num_threads(n, {.pin = true}): each shard's thread on one CPU, th
     }
     CHECK(cpus_of_this_thread() == before);  // the caller's own mask is back
     // and back too when a shard throws
-    CHECK_THROWS_WITH(parallel_backward(params, 8, [&](const Shard& s) -> Variable {
-        if (s.index == 1) throw std::runtime_error("shard 1 failed");
-        return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
-    }, {.rows = 2}), "shard 1 failed");
+    CHECK_THROWS_WITH(parallel_backward(params, 8,
+                                        [&](const Shard& s) -> Variable {
+                                            if (s.index == 1)
+                                                throw std::runtime_error("shard 1 failed");
+                                            return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
+                                        },
+                                        {.rows = 2}),
+                      "shard 1 failed");
     CHECK(cpus_of_this_thread() == before);
     set_num_threads(2);
     CHECK_FALSE(threads_pinned());
-    parallel_backward(params, 8, [&](const Shard& s) {
-        {
-            std::lock_guard lock(mutex);
-            seen[s.index] = cpus_of_this_thread();
-        }
-        return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
-    }, {.rows = 2});
+    parallel_backward(params, 8,
+                      [&](const Shard& s) {
+                          {
+                              std::lock_guard lock(mutex);
+                              seen[s.index] = cpus_of_this_thread();
+                          }
+                          return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
+                      },
+                      {.rows = 2});
     for (const auto& cpus : seen) CHECK(cpus == before);  // not pinned: as the caller
 }
 
@@ -184,7 +192,8 @@ TEST_CASE("set_num_threads leaves no idle OpenBLAS thread spinning beside TBB's 
     openblas_set_num_threads(2);
     const int n = 512;
     std::vector<float> a(n * n, 0.5f), b(n * n, 0.25f), c(n * n);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a.data(), n, b.data(), n, 0, c.data(), n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a.data(), n, b.data(), n, 0,
+                c.data(), n);
     CHECK(c[0] == doctest::Approx(0.125 * n));
     Threads scope(2);
     CHECK(openblas_get_num_threads() == 1);
@@ -212,9 +221,9 @@ TEST_CASE("parallel_backward: one shard is exactly backward; shards give the bat
         for (auto p : params) p.zero_grad();
 
         // one shard: the same sweep, bitwise the same gradient and loss
-        const double one = parallel_backward(params, 12, [&](const Shard& s) {
-            return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
-        }, {.rows = 12});
+        const double one = parallel_backward(
+            params, 12, [&](const Shard& s) { return m.loss(rows(d.x, 1, s), rows(d.y, 0, s)); },
+            {.rows = 12});
         CHECK(one == whole.item());
         for (std::size_t k = 0; k < params.size(); ++k)
             CHECK(params[k].grad().to_vector() == expected[k].to_vector());
@@ -222,18 +231,18 @@ TEST_CASE("parallel_backward: one shard is exactly backward; shards give the bat
 
         // uneven shards (5, 5, 2 rows), two threads: the batch mean's gradient up to rounding
         Threads scope(2);
-        const double sharded = parallel_backward(params, 12, [&](const Shard& s) {
-            return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
-        }, {.rows = 5});
+        const double sharded = parallel_backward(
+            params, 12, [&](const Shard& s) { return m.loss(rows(d.x, 1, s), rows(d.y, 0, s)); },
+            {.rows = 5});
         CHECK(sharded == doctest::Approx(whole.item()).epsilon(1e-12));
         for (std::size_t k = 0; k < params.size(); ++k) {
             CAPTURE(k);
             CHECK(max_abs_diff(params[k].grad(), expected[k]) < 1e-12);
         }
         // a second call accumulates, as backward does
-        parallel_backward(params, 12, [&](const Shard& s) {
-            return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
-        }, {.rows = 5});
+        parallel_backward(params, 12,
+                          [&](const Shard& s) { return m.loss(rows(d.x, 1, s), rows(d.y, 0, s)); },
+                          {.rows = 5});
         CHECK(max_abs_diff(params[0].grad(), (Variable(expected[0]) * 2.0).value()) < 1e-12);
     }
 }
@@ -280,7 +289,8 @@ TEST_CASE("SharedProductsScope: a weight's gradient summed in blocks of rows is 
         double tol;
     };
     // float32 [200, 40]: the packed kernel where the CPU has it; [300, 100]: OpenBLAS; float64
-    for (const Case& c : {Case{float32, 200, 40, 1e-5}, Case{float32, 300, 100, 1e-5}, Case{float64, 300, 100, 1e-12}}) {
+    for (const Case& c : {Case{float32, 200, 40, 1e-5}, Case{float32, 300, 100, 1e-5},
+                          Case{float64, 300, 100, 1e-12}}) {
         CAPTURE(c.m);
         CAPTURE(c.n);
         Generator gen(21);
@@ -371,8 +381,9 @@ TEST_CASE("SharedProductsScope: a weight's products are summed in parts started 
             SharedProductsScope share;
             Threads scope(2);
             // recorded first, so its rule runs last, after the part has started
-            const Variable boom = record("boom", Tensor::scalar(0.0, dtype), {w},
-                                         [](Backward&) { throw ValueError("boom: backward failed on purpose"); });
+            const Variable boom = record("boom", Tensor::scalar(0.0, dtype), {w}, [](Backward&) {
+                throw ValueError("boom: backward failed on purpose");
+            });
             CHECK_THROWS_AS(tapegrad::grad(boom + loss(), {w}), ValueError);
             CHECK(tapegrad::grad(loss(), {w})[0].value().to_vector() == two.to_vector());
         }
@@ -380,7 +391,9 @@ TEST_CASE("SharedProductsScope: a weight's products are summed in parts started 
     }
 }
 
-TEST_CASE("parallel_backward: parts of W_hh's products started during the sweep read its gates' gradients in place") {
+TEST_CASE(
+    "parallel_backward: parts of W_hh's products started during the sweep read its gates' "
+    "gradients in place") {
     // 40 steps of 16 rows per shard: W_hh's 40 products are summed as a part of 32 (512 rows),
     // started mid-sweep, and the last 8 at the end. Both read the gate gradients where the
     // cell wrote them, in the joined gradient of the input projection, without stacking them.
@@ -389,12 +402,14 @@ TEST_CASE("parallel_backward: parts of W_hh's products started during the sweep 
     Model m("lstm", float32);
     const auto params = m.parameters();
     const Data d(40, 32, float32, 7);
-    const std::size_t started = detail::products_started_early(), in_place = detail::products_read_in_place();
-    parallel_backward(params, 32, [&](const Shard& s) {
-        return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
-    }, {.rows = 16});
+    const std::size_t started = detail::products_started_early(),
+                      in_place = detail::products_read_in_place();
+    parallel_backward(params, 32,
+                      [&](const Shard& s) { return m.loss(rows(d.x, 1, s), rows(d.y, 0, s)); },
+                      {.rows = 16});
     CHECK(detail::products_started_early() - started == 4);  // W_hh's and W_ih's, in each shard
-    CHECK(detail::products_read_in_place() - in_place == 4);  // W_hh's part and the rest, in each shard
+    CHECK(detail::products_read_in_place() - in_place ==
+          4);  // W_hh's part and the rest, in each shard
 }
 
 TEST_CASE("parallel_backward: bad shards and failing shards are reported") {
@@ -403,18 +418,26 @@ TEST_CASE("parallel_backward: bad shards and failing shards are reported") {
     const auto params = m.parameters();
     const Data d(3, 8, float64, 5);
     Threads scope(2);
-    CHECK_THROWS_WITH_AS(parallel_backward(params, 8, [&](const Shard& s) {
-        return rows(d.y, 0, s) * 2.0;  // not a scalar
-    }, {.rows = 4}), doctest::Contains("returned [4,2], not a scalar loss"),
-        ShapeError);
-    CHECK_THROWS_WITH_AS(parallel_backward(params, 8, [&](const Shard& s) {
-        if (s.index == 1) throw std::runtime_error("shard one failed");
-        return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
-    }, {.rows = 4}), "shard one failed", std::runtime_error);
-    CHECK_THROWS_AS(parallel_backward(params, 0, [&](const Shard&) { return Variable(); }), ValueError);
-    CHECK_THROWS_WITH_AS(parallel_backward({Variable(Tensor::zeros({2}, float64))}, 8,
-                                           [&](const Shard& s) { return m.loss(rows(d.x, 1, s), rows(d.y, 0, s)); }),
-                         doctest::Contains("parameter 0 is not a leaf that requires grad"), GraphError);
+    CHECK_THROWS_WITH_AS(parallel_backward(params, 8,
+                                           [&](const Shard& s) {
+                                               return rows(d.y, 0, s) * 2.0;  // not a scalar
+                                           },
+                                           {.rows = 4}),
+                         doctest::Contains("returned [4,2], not a scalar loss"), ShapeError);
+    CHECK_THROWS_WITH_AS(parallel_backward(params, 8,
+                                           [&](const Shard& s) {
+                                               if (s.index == 1)
+                                                   throw std::runtime_error("shard one failed");
+                                               return m.loss(rows(d.x, 1, s), rows(d.y, 0, s));
+                                           },
+                                           {.rows = 4}),
+                         "shard one failed", std::runtime_error);
+    CHECK_THROWS_AS(parallel_backward(params, 0, [&](const Shard&) { return Variable(); }),
+                    ValueError);
+    CHECK_THROWS_WITH_AS(
+        parallel_backward({Variable(Tensor::zeros({2}, float64))}, 8,
+                          [&](const Shard& s) { return m.loss(rows(d.x, 1, s), rows(d.y, 0, s)); }),
+        doctest::Contains("parameter 0 is not a leaf that requires grad"), GraphError);
     // after the failures the parameters are usable and the thread's tape is clean
     const Variable ok = m.loss(d.x, d.y);
     ok.backward();

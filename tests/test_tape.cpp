@@ -192,8 +192,9 @@ TEST_CASE("tape: error messages name the op, the shapes and the call site") {
     const auto msg = message_of([&] { matmul(a, b); });
     CHECK(msg.find("matmul: [32,64] x [128,16]: inner dimensions 64 and 128 differ") == 0);
     CHECK(msg.find("test_tape.cpp:") != std::string::npos);
-    CHECK_THROWS_AS(add(Variable(Tensor::zeros({2, 3}, float32)),
-                        Variable(Tensor::zeros({4}, float32))), ShapeError);
+    CHECK_THROWS_AS(
+        add(Variable(Tensor::zeros({2, 3}, float32)), Variable(Tensor::zeros({4}, float32))),
+        ShapeError);
 }
 
 TEST_CASE("tape: each thread records on its own tape") {
@@ -272,12 +273,15 @@ Tensor sum_of_transposed_products(const std::vector<Tensor>& cs, const std::vect
     for (std::size_t t = 0; t < xs.size(); ++t)
         for (std::size_t i = 0; i < m; ++i)
             for (std::size_t j = 0; j < n; ++j)
-                for (std::size_t r = 0; r < k; ++r) out[i * n + j] += cs[t].flat(r * m + i) * xs[t].flat(r * n + j);
+                for (std::size_t r = 0; r < k; ++r)
+                    out[i * n + j] += cs[t].flat(r * m + i) * xs[t].flat(r * n + j);
     return Tensor::from(out, {m, n}, float64);
 }
 }  // namespace
 
-TEST_CASE("tape: weight-gradient products deferred into a slice of a parameter reach it and the parameter") {
+TEST_CASE(
+    "tape: weight-gradient products deferred into a slice of a parameter reach it and the "
+    "parameter") {
     // S = W[1:3] is a recorded variable used by a product at 4 steps (a GRU's weight slices
     // are such). Its gradient Σ_t c_tᵀ x_t is deferred and summed as one product just before
     // narrow's rule passes it on to W.
@@ -306,14 +310,16 @@ TEST_CASE("tape: weight-gradient products deferred into a slice of a parameter r
             CHECK(g[1].value().flat(j) == 0.0);
             CHECK(g[1].value().flat(9 + j) == 0.0);
             for (std::size_t i = 0; i < 2; ++i)
-                CHECK(g[1].value().flat((i + 1) * 3 + j) == doctest::Approx(expected.flat(i * 3 + j)).epsilon(1e-12));
+                CHECK(g[1].value().flat((i + 1) * 3 + j) ==
+                      doctest::Approx(expected.flat(i * 3 + j)).epsilon(1e-12));
         }
     }
     SUBCASE("a sweep that fails after deferring leaves no product behind for the next") {
         Variable s = narrow(w, 0, 1, 2);
         // recorded after s and before the products, so its rule runs after theirs
-        Variable boom = record("boom", Tensor::scalar(0.0, float64), {s},
-                               [](Backward&) { throw ValueError("boom: backward failed on purpose"); });
+        Variable boom = record("boom", Tensor::scalar(0.0, float64), {s}, [](Backward&) {
+            throw ValueError("boom: backward failed on purpose");
+        });
         CHECK_THROWS_AS(grad(loss_of(s) + boom, {s}), ValueError);
         const auto g = grad(loss_of(s), {s});
         CHECK(max_abs_diff(g[0].value(), expected) < 1e-12);  // not twice the products
@@ -321,7 +327,9 @@ TEST_CASE("tape: weight-gradient products deferred into a slice of a parameter r
     current_tape().clear();
 }
 
-TEST_CASE("tape: a weight's products over the pieces of a split read the split's joined gradient in place") {
+TEST_CASE(
+    "tape: a weight's products over the pieces of a split read the split's joined gradient in "
+    "place") {
     // P [T*B, M] is split into T steps, as the recurrent driver splits the projected inputs;
     // step t's product addmm(P_t, h_t, W) hands the same gradient G_t to P_t and, deferred, to
     // W's Σ G_tᵀ h_t. Once split's backward has joined the G_t into P's gradient, W's sum reads
@@ -369,7 +377,9 @@ TEST_CASE("tape: a weight's products over the pieces of a split read the split's
         CHECK(detail::products_read_in_place() == before);
         CHECK(max_abs_diff(g[0].value(), expected_w(some)) < 1e-12);
     }
-    SUBCASE("in a float32 LSTM layer the recurrent weight's gradient takes this path and matches float64") {
+    SUBCASE(
+        "in a float32 LSTM layer the recurrent weight's gradient takes this path and matches "
+        "float64") {
         Generator g32(5), g64(5);
         LSTM lstm32(3, 8, {}, g32, float32), lstm64(3, 8, {}, g64, float64);
         Tensor x = Generator(6).normal({6, 4, 3}, 0, 1, float64);
@@ -377,7 +387,8 @@ TEST_CASE("tape: a weight's products over the pieces of a split read the split's
         sum(lstm32.forward(Variable(x.to(float32))).output).backward();
         CHECK(detail::products_read_in_place() > before);
         sum(lstm64.forward(Variable(x)).output).backward();
-        CHECK(max_abs_diff(lstm32.parameters()[1].grad().to(float64), lstm64.parameters()[1].grad()) < 1e-4);
+        CHECK(max_abs_diff(lstm32.parameters()[1].grad().to(float64),
+                           lstm64.parameters()[1].grad()) < 1e-4);
     }
     current_tape().clear();
 }
@@ -403,7 +414,8 @@ TEST_CASE("tape: values no backward reads are released during forward; gradients
     const Tensor& xv = x.value();
     for (std::size_t i = 0; i < n; i += 97) {
         const double v = xv.flat(i), t = std::tanh(v * v + v);
-        CHECK(x.grad().flat(i) == doctest::Approx(steps * (1 - t * t) * (2 * v + 1)).epsilon(1e-12));
+        CHECK(x.grad().flat(i) ==
+              doctest::Approx(steps * (1 - t * t) * (2 * v + 1)).epsilon(1e-12));
     }
     // the same gradient through an op that reads its input (relu's backward reads x): a
     // default consumer keeps the value
@@ -417,7 +429,9 @@ TEST_CASE("tape: values no backward reads are released during forward; gradients
     }
 }
 
-TEST_CASE("tape: sigmoid and tanh write a chunk piece's gradient into its columns of the joined gradient") {
+TEST_CASE(
+    "tape: sigmoid and tanh write a chunk piece's gradient into its columns of the joined "
+    "gradient") {
     // Two steps of an LSTM-like cell over the rows of x: each step's chunk of pre-activations
     // (columns of an addmm that hands its gradient to x's rows) goes through sigmoid and tanh,
     // whose backward rules write straight into their columns of x's joined gradient. z0 goes
@@ -429,7 +443,8 @@ TEST_CASE("tape: sigmoid and tanh write a chunk piece's gradient into its column
             const auto p = split(v[0], {2, 2}, 0);  // x [4, 6]: two steps of 2 rows
             Variable h = v[1], loss = constant(0.0, float64);
             for (std::size_t t = 0; t < 2; ++t) {
-                const auto z = chunk(addmm(p[t], h, v[2], false, true), 3, 1);  // [2, 6] -> 3 x [2, 2]
+                const auto z =
+                    chunk(addmm(p[t], h, v[2], false, true), 3, 1);  // [2, 6] -> 3 x [2, 2]
                 if (before) loss = loss + sum(z[0] * 3.0);
                 const Variable i = sigmoid(addmm(z[0], h, v[3], false, true)), g = tanh(z[1]);
                 h = unused ? i * g : i * g + sigmoid(z[2]);
@@ -439,8 +454,9 @@ TEST_CASE("tape: sigmoid and tanh write a chunk piece's gradient into its column
         };
     };
     Generator gen(43);
-    const std::vector<Tensor> inputs{gen.normal({4, 6}, 0, 1, float64), gen.normal({2, 2}, 0, 1, float64),
-                                     gen.normal({6, 2}, 0, 1, float64), gen.normal({2, 2}, 0, 1, float64)};
+    const std::vector<Tensor> inputs{
+        gen.normal({4, 6}, 0, 1, float64), gen.normal({2, 2}, 0, 1, float64),
+        gen.normal({6, 2}, 0, 1, float64), gen.normal({2, 2}, 0, 1, float64)};
     for (bool before : {false, true})
         for (bool after : {false, true})
             for (bool unused : {false, true}) {
@@ -464,7 +480,8 @@ TEST_CASE("tape: sigmoid and tanh write a chunk piece's gradient into its column
     CHECK(detail::splits_joined_in_place() - count == 3);
     const auto again = grad(loss, vars);
     CHECK(detail::splits_joined_in_place() - count == 6);
-    for (std::size_t k = 0; k < vars.size(); ++k) CHECK(once[k].value().to_vector() == again[k].value().to_vector());
+    for (std::size_t k = 0; k < vars.size(); ++k)
+        CHECK(once[k].value().to_vector() == again[k].value().to_vector());
     // z0 used again after its columns were handed out: its chunks join elsewhere (copies)
     const std::vector<Variable> vars2 = leaves();
     const std::size_t count2 = detail::splits_joined_in_place();
@@ -472,7 +489,9 @@ TEST_CASE("tape: sigmoid and tanh write a chunk piece's gradient into its column
     CHECK(detail::splits_joined_in_place() - count2 == 0);
 }
 
-TEST_CASE("tape: a split piece's range of the joined gradient is written in place only while the piece has no other gradient") {
+TEST_CASE(
+    "tape: a split piece's range of the joined gradient is written in place only while the piece "
+    "has no other gradient") {
     // chunk(addmm(p0, a, w)) over a piece p0 of split(x): the chunk's backward joins its
     // pieces' gradients into p0's rows of x's joined gradient (the addmm hands its gradient to
     // p0 unchanged). A second use of p0, before or after, must still be added, and a piece no
@@ -482,14 +501,16 @@ TEST_CASE("tape: a split piece's range of the joined gradient is written in plac
             const auto p = split(v[0], {2, 2, 1}, 0);  // x [5, 3]: rows 0-1, 2-3, 4 (unused)
             Variable loss = sum(p[1] * p[1]);
             if (extra_first) loss = loss + sum(p[0] * 3.0);
-            const auto z = chunk(addmm(p[0], v[1], v[2], false, true), 3, 1);  // [2, 3] -> 3 x [2, 1]
+            const auto z =
+                chunk(addmm(p[0], v[1], v[2], false, true), 3, 1);  // [2, 3] -> 3 x [2, 1]
             loss = loss + sum(z[0] * z[1]) + sum(sigmoid(z[2]));
             if (extra_last) loss = loss + sum(exp(p[0]));
             return loss;
         };
     };
     Generator g(41);
-    const std::vector<Tensor> inputs{g.normal({5, 3}, 0, 1, float64), g.normal({2, 2}, 0, 1, float64),
+    const std::vector<Tensor> inputs{g.normal({5, 3}, 0, 1, float64),
+                                     g.normal({2, 2}, 0, 1, float64),
                                      g.normal({3, 2}, 0, 1, float64)};
     for (bool first : {false, true})
         for (bool last : {false, true}) {
@@ -508,9 +529,12 @@ TEST_CASE("tape: a split piece's range of the joined gradient is written in plac
     const auto once = grad(loss, {x, a, w}, {}, {.retain_graph = true});
     CHECK(detail::splits_joined_in_place() == before);  // p1's gradient came from elsewhere: copied
     const auto twice = grad(loss, {x, a, w});
-    for (std::size_t i = 0; i < 3; ++i) CHECK(once[i].value().to_vector() == twice[i].value().to_vector());
+    for (std::size_t i = 0; i < 3; ++i)
+        CHECK(once[i].value().to_vector() == twice[i].value().to_vector());
     // p0's rows hold the chunk's joined gradient: z0 gets z1, z1 gets z0, z2 gets σ'
-    const Tensor y = addmm(narrow(Variable(inputs[0]), 0, 0, 2), Variable(inputs[1]), Variable(inputs[2]), false, true).value();
+    const Tensor y = addmm(narrow(Variable(inputs[0]), 0, 0, 2), Variable(inputs[1]),
+                           Variable(inputs[2]), false, true)
+                         .value();
     const std::vector<double> gx = once[0].value().to_vector();
     for (std::size_t r = 0; r < 2; ++r) {
         const double z0 = y.flat(r * 3), z1 = y.flat(r * 3 + 1), z2 = y.flat(r * 3 + 2);

@@ -30,7 +30,8 @@ TEST_CASE("tensor: copies share storage, mutation copies first") {
     CHECK(a.flat(0) == 0.0);  // a is untouched
 }
 
-TEST_CASE("tensor: a view reads its base in place, copies only for xt(), and never aliases a write") {
+TEST_CASE(
+    "tensor: a view reads its base in place, copies only for xt(), and never aliases a write") {
     // base [2, 6]: 0..11; the view is its columns 2..4 (2 runs of 3 elements, 6 apart)
     std::vector<double> v(12);
     for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(i);
@@ -151,13 +152,16 @@ TEST_CASE("generator: the same seed gives the same numbers") {
 
 TEST_CASE("blas: the slow OpenBLAS kernels are recognised and the warning names the fix") {
     CHECK(classify_blas("Prescott", true, false).slow_path);
-    CHECK(classify_blas("Haswell", true, true).slow_path);   // AVX2 kernels on an AVX-512 CPU
+    CHECK(classify_blas("Haswell", true, true).slow_path);  // AVX2 kernels on an AVX-512 CPU
     CHECK_FALSE(classify_blas("Haswell", true, false).slow_path);
     CHECK_FALSE(classify_blas("SkylakeX", true, true).slow_path);
     CHECK_FALSE(classify_blas("Prescott", false, false).slow_path);  // nothing better to pick
-    CHECK(blas_warning(classify_blas("Prescott", true, true)).find("OPENBLAS_CORETYPE=SkylakeX") != std::string::npos);
-    CHECK(blas_warning(classify_blas("Prescott", true, false)).find("OPENBLAS_CORETYPE=Haswell") != std::string::npos);
-    CHECK(blas_warning(classify_blas("Haswell", true, true)).find("AVX2 'Haswell' kernels") != std::string::npos);
+    CHECK(blas_warning(classify_blas("Prescott", true, true)).find("OPENBLAS_CORETYPE=SkylakeX") !=
+          std::string::npos);
+    CHECK(blas_warning(classify_blas("Prescott", true, false)).find("OPENBLAS_CORETYPE=Haswell") !=
+          std::string::npos);
+    CHECK(blas_warning(classify_blas("Haswell", true, true)).find("AVX2 'Haswell' kernels") !=
+          std::string::npos);
     CHECK(blas_warning(classify_blas("SkylakeX", true, true)).empty());
     CHECK(!blas_info().corename.empty());
 }

@@ -20,7 +20,8 @@ double ulps(float got, double want) {
     if (std::isnan(w)) return std::isnan(got) ? 0 : 1e9;
     if (got == w) return 0;
     if (std::isinf(w) || std::isinf(got)) return 1e9;
-    const double spacing = std::nextafter(std::abs(w), std::numeric_limits<float>::infinity()) - std::abs(w);
+    const double spacing =
+        std::nextafter(std::abs(w), std::numeric_limits<float>::infinity()) - std::abs(w);
     return std::abs(static_cast<double>(got) - static_cast<double>(w)) / spacing;
 }
 
@@ -79,8 +80,10 @@ TEST_CASE("vector math: exp, sigmoid and tanh stay within a few ulps everywhere"
 
 TEST_CASE("vector math: special values and lengths that are not a multiple of 16") {
     if (!vector_math::available()) return;
-    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
-    const std::vector<float> x{nan, inf, -inf, 0.0f, -0.0f, 89.0f, 88.0f, -104.0f, -87.5f, 1e-30f, -1e-30f, 20.0f, -20.0f};
+    const float inf = std::numeric_limits<float>::infinity(),
+                nan = std::numeric_limits<float>::quiet_NaN();
+    const std::vector<float> x{nan,     inf,    -inf,   0.0f,    -0.0f, 89.0f, 88.0f,
+                               -104.0f, -87.5f, 1e-30f, -1e-30f, 20.0f, -20.0f};
     for (const Case& c : cases) {
         CAPTURE(c.name);
         // every length from 1 to 13 with a 1-element offset: the masked tail and unaligned starts
@@ -92,7 +95,8 @@ TEST_CASE("vector math: special values and lengths that are not a multiple of 16
                 CAPTURE(x[i]);
                 const float want = static_cast<float>(c.exact(x[i]));
                 if (std::isnan(want)) CHECK(std::isnan(y[i + 1]));
-                else if (want == 0) CHECK(std::abs(y[i + 1]) <= std::numeric_limits<float>::denorm_min());
+                else if (want == 0)
+                    CHECK(std::abs(y[i + 1]) <= std::numeric_limits<float>::denorm_min());
                 else CHECK(ulps(y[i + 1], c.exact(x[i])) <= c.max_ulps);
             }
         }
@@ -108,13 +112,17 @@ TEST_CASE("vector math: the float32 ops use it and agree with their float64 vers
     Generator g(12);
     const Tensor x = g.normal({7, 45}, 0, 4, float64);
     const Variable x32(x.to(float32)), x64(x);
-    for (auto [name, op] : {std::pair<const char*, Variable (*)(const Variable&, const Loc&)>{"exp", exp},
-                            {"sigmoid", sigmoid}, {"tanh", tanh}}) {
+    for (auto [name, op] :
+         {std::pair<const char*, Variable (*)(const Variable&, const Loc&)>{"exp", exp},
+          {"sigmoid", sigmoid},
+          {"tanh", tanh}}) {
         CAPTURE(name);
-        const Tensor a = op(x32, Loc::current()).value().to(float64), b = op(x64, Loc::current()).value();
+        const Tensor a = op(x32, Loc::current()).value().to(float64),
+                     b = op(x64, Loc::current()).value();
         double worst = 0;
         for (std::size_t i = 0; i < a.numel(); ++i)
-            worst = std::max(worst, std::abs(a.flat(i) - b.flat(i)) / (std::abs(b.flat(i)) + 1e-30));
+            worst =
+                std::max(worst, std::abs(a.flat(i) - b.flat(i)) / (std::abs(b.flat(i)) + 1e-30));
         CHECK(worst < 1e-6);
     }
     // switched off, the float32 ops take xtensor's path: same values to float32 rounding

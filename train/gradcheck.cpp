@@ -48,9 +48,9 @@ bool GradcheckReport::ok() const {
 }
 
 std::string GradcheckReport::str() const {
-    std::string s = fmt::format("gradcheck {}: {} (eps={:g}, atol={:g}, rtol={:g})",
-                                ok() ? "passed" : "FAILED", mode, options.eps, options.atol,
-                                options.rtol);
+    std::string s =
+        fmt::format("gradcheck {}: {} (eps={:g}, atol={:g}, rtol={:g})", ok() ? "passed" : "FAILED",
+                    mode, options.eps, options.atol, options.rtol);
     for (const auto& in : inputs) {
         if (!in.checked) {
             s += fmt::format("\n  {} {}: not checked (does not require grad)", in.name,
@@ -75,8 +75,9 @@ void check_leaves(const std::function<Variable()>& eval, const std::vector<Varia
     const GradcheckOptions& opt = report.options;
     const Variable y0 = eval();
     if (!y0.defined() || y0.dtype() != float64)
-        throw DTypeError("gradcheck: the function must return a defined float64 variable for "
-                         "float64 inputs");
+        throw DTypeError(
+            "gradcheck: the function must return a defined float64 variable for "
+            "float64 inputs");
     const std::size_t m = y0.numel();
 
     // Output weightings to check: one-hot rows (Jacobian) or random projections.
@@ -105,7 +106,8 @@ void check_leaves(const std::function<Variable()>& eval, const std::vector<Varia
         std::vector<Variable> g(leaves.size());
         if (!leaves.empty() && y.requires_grad()) g = grad(y, leaves, seeds[s]);
         for (std::size_t k = 0; k < leaves.size(); ++k)
-            analytic[s].push_back(g[k].defined() ? g[k].value() : Tensor::zeros(leaves[k].shape(), float64));
+            analytic[s].push_back(g[k].defined() ? g[k].value()
+                                                 : Tensor::zeros(leaves[k].shape(), float64));
     }
 
     // Numeric: central differences, two forwards per element shared by all seeds.
@@ -124,10 +126,13 @@ void check_leaves(const std::function<Variable()>& eval, const std::vector<Varia
             const Tensor plus = shifted(+opt.eps), minus = shifted(-opt.eps);
             for (std::size_t s = 0; s < seeds.size(); ++s) {
                 double dp = 0;
-                for (std::size_t j = 0; j < m; ++j) dp += seeds[s].flat(j) * (plus.flat(j) - minus.flat(j));
+                for (std::size_t j = 0; j < m; ++j)
+                    dp += seeds[s].flat(j) * (plus.flat(j) - minus.flat(j));
                 std::string at = index_string(leaf.shape(), i);
                 if (m > 1)
-                    at += fmt::format(" ({} {})", m <= opt.full_jacobian_max_outputs ? "output" : "projection", s);
+                    at += fmt::format(" ({} {})",
+                                      m <= opt.full_jacobian_max_outputs ? "output" : "projection",
+                                      s);
                 compare(analytic[s][k].flat(i), dp / (2 * opt.eps), at);
             }
         }
@@ -137,8 +142,10 @@ void check_leaves(const std::function<Variable()>& eval, const std::vector<Varia
 void require_float64_leaves(const std::vector<Variable>& params) {
     for (const auto& p : params)
         if (!p.is_leaf() || p.dtype() != float64 || !p.requires_grad())
-            throw DTypeError(fmt::format("gradcheck: parameter '{}' must be a float64 leaf that requires "
-                                         "grad (convert the module with to(float64))", p.name()));
+            throw DTypeError(
+                fmt::format("gradcheck: parameter '{}' must be a float64 leaf that requires "
+                            "grad (convert the module with to(float64))",
+                            p.name()));
 }
 }  // namespace
 
@@ -189,7 +196,8 @@ GradcheckReport gradcheck(const GradcheckFn& f, const std::vector<Tensor>& input
 }
 
 GradcheckReport gradgradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
-                              const GradcheckOptions& options, const std::vector<Variable>& params) {
+                              const GradcheckOptions& options,
+                              const std::vector<Variable>& params) {
     // Fixed random weightings, drawn once so every evaluation sees the same function.
     Generator gen(options.seed + 1);
     std::vector<Tensor> v;

@@ -33,13 +33,13 @@ struct GradcheckOptions {
 
 struct GradcheckInput {
     std::size_t input = 0;
-    std::string name;              // "input 0", or a parameter's name
+    std::string name;  // "input 0", or a parameter's name
     Shape shape;
-    bool checked = false;          // false for inputs that do not require grad
+    bool checked = false;  // false for inputs that do not require grad
     double max_abs_error = 0;
     double max_rel_error = 0;
-    std::string worst_index;       // e.g. "[1,0]", with the output row in Jacobian mode
-    double analytic = 0;           // at the worst element
+    std::string worst_index;  // e.g. "[1,0]", with the output row in Jacobian mode
+    double analytic = 0;      // at the worst element
     double numeric = 0;
     bool ok = true;
 };
@@ -56,10 +56,12 @@ struct GradcheckReport {
 // parameters): they are checked too, moved in place for the finite differences and restored.
 // layers/module.hpp has gradcheck(module, f, inputs), which converts a module for you.
 GradcheckReport gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
-                          const GradcheckOptions& options = {}, const std::vector<Variable>& params = {});
+                          const GradcheckOptions& options = {},
+                          const std::vector<Variable>& params = {});
 // Checks the inputs that require grad; the others are passed through as constants.
 GradcheckReport gradcheck(const GradcheckFn& f, const std::vector<Variable>& inputs,
-                          const GradcheckOptions& options = {}, const std::vector<Variable>& params = {});
+                          const GradcheckOptions& options = {},
+                          const std::vector<Variable>& params = {});
 
 // Second derivatives: checks the gradient of  s(x) = Σ_i <v_i, ∂<u, f(x)>/∂x_i>  for random
 // u, v, where the inner gradient is taken with create_graph. Passes when every op on the path

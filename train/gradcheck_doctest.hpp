@@ -7,14 +7,14 @@
 
 #include "train/gradcheck.hpp"
 
-#define CHECK_GRADCHECK(...)                                                   \
-    do {                                                                       \
-        const auto tapegrad_report_ = ::tapegrad::gradcheck(__VA_ARGS__);      \
-        CHECK_MESSAGE(tapegrad_report_.ok(), tapegrad_report_.str());          \
+#define CHECK_GRADCHECK(...)                                              \
+    do {                                                                  \
+        const auto tapegrad_report_ = ::tapegrad::gradcheck(__VA_ARGS__); \
+        CHECK_MESSAGE(tapegrad_report_.ok(), tapegrad_report_.str());     \
     } while (false)
 
-#define CHECK_GRADGRADCHECK(...)                                               \
-    do {                                                                       \
-        const auto tapegrad_report_ = ::tapegrad::gradgradcheck(__VA_ARGS__);  \
-        CHECK_MESSAGE(tapegrad_report_.ok(), tapegrad_report_.str());          \
+#define CHECK_GRADGRADCHECK(...)                                              \
+    do {                                                                      \
+        const auto tapegrad_report_ = ::tapegrad::gradgradcheck(__VA_ARGS__); \
+        CHECK_MESSAGE(tapegrad_report_.ok(), tapegrad_report_.str());         \
     } while (false)

@@ -16,8 +16,8 @@
 #include <tbb/task_arena.h>
 #include <tbb/task_scheduler_observer.h>
 
-#include "kernels/blas.hpp"
 #include "core/tape.hpp"
+#include "kernels/blas.hpp"
 #include "ops/arith.hpp"
 
 namespace tapegrad {
@@ -30,7 +30,8 @@ namespace {
 // of parallel_backward for the rest of its program.
 class PinnedArena {
 public:
-    PinnedArena(std::size_t n, std::vector<int> cpus) : arena_(static_cast<int>(n)), binder_(arena_, std::move(cpus)) {
+    PinnedArena(std::size_t n, std::vector<int> cpus)
+        : arena_(static_cast<int>(n)), binder_(arena_, std::move(cpus)) {
         arena_.initialize();
         binder_.observe(true);
     }
@@ -88,7 +89,7 @@ private:
 
 std::mutex control_mutex;
 std::unique_ptr<tbb::global_control> control;  // guarded by control_mutex
-std::shared_ptr<PinnedArena> pinned;            // guarded by control_mutex
+std::shared_ptr<PinnedArena> pinned;           // guarded by control_mutex
 
 std::shared_ptr<PinnedArena> pinned_arena() {
     std::lock_guard lock(control_mutex);
@@ -102,19 +103,25 @@ void set_num_threads(std::size_t n, ThreadOptions options) {
     if (options.pin && n > 0) {
         cpu_set_t mask;
         if (sched_getaffinity(0, sizeof mask, &mask) != 0)
-            throw Error(fmt::format("set_num_threads({}, {{.pin = true}}): cannot read this thread's CPUs "
-                                    "(sched_getaffinity: {})", n, std::strerror(errno)));
+            throw Error(
+                fmt::format("set_num_threads({}, {{.pin = true}}): cannot read this thread's CPUs "
+                            "(sched_getaffinity: {})",
+                            n, std::strerror(errno)));
         // setting the mask it already has: fails only where this process may not pin threads
         if (sched_setaffinity(0, sizeof mask, &mask) != 0)
-            throw Error(fmt::format("set_num_threads({}, {{.pin = true}}): this process may not bind threads "
-                                    "to CPUs (sched_setaffinity: {}); call it without pin", n, std::strerror(errno)));
+            throw Error(fmt::format(
+                "set_num_threads({}, {{.pin = true}}): this process may not bind threads "
+                "to CPUs (sched_setaffinity: {}); call it without pin",
+                n, std::strerror(errno)));
         for (int k = 0; k < CPU_SETSIZE; ++k)
             if (CPU_ISSET(k, &mask)) cpus.push_back(k);
     }
     std::lock_guard lock(control_mutex);
     pinned.reset();
     control.reset();
-    if (n > 0) control = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, n);
+    if (n > 0)
+        control =
+            std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, n);
     if (!cpus.empty()) pinned = std::make_shared<PinnedArena>(n, std::move(cpus));
 }
 
@@ -133,12 +140,14 @@ std::vector<Shard> make_shards(std::size_t batch, ShardOptions options) {
 }
 
 double parallel_backward(const std::vector<Variable>& params, std::size_t batch,
-                         const std::function<Variable(const Shard&)>& loss_of, ShardOptions options) {
+                         const std::function<Variable(const Shard&)>& loss_of,
+                         ShardOptions options) {
     const char* op = "parallel_backward";
     if (batch == 0) throw ValueError(fmt::format("{}: the batch is empty", op));
     for (std::size_t k = 0; k < params.size(); ++k)
         if (!params[k].defined() || !params[k].is_leaf() || !params[k].requires_grad())
-            throw GraphError(fmt::format("{}: parameter {} is not a leaf that requires grad", op, k));
+            throw GraphError(
+                fmt::format("{}: parameter {} is not a leaf that requires grad", op, k));
     const std::vector<Shard> shards = make_shards(batch, options);
     struct Result {
         double loss = 0;
@@ -154,11 +163,12 @@ double parallel_backward(const std::vector<Variable>& params, std::size_t batch,
         AnomalyGuard mode(anomaly);
         Variable loss = loss_of(shard);
         if (!loss.defined() || loss.numel() != 1)
-            throw ShapeError(fmt::format("{}: shard {} (rows {}..{}) returned {}, not a scalar loss", op,
-                                         s, shard.begin, shard.end,
-                                         loss.defined() ? to_string(loss.shape()) : "an undefined variable"));
+            throw ShapeError(fmt::format(
+                "{}: shard {} (rows {}..{}) returned {}, not a scalar loss", op, s, shard.begin,
+                shard.end, loss.defined() ? to_string(loss.shape()) : "an undefined variable"));
         if (!loss.requires_grad())
-            throw GraphError(fmt::format("{}: shard {}'s loss does not depend on any parameter", op, s));
+            throw GraphError(
+                fmt::format("{}: shard {}'s loss does not depend on any parameter", op, s));
         results[s].loss = loss.item();
         if (shards.size() > 1)  // the shard's share of the batch mean
             loss = loss * (static_cast<double>(shard.size()) / static_cast<double>(batch));
@@ -186,7 +196,8 @@ double parallel_backward(const std::vector<Variable>& params, std::size_t batch,
     // Reduce in shard order, whatever order the tasks finished in.
     double loss = 0;
     for (std::size_t s = 0; s < shards.size(); ++s)
-        loss += results[s].loss * (static_cast<double>(shards[s].size()) / static_cast<double>(batch));
+        loss +=
+            results[s].loss * (static_cast<double>(shards[s].size()) / static_cast<double>(batch));
     // The first two shards' gradients are added in one pass into a new tensor, the later ones
     // into that tensor in place.
     for (std::size_t k = 0; k < params.size(); ++k) {

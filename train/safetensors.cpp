@@ -1,13 +1,13 @@
 #include "train/safetensors.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
 #include <fstream>
-#include <unistd.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -88,10 +88,12 @@ void save_safetensors(const std::string& path,
     if (std::rename(tmp.c_str(), path.c_str()) != 0) {
         const int err = errno;
         ::unlink(tmp.c_str());
-        io_fail(path, fmt::format("cannot rename the temporary file into place: {}", std::strerror(err)));
+        io_fail(path,
+                fmt::format("cannot rename the temporary file into place: {}", std::strerror(err)));
     }
     // Make the rename itself durable.
-    std::string dir = path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/'));
+    std::string dir =
+        path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/'));
     if (dir.empty()) dir = ".";
     if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
         ::fsync(dfd);
@@ -105,11 +107,14 @@ TensorFile load_safetensors(const std::string& path) {
     in.seekg(0, std::ios::end);
     const auto file_size = static_cast<std::uint64_t>(in.tellg());
     in.seekg(0);
-    if (file_size < 8) io_fail(path, fmt::format("truncated: {} bytes, shorter than the 8-byte header length", file_size));
+    if (file_size < 8)
+        io_fail(path, fmt::format("truncated: {} bytes, shorter than the 8-byte header length",
+                                  file_size));
     std::uint64_t n = 0;
     in.read(reinterpret_cast<char*>(&n), 8);
     if (n > max_header_bytes || n > file_size - 8)
-        io_fail(path, fmt::format("header length {} does not fit in the file ({} bytes)", n, file_size));
+        io_fail(path,
+                fmt::format("header length {} does not fit in the file ({} bytes)", n, file_size));
     std::string text(n, '\0');
     in.read(text.data(), static_cast<std::streamsize>(n));
     // The format pads a header with spaces; a NUL byte would end nlohmann's parse early and
@@ -126,21 +131,28 @@ TensorFile load_safetensors(const std::string& path) {
     const std::uint64_t data_size = file_size - 8 - n;
 
     TensorFile out;
-    struct Range { std::uint64_t begin, end; std::string name; };
+    struct Range {
+        std::uint64_t begin, end;
+        std::string name;
+    };
     std::vector<Range> ranges;
     for (const auto& [name, entry] : header.items()) {
         if (name == "__metadata__") {
             if (!entry.is_object()) io_fail(path, "__metadata__ is not an object");
             for (const auto& [k, v] : entry.items()) {
-                if (!v.is_string()) io_fail(path, fmt::format("__metadata__ value '{}' is not a string", k));
+                if (!v.is_string())
+                    io_fail(path, fmt::format("__metadata__ value '{}' is not a string", k));
                 out.metadata[k] = v.get<std::string>();
             }
             continue;
         }
-        auto bad = [&](const std::string& what) { io_fail(path, fmt::format("tensor '{}': {}", name, what)); };
+        auto bad = [&](const std::string& what) {
+            io_fail(path, fmt::format("tensor '{}': {}", name, what));
+        };
         if (!entry.is_object()) bad("entry is not an object");
         if (!entry.contains("dtype")) bad("missing dtype");
-        if (!entry["dtype"].is_string()) bad(fmt::format("dtype {} is not a string", entry["dtype"].dump()));
+        if (!entry["dtype"].is_string())
+            bad(fmt::format("dtype {} is not a string", entry["dtype"].dump()));
         const std::string code = entry["dtype"].get<std::string>();
         if (code != "F32" && code != "F64")
             bad(fmt::format("dtype {} is not supported (tapegrad reads F32 and F64)", code));
@@ -149,9 +161,12 @@ TensorFile load_safetensors(const std::string& path) {
         Shape shape;
         std::uint64_t count = 1;
         for (const auto& d : entry["shape"]) {
-            if (!d.is_number_unsigned()) bad(fmt::format("shape {} holds a non-integer or negative size", entry["shape"].dump()));
+            if (!d.is_number_unsigned())
+                bad(fmt::format("shape {} holds a non-integer or negative size",
+                                entry["shape"].dump()));
             const auto size = d.get<std::uint64_t>();
-            if (size != 0 && count > (std::uint64_t{1} << 40) / size) bad(fmt::format("shape {} is too large", entry["shape"].dump()));
+            if (size != 0 && count > (std::uint64_t{1} << 40) / size)
+                bad(fmt::format("shape {} is too large", entry["shape"].dump()));
             count *= size;
             shape.push_back(size);
         }
@@ -161,9 +176,11 @@ TensorFile load_safetensors(const std::string& path) {
             bad("data_offsets must be two non-negative integers");
         const auto begin = entry["data_offsets"][0].get<std::uint64_t>();
         const auto end = entry["data_offsets"][1].get<std::uint64_t>();
-        if (begin > end) bad(fmt::format("data_offsets [{}, {}] end before they begin", begin, end));
+        if (begin > end)
+            bad(fmt::format("data_offsets [{}, {}] end before they begin", begin, end));
         if (end > data_size)
-            bad(fmt::format("data_offsets [{}, {}] fall outside the {} data bytes", begin, end, data_size));
+            bad(fmt::format("data_offsets [{}, {}] fall outside the {} data bytes", begin, end,
+                            data_size));
         if (end - begin != count * itemsize(dt))
             bad(fmt::format("shape {} of {} needs {} bytes, data_offsets give {}",
                             entry["shape"].dump(), code, count * itemsize(dt), end - begin));
@@ -171,23 +188,29 @@ TensorFile load_safetensors(const std::string& path) {
         Tensor t = Tensor::empty(shape, dt);
         in.seekg(static_cast<std::streamoff>(8 + n + begin));
         dispatch(dt, [&]<class T>() {
-            in.read(reinterpret_cast<char*>(t.mutable_xt<T>().data()), static_cast<std::streamsize>(end - begin));
+            in.read(reinterpret_cast<char*>(t.mutable_xt<T>().data()),
+                    static_cast<std::streamsize>(end - begin));
         });
         if (!in) io_fail(path, fmt::format("tensor '{}': read failed (file truncated?)", name));
         out.tensors.emplace_back(name, std::move(t));
     }
     // The data regions must not overlap (the format also requires them to cover the buffer).
-    std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+    std::sort(ranges.begin(), ranges.end(),
+              [](const Range& a, const Range& b) { return a.begin < b.begin; });
     std::uint64_t covered = 0;
     for (const auto& r : ranges) {
         if (r.begin < covered)
             io_fail(path, fmt::format("tensor '{}' overlaps the data of another tensor", r.name));
         if (r.begin > covered)
-            io_fail(path, fmt::format("{} unused data bytes before tensor '{}'", r.begin - covered, r.name));
+            io_fail(path, fmt::format("{} unused data bytes before tensor '{}'", r.begin - covered,
+                                      r.name));
         covered = r.end;
     }
     if (covered != data_size)
-        io_fail(path, fmt::format("{} data bytes after the last tensor (file size does not match the header)", data_size - covered));
+        io_fail(
+            path,
+            fmt::format("{} data bytes after the last tensor (file size does not match the header)",
+                        data_size - covered));
     // Keep the order of the file's data, as written.
     std::vector<std::pair<std::string, Tensor>> ordered;
     for (const auto& r : ranges)

@@ -19,8 +19,7 @@ int main() {
                     std::abs(x.grad().item() - want_dx) < 1e-12 &&
                     std::abs(y.grad().item() - want_dy) < 1e-12 &&
                     !blas_info().corename.empty();  // links OpenBLAS through the package
-    std::printf("f = %.15g  df/dx = %.15g (want %.15g)  df/dy = %.15g (want %.15g)  %s\n",
-                f.item(), x.grad().item(), want_dx, y.grad().item(), want_dy,
-                ok ? "ok" : "WRONG");
+    std::printf("f = %.15g  df/dx = %.15g (want %.15g)  df/dy = %.15g (want %.15g)  %s\n", f.item(),
+                x.grad().item(), want_dx, y.grad().item(), want_dy, ok ? "ok" : "WRONG");
     return ok ? 0 : 1;
 }

@@ -7,13 +7,13 @@
 //   test_distributed mismatch  different models on rank 1 are reported on every rank
 //   test_distributed abort     rank 1 throws while rank 0 waits in an allreduce: the job ends
 //   test_distributed single    without mpirun: one rank, misuse errors, shard_range
+#include <unistd.h>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <string_view>
-#include <unistd.h>
 
 #include <fmt/format.h>
 #include <mpi.h>
@@ -36,7 +36,9 @@ void expect(bool ok, const std::string& what) {
     fmt::print(stderr, "rank {}: FAILED: {}\n", r, what);
 }
 
-bool contains(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
+bool contains(std::string_view text, std::string_view part) {
+    return text.find(part) != std::string_view::npos;
+}
 
 constexpr std::size_t T = 5, B = 8, F = 3, H = 6, O = 2;
 
@@ -44,13 +46,17 @@ constexpr std::size_t T = 5, B = 8, F = 3, H = 6, O = 2;
 struct Net : Module {
     std::shared_ptr<LSTM> rnn;
     std::shared_ptr<Linear> head;
-    Net(std::uint64_t seed, DType dtype, std::size_t hidden = H, std::size_t layers = 1) : Module("Net") {
+    Net(std::uint64_t seed, DType dtype, std::size_t hidden = H, std::size_t layers = 1)
+        : Module("Net") {
         Generator gen(seed);
-        rnn = register_module("rnn", std::make_shared<LSTM>(F, hidden, RecurrentOptions{.num_layers = layers}, gen, dtype));
+        rnn = register_module(
+            "rnn",
+            std::make_shared<LSTM>(F, hidden, RecurrentOptions{.num_layers = layers}, gen, dtype));
         head = register_module("head", std::make_shared<Linear>(hidden, O, gen, dtype));
     }
     Variable loss(const Variable& x, const Variable& y) {
-        const Variable h = squeeze(narrow(rnn->forward(x).states[0], 0, -1, 1), 0);  // last layer [b, H]
+        const Variable h =
+            squeeze(narrow(rnn->forward(x).states[0], 0, -1, 1), 0);  // last layer [b, H]
         return mse_loss(head->forward(h), y);
     }
 };
@@ -79,11 +85,15 @@ std::unique_ptr<Optimizer> make_optimizer(Net& net, DType dtype) {
 void distributed_step(Net& net, Optimizer& opt, LRScheduler& schedule, int step, DType dtype) {
     const Batch batch(step, dtype);
     const Shard mine = dist::shard_range(B);
-    const Variable x = rows(batch.x, 1, mine.begin, mine.size()), y = rows(batch.y, 0, mine.begin, mine.size());
+    const Variable x = rows(batch.x, 1, mine.begin, mine.size()),
+                   y = rows(batch.y, 0, mine.begin, mine.size());
     opt.zero_grad();
-    parallel_backward(net.parameters(), mine.size(), [&](const Shard& s) {
-        return net.loss(rows(x, 1, s.begin, s.size()), rows(y, 0, s.begin, s.size()));
-    }, {.rows = 2});
+    parallel_backward(net.parameters(), mine.size(),
+                      [&](const Shard& s) {
+                          return net.loss(rows(x, 1, s.begin, s.size()),
+                                          rows(y, 0, s.begin, s.size()));
+                      },
+                      {.rows = 2});
     // Equal shards: each rank's gradient counts 1/size; otherwise by its share of the rows.
     dist::AverageOptions options;
     if (B % static_cast<std::size_t>(dist::size()) != 0)
@@ -92,7 +102,8 @@ void distributed_step(Net& net, Optimizer& opt, LRScheduler& schedule, int step,
     std::size_t bytes = 0;
     for (const Variable& p : net.parameters()) bytes += p.value().nbytes();
     expect(dist::size() == 1 || report.bytes == bytes,
-           fmt::format("average_gradients reduced {} bytes, the gradients hold {}", report.bytes, bytes));
+           fmt::format("average_gradients reduced {} bytes, the gradients hold {}", report.bytes,
+                       bytes));
     opt.step();
     schedule.step();
 }
@@ -117,8 +128,8 @@ void expect_close(const Net& a, const Net& b, double tol, const std::string& wha
         for (const double v : vb.to_vector()) scale = std::max(scale, std::abs(v));
         const double diff = max_abs_diff(va, vb);
         worst = std::max(worst, diff / scale);
-        expect(diff <= tol * scale, fmt::format("{}: {} differs by {:.3g}, {:.3g} relative", what, pa[k].first, diff,
-                                                diff / scale));
+        expect(diff <= tol * scale, fmt::format("{}: {} differs by {:.3g}, {:.3g} relative", what,
+                                                pa[k].first, diff, diff / scale));
     }
     fmt::print("{}: largest difference {:.2g} relative\n", what, worst);
 }
@@ -129,8 +140,10 @@ void expect_same_on_all_ranks(const Net& net, const std::string& what) {
     for (const Variable& p : net.parameters())
         for (const double v : p.value().to_vector()) values.push_back(v);
     std::vector<double> lo(values), hi(values);
-    MPI_Allreduce(MPI_IN_PLACE, lo.data(), static_cast<int>(lo.size()), MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
-    MPI_Allreduce(MPI_IN_PLACE, hi.data(), static_cast<int>(hi.size()), MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, lo.data(), static_cast<int>(lo.size()), MPI_DOUBLE, MPI_MIN,
+                  MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, hi.data(), static_cast<int>(hi.size()), MPI_DOUBLE, MPI_MAX,
+                  MPI_COMM_WORLD);
     expect(lo == hi, what + ": the ranks hold different parameters");
 }
 
@@ -148,10 +161,11 @@ void train_case(DType dtype, const fs::path& dir) {
     const auto optim_file = (dir / (tag + "_optim.safetensors")).string();
     for (int step = 0; step < 10; ++step) {
         distributed_step(net, *opt, schedule, step, dtype);
-        if (step == 4) dist::on_root([&] {  // a checkpoint after 5 steps, written by rank 0
-            save(net, model_file);
-            save(*opt, optim_file, {&schedule});
-        });
+        if (step == 4)
+            dist::on_root([&] {  // a checkpoint after 5 steps, written by rank 0
+                save(net, model_file);
+                save(*opt, optim_file, {&schedule});
+            });
     }
     expect_same_on_all_ranks(net, tag + " training");
 
@@ -165,19 +179,24 @@ void train_case(DType dtype, const fs::path& dir) {
     });
     dist::broadcast_parameters(resumed);
     dist::broadcast_optimizer_state(*resumed_opt, {&resumed_schedule});
-    expect(resumed_opt->step_count() == 5, fmt::format("{}: the resumed optimizer is at step {}, not 5", tag,
-                                                       resumed_opt->step_count()));
-    expect(resumed_schedule.last_epoch() == 5, fmt::format("{}: the resumed schedule is at epoch {}, not 5", tag,
-                                                           resumed_schedule.last_epoch()));
-    for (int step = 5; step < 10; ++step) distributed_step(resumed, *resumed_opt, resumed_schedule, step, dtype);
+    expect(resumed_opt->step_count() == 5,
+           fmt::format("{}: the resumed optimizer is at step {}, not 5", tag,
+                       resumed_opt->step_count()));
+    expect(resumed_schedule.last_epoch() == 5,
+           fmt::format("{}: the resumed schedule is at epoch {}, not 5", tag,
+                       resumed_schedule.last_epoch()));
+    for (int step = 5; step < 10; ++step)
+        distributed_step(resumed, *resumed_opt, resumed_schedule, step, dtype);
     expect_same_on_all_ranks(resumed, tag + " resumed training");
 
     if (me == 0) {  // the same 10 steps in one process with the whole batch
         Net single(100, dtype);
         auto single_opt = make_optimizer(single, dtype);
         StepLR single_schedule(*single_opt, 3, 0.5);
-        for (int step = 0; step < 10; ++step) reference_step(single, *single_opt, single_schedule, step, dtype);
-        expect_close(net, single, 1e-6, tag + " " + std::to_string(dist::size()) + " ranks vs 1 process");
+        for (int step = 0; step < 10; ++step)
+            reference_step(single, *single_opt, single_schedule, step, dtype);
+        expect_close(net, single, 1e-6,
+                     tag + " " + std::to_string(dist::size()) + " ranks vs 1 process");
         expect_close(resumed, single, 1e-6, tag + " resumed on the ranks vs 1 process");
         // Resumed in one process from the checkpoint the ranks wrote.
         Net one(7, dtype);
@@ -185,12 +204,15 @@ void train_case(DType dtype, const fs::path& dir) {
         StepLR one_schedule(*one_opt, 3, 0.5);
         load(one, model_file);
         load(*one_opt, optim_file, {&one_schedule});
-        for (int step = 5; step < 10; ++step) reference_step(one, *one_opt, one_schedule, step, dtype);
+        for (int step = 5; step < 10; ++step)
+            reference_step(one, *one_opt, one_schedule, step, dtype);
         expect_close(one, single, 1e-6, tag + " resumed in 1 process vs 1 process");
         double moved = 0;  // the test means something only if training moved the parameters
         for (std::size_t k = 0; k < net.parameters().size(); ++k)
-            moved = std::max(moved, max_abs_diff(net.parameters()[k].value(), initial.parameters()[k].value()));
-        expect(moved > 1e-2, fmt::format("{}: training moved the parameters by only {}", tag, moved));
+            moved = std::max(
+                moved, max_abs_diff(net.parameters()[k].value(), initial.parameters()[k].value()));
+        expect(moved > 1e-2,
+               fmt::format("{}: training moved the parameters by only {}", tag, moved));
     }
 }
 
@@ -198,13 +220,15 @@ void train_case(DType dtype, const fs::path& dir) {
 // gradient anywhere keeps none. Small buckets split the gradients into several messages.
 void missing_gradients_case() {
     const int me = dist::rank(), n = dist::size();
-    Variable a(Tensor::full({3}, 1.0 + me, float64), true), b(Tensor::full({2, 2}, 0.0, float32), true),
-        c(Tensor::full({4}, 0.0, float64), true), d(Tensor::full({300}, 0.0, float64), true);
+    Variable a(Tensor::full({3}, 1.0 + me, float64), true),
+        b(Tensor::full({2, 2}, 0.0, float32), true), c(Tensor::full({4}, 0.0, float64), true),
+        d(Tensor::full({300}, 0.0, float64), true);
     if (me == 0) b.set_grad(Tensor::full({2, 2}, 4.0, float32));
     a.set_grad(Tensor::full({3}, 2.0 * (me + 1), float64));  // mean over ranks: n + 1
     d.set_grad(Tensor::full({300}, 1.0, float64));
     const dist::AverageReport r = dist::average_gradients({a, b, c, d}, {.bucket_bytes = 512});
-    expect(a.grad().to_vector() == std::vector<double>(3, n + 1.0), "a: not the mean of 2 (rank + 1)");
+    expect(a.grad().to_vector() == std::vector<double>(3, n + 1.0),
+           "a: not the mean of 2 (rank + 1)");
     expect(b.grad().defined() && std::abs(b.grad().flat(3) - 4.0 / n) < 1e-6,  // float32
            "b: a gradient on rank 0 only is not averaged with zeros");
     expect(!c.grad().defined(), "c: no rank has a gradient, yet it has one");
@@ -220,7 +244,8 @@ void missing_gradients_case() {
     const double share = (me + 1.0) / (n * (n + 1) / 2.0);
     a.set_grad(Tensor::full({3}, 6.0, float64));
     dist::average_gradients({a}, {.share = share});
-    expect(std::abs(a.grad().flat(0) - 6.0) < 1e-12, fmt::format("share-weighted mean {} instead of 6", a.grad().flat(0)));
+    expect(std::abs(a.grad().flat(0) - 6.0) < 1e-12,
+           fmt::format("share-weighted mean {} instead of 6", a.grad().flat(0)));
 }
 
 int train_mode() {
@@ -241,7 +266,8 @@ int train_mode() {
 
 // The error must arrive on every rank, with the message naming what differs.
 template <class F>
-void expect_error_everywhere(F&& f, const std::vector<std::string>& parts, const std::string& what) {
+void expect_error_everywhere(F&& f, const std::vector<std::string>& parts,
+                             const std::string& what) {
     std::string message;
     try {
         f();
@@ -250,7 +276,8 @@ void expect_error_everywhere(F&& f, const std::vector<std::string>& parts, const
     }
     expect(!message.empty(), what + ": no ValueError");
     for (const auto& part : parts)
-        expect(contains(message, part), fmt::format("{}: '{}' does not say '{}'", what, message, part));
+        expect(contains(message, part),
+               fmt::format("{}: '{}' does not say '{}'", what, message, part));
 }
 
 int mismatch_mode() {
@@ -260,26 +287,31 @@ int mismatch_mode() {
     {
         Net net(1, float32, me == 1 ? H + 1 : H);  // rank 1: hidden size 7
         expect_error_everywhere([&] { dist::check_same_model(net); },
-                                {"check_same_model: parameter 0 differs", "rank 0 has 'rnn.weight_ih_l0' [24,3] float32",
+                                {"check_same_model: parameter 0 differs",
+                                 "rank 0 has 'rnn.weight_ih_l0' [24,3] float32",
                                  "rank 1 has 'rnn.weight_ih_l0' [28,3] float32"},
                                 "a different hidden size");
     }
     {
         Net net(1, float32, H, me == 1 ? 2 : 1);  // rank 1: two layers
-        expect_error_everywhere([&] { dist::check_same_model(net); },
-                                {"check_same_model: parameter 4 differs", "rank 0 has 'head.weight' [2,6] float32",
-                                 "rank 1 has 'rnn.weight_ih_l1' [24,6] float32"},
-                                "a different layer count");
+        expect_error_everywhere(
+            [&] { dist::check_same_model(net); },
+            {"check_same_model: parameter 4 differs", "rank 0 has 'head.weight' [2,6] float32",
+             "rank 1 has 'rnn.weight_ih_l1' [24,6] float32"},
+            "a different layer count");
         // Without the start-up check, average_gradients says the lists differ instead of hanging.
-        for (const Variable& p : net.parameters()) Variable(p).set_grad(Tensor::zeros(p.shape(), p.dtype()));
-        expect_error_everywhere([&] { dist::average_gradients(net.parameters()); },
-                                {"average_gradients: the ranks pass different parameter lists (6 to 10 parameters)"},
-                                "average_gradients over different lists");
+        for (const Variable& p : net.parameters())
+            Variable(p).set_grad(Tensor::zeros(p.shape(), p.dtype()));
+        expect_error_everywhere(
+            [&] { dist::average_gradients(net.parameters()); },
+            {"average_gradients: the ranks pass different parameter lists (6 to 10 parameters)"},
+            "average_gradients over different lists");
     }
     {
         Net net(1, me == 1 ? float64 : float32);  // rank 1: float64
         expect_error_everywhere([&] { dist::broadcast_parameters(net); },
-                                {"broadcast_parameters: the ranks pass 6 parameters each, but their shapes or dtypes differ"},
+                                {"broadcast_parameters: the ranks pass 6 parameters each, but "
+                                 "their shapes or dtypes differ"},
                                 "broadcast_parameters over different dtypes");
     }
     // A failure on one rank inside on_all reaches the others with its rank.
@@ -291,7 +323,8 @@ int mismatch_mode() {
     } catch (const IOError& e) {
         message = e.what();
     }
-    expect(me == 1 ? message == "cannot read the checkpoint" : message == "cannot read the checkpoint (raised on rank 1)",
+    expect(me == 1 ? message == "cannot read the checkpoint"
+                   : message == "cannot read the checkpoint (raised on rank 1)",
            "on_all: got '" + message + "'");
     return 0;
 }
@@ -303,7 +336,8 @@ int abort_mode() {
     StepLR schedule(opt, 3, 0.5);
     for (int step = 0; step < 10; ++step) {
         if (me == 1 && step == 3) throw ValueError("deliberate failure on rank 1 at step 3");
-        distributed_step(net, opt, schedule, step, float32);  // rank 0 waits here for rank 1 at step 3
+        distributed_step(net, opt, schedule, step,
+                         float32);  // rank 0 waits here for rank 1 at step 3
     }
     fmt::print(stderr, "rank {}: FAILED: training finished although rank 1 threw\n", me);
     return 0;
@@ -325,7 +359,8 @@ int single_mode() {
                 lo = std::min(lo, s.size());
                 hi = std::max(hi, s.size());
             }
-            expect(next == n && hi - lo <= 1, fmt::format("shard_range over {} rows and {} ranks", n, size));
+            expect(next == n && hi - lo <= 1,
+                   fmt::format("shard_range over {} rows and {} ranks", n, size));
         }
     bool threw = false;
     try {
@@ -342,7 +377,8 @@ int single_mode() {
     for (const Variable& p : net.parameters()) before.push_back(p.grad().clone());
     const auto report = dist::average_gradients(net.parameters());
     for (std::size_t k = 0; k < before.size(); ++k)
-        expect(max_abs_diff(before[k], net.parameters()[k].grad()) == 0, "one rank changed a gradient");
+        expect(max_abs_diff(before[k], net.parameters()[k].grad()) == 0,
+               "one rank changed a gradient");
     expect(report.bytes == 0 && report.reduced == before.size(), "one rank sent gradients");
     dist::check_same_model(net);
     dist::broadcast_parameters(net);
@@ -350,7 +386,9 @@ int single_mode() {
     dist::on_root([&] { ran = true; });
     expect(ran, "on_root did not run on rank 0");
     // One rank: run_guarded prints the error and returns 1.
-    expect(dist::run_guarded([] { throw ValueError("a failure in one process (expected by the test)"); }) == 1, "run_guarded did not return 1");
+    expect(dist::run_guarded(
+               [] { throw ValueError("a failure in one process (expected by the test)"); }) == 1,
+           "run_guarded did not return 1");
     expect(dist::run_guarded([] { return 7; }) == 7, "run_guarded did not return fn's result");
     missing_gradients_case();
     return 0;
@@ -376,10 +414,12 @@ int main(int argc, char** argv) {
         if (mode == "mismatch") return mismatch_mode();
         if (mode == "abort") return abort_mode();
         if (mode == "single") return single_mode();
-        throw ValueError("test_distributed: unknown mode '" + mode + "' (train, mismatch, abort, single)");
+        throw ValueError("test_distributed: unknown mode '" + mode +
+                         "' (train, mismatch, abort, single)");
     });
     int all = failures;
     MPI_Allreduce(MPI_IN_PLACE, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    if (env.rank() == 0) fmt::print("test_distributed {}: {} ranks, {} failure(s)\n", mode, env.size(), all);
+    if (env.rank() == 0)
+        fmt::print("test_distributed {}: {} ranks, {} failure(s)\n", mode, env.size(), all);
     return rc != 0 ? rc : all == 0 ? 0 : 1;
 }
