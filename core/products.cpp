@@ -92,12 +92,13 @@ Tensor transposed_product(const Tensor& xs, const Tensor& ys) {
         return out;
     }
     dispatch(xs.dtype(), [&]<class T>() {
-        const T* x = xs.data<T>();
+        const auto x = xs.rows<T>();  // in place, rows `stride` apart (a view of a joined array)
+        const std::size_t ldx = x.rows > 1 ? x.stride : m;
         const T* y = ys.data<T>();
         T* c = out.mutable_xt<T>().data();
         for_row_blocks(m, [&](std::size_t row0, std::size_t rows) {
             if (k == 0) std::fill_n(c + row0 * n, rows * n, T(0));
-            else gemm(true, false, rows, n, k, x + row0, m, y, n, c + row0 * n);
+            else gemm(true, false, rows, n, k, x.data + row0, ldx, y, n, c + row0 * n);
         });
     });
     return out;
@@ -114,10 +115,11 @@ Tensor sum_of_products(const Products& products, Tensor xs) {
         for (const auto& [x, y] : products) ys.push_back({y.data<float>(), y.shape()[0]});
         const packed_gemm::PackedMatrix packed(ys, n);
         Tensor out = Tensor::empty({m, n}, DType::float32);
-        const float* at = xs.data<float>();
+        const auto at = xs.rows<float>();  // in place, rows `stride` apart
+        const std::size_t ldat = at.rows > 1 ? at.stride : m;
         float* c = out.mutable_xt<float>().data();
         for_row_blocks(m, [&](std::size_t row0, std::size_t rows) {
-            packed.multiply_transposed(rows, at + row0, m, c + row0 * n);
+            packed.multiply_transposed(rows, at.data + row0, ldat, c + row0 * n);
         });
         return out;
     }
@@ -202,14 +204,18 @@ Variable ProductSchedule::collect(PendingProducts& pending, std::size_t key, Var
 }
 
 namespace {
-// The x's of the products read in place, when each was copied whole into one joined array
-// (copied_into) and together they fill one range of it: that range as a [ΣK, M] view, with
-// `products` reordered to follow it. Undefined otherwise.
+// The x's of the products read in place, when each lies in one joined array (copied whole
+// into it, copied_into, or written there as a destination) and together they fill one block
+// of it: consecutive rows of M columns, `stride` elements apart (M for a range; more for
+// columns of a wider array: a GRU's r,z columns of its projection's gradient). That block as
+// a [ΣK, M] view, with `products` reordered to follow it. Undefined otherwise.
 template <class Copied>
 Tensor stacked_in_place(Products& products, const std::vector<Copied>& copied) {
     if (products.size() < 2 || copied.empty()) return {};
     std::vector<std::pair<std::size_t, std::size_t>> at;  // (offset in joined, product)
     const Tensor* joined = nullptr;
+    const std::size_t cols = products[0].first.shape()[1];
+    std::size_t stride = 0;  // of the rows, the same for every x of more than one row
     for (std::size_t k = 0; k < products.size(); ++k) {
         const Tensor& x = products[k].first;
         // a gradient written straight into a joined array (a destination), or copied there
@@ -218,30 +224,39 @@ Tensor stacked_in_place(Products& products, const std::vector<Copied>& copied) {
         });
         if (c == copied.rend() || (joined && !c->joined.shares_storage_with(*joined))) return {};
         std::size_t offset = c->offset;
+        std::size_t x_stride = cols;
         if (x.is_view()) {
-            const std::ptrdiff_t o = dispatch(x.dtype(), [&]<class T>() -> std::ptrdiff_t {
+            const auto [o, s] = dispatch(x.dtype(), [&]<class T>() {
                 const auto r = x.rows<T>();
-                return r.contiguous() ? r.data - c->joined.template rows<T>().data : -1;
+                return std::pair<std::ptrdiff_t, std::size_t>(
+                    r.data - c->joined.template rows<T>().data, r.contiguous() ? cols : r.stride);
             });
             if (o < 0) return {};
             offset = static_cast<std::size_t>(o);
+            x_stride = s;
+        }
+        if (x.shape()[0] > 1) {
+            if (stride != 0 && x_stride != stride) return {};
+            stride = x_stride;
         }
         joined = &c->joined;
         at.emplace_back(offset, k);
     }
+    if (stride == 0) stride = cols;
     std::sort(at.begin(), at.end());
     std::size_t rows = 0, end = at.front().first;
     for (const auto& [offset, k] : at) {
         if (offset != end) return {};  // a gap or an overlap
-        end += products[k].first.numel();
+        end += products[k].first.shape()[0] * stride;
         rows += products[k].first.shape()[0];
     }
     Products ordered;
     for (const auto& [offset, k] : at) ordered.push_back(std::move(products[k]));
     products = std::move(ordered);
     ++stacked_in_place_count;
-    const std::size_t n = end - at.front().first;
-    return Tensor::view(*joined, {rows, n / rows}, at.front().first, 1, n, n);
+    if (stride == cols)
+        return Tensor::view(*joined, {rows, cols}, at.front().first, 1, rows * cols, rows * cols);
+    return Tensor::view(*joined, {rows, cols}, at.front().first, rows, cols, stride);
 }
 }  // namespace
 

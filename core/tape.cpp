@@ -174,8 +174,7 @@ std::vector<Variable> record(const char* op, std::vector<Tensor> results,
                              const std::source_location& loc) {
     std::vector<Variable> out;
     if (results.empty()) return out;
-    // The first result makes the entry; its results are never released (reads.result).
-    reads.result = true;
+    // The first result makes the entry; the others join it.
     out.push_back(record(op, std::move(results[0]), inputs, reads, std::move(backward), loc));
     const detail::VarImpl* first = out[0].impl();
     for (std::size_t k = 1; k < results.size(); ++k) {

@@ -9,7 +9,8 @@ std::size_t Tape::saved_bytes() const {
     std::size_t bytes = 0;
     for (const auto& e : entries_) {
         if (e.result.defined() && !e.result.released()) bytes += e.result.value().nbytes();
-        for (const auto& r : e.more_results) bytes += r.value().nbytes();
+        for (const auto& r : e.more_results)
+            if (!r.released()) bytes += r.value().nbytes();
     }
     return bytes;
 }
@@ -54,6 +55,16 @@ void Tape::unread(std::uint32_t index) {
 // Drops the values of queued entries that no backward rule reads once nothing outside the
 // tape holds them: the tape's own references are the entry's result and its later uses as
 // an input. A value still held stays queued; one a later rule reads leaves the queue.
+namespace {
+void release(const Variable& v) {  // drops the value; its shape and dtype stay known
+    detail::VarImpl* impl = v.impl();
+    impl->released_shape = impl->value.shape();
+    impl->released_dtype = impl->value.dtype();
+    impl->value = Tensor();
+    impl->released = true;
+}
+}  // namespace
+
 void Tape::release_unread() {
     records_since_release_ = 0;
     std::size_t kept = 0;
@@ -63,12 +74,12 @@ void Tape::release_unread() {
             e.queued = false;
             continue;
         }
-        if (e.result.impl_ptr().use_count() == 1 + static_cast<long>(e.uses)) {
-            detail::VarImpl* impl = e.result.impl();
-            impl->released_shape = impl->value.shape();
-            impl->released_dtype = impl->value.dtype();
-            impl->value = Tensor();
-            impl->released = true;
+        // The tape holds each result once and once per use as a later input (of any result)
+        long refs = e.result.impl_ptr().use_count();
+        for (const auto& r : e.more_results) refs += r.impl_ptr().use_count();
+        if (refs == static_cast<long>(1 + e.more_results.size() + e.uses)) {
+            release(e.result);
+            for (auto& r : e.more_results) release(r);
             e.queued = false;
             continue;
         }

@@ -429,6 +429,38 @@ TEST_CASE("tape: values no backward reads are released during forward; gradients
     }
 }
 
+TEST_CASE("tape: a split's pieces, read by no rule and held by no one, are released together") {
+    Tape tape;
+    TapeScope scope(tape);
+    const std::size_t n = 1000, steps = 40;
+    Generator g(4);
+    Variable x(g.normal({4 * n}, 0, 1, float64), true);
+    Variable keep;  // one piece of one split, held by the caller: that split keeps its values
+    {
+        const auto p = chunk(x * 3.0, 2, 0);
+        keep = p[1];
+    }
+    Variable total = sum(keep);
+    for (std::size_t s = 0; s < steps; ++s) {
+        const auto p = chunk(x * 2.0, 4, 0);  // four [n] views of the [4n] product
+        total = total + sum(tanh(p[0])) + sum(tanh(p[3]));
+    }
+    CHECK_FALSE(keep.released());
+    CHECK(keep.value().flat(0) == 3.0 * x.value().flat(2 * n));
+    // Kept per step: the two tanh results ([n] float64 each), which their rules read. The
+    // product and its pieces are released, but for up to 15 records not yet swept.
+    const std::size_t kept = steps * 2 * n * 8 + 2 * n * 8;
+    CHECK(tape.saved_bytes() >= kept);
+    CHECK(tape.saved_bytes() < kept + 4 * 4 * n * 8 + 4096);  // without release: + 40 * 4n * 8
+    total.backward();
+    for (std::size_t i = 0; i < 4 * n; i += 97) {
+        const double v = x.value().flat(i), t = std::tanh(2 * v);
+        const double expected =
+            (i >= 2 * n ? 3.0 : 0.0) + (i < n || i >= 3 * n ? steps * (1 - t * t) * 2 : 0.0);
+        CHECK(x.grad().flat(i) == doctest::Approx(expected).epsilon(1e-12));
+    }
+}
+
 TEST_CASE(
     "tape: sigmoid and tanh write a chunk piece's gradient into its columns of the joined "
     "gradient") {
