@@ -110,32 +110,21 @@ int run(int argc, char** argv) {
     app.add_option("--cell", cell_flag, "recurrent cell")
         ->check(CLI::IsMember({"lstm", "gru", "rnn"}))
         ->capture_default_str();
-    auto* hidden_opt = app.add_option("--hidden", mc.hidden, "hidden size")
-                           ->check(CLI::PositiveNumber)
-                           ->capture_default_str();
-    auto* layers_opt = app.add_option("--layers", mc.layers, "stacked recurrent layers")
-                           ->check(CLI::PositiveNumber)
-                           ->capture_default_str();
-    auto* embed_opt = app.add_option("--embed", mc.embed, "character embedding size")
-                          ->check(CLI::PositiveNumber)
-                          ->capture_default_str();
-    auto* seq_opt =
-        app.add_option("--seq", tc.seq, "characters per training window (truncated BPTT length)")
-            ->check(CLI::PositiveNumber)
-            ->capture_default_str();
-    auto* batch_opt = app.add_option("--batch", tc.batch, "windows per step")
-                          ->check(CLI::PositiveNumber)
-                          ->capture_default_str();
+    auto* hidden_opt = train_common::positive_option(app, "--hidden", mc.hidden, "hidden size");
+    auto* layers_opt =
+        train_common::positive_option(app, "--layers", mc.layers, "stacked recurrent layers");
+    auto* embed_opt =
+        train_common::positive_option(app, "--embed", mc.embed, "character embedding size");
+    auto* seq_opt = train_common::positive_option(
+        app, "--seq", tc.seq, "characters per training window (truncated BPTT length)");
+    auto* batch_opt = train_common::positive_option(app, "--batch", tc.batch, "windows per step");
     app.add_option("--steps", steps,
                    "train until this step (a resumed run counts from its checkpoint)")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
-    auto* lr_opt = app.add_option("--lr", tc.lr, "Adam learning rate")
-                       ->check(CLI::PositiveNumber)
-                       ->capture_default_str();
-    auto* clip_opt = app.add_option("--clip", tc.clip, "gradient-norm clipping threshold")
-                         ->check(CLI::PositiveNumber)
-                         ->capture_default_str();
+    auto* lr_opt = train_common::positive_option(app, "--lr", tc.lr, "Adam learning rate");
+    auto* clip_opt =
+        train_common::positive_option(app, "--clip", tc.clip, "gradient-norm clipping threshold");
     auto* shards_opt =
         app.add_option("--shards", tc.shards,
                        "the batch is cut into this many shards, trained in "
@@ -153,16 +142,13 @@ int run(int argc, char** argv) {
     auto* seed_opt =
         app.add_option("--seed", tc.seed, "seed of initialisation, batches and samples")
             ->capture_default_str();
-    app.add_option("--eval-every", eval_every, "steps between validation losses (and checkpoints)")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
+    train_common::positive_option(app, "--eval-every", eval_every,
+                                  "steps between validation losses (and checkpoints)");
     app.add_option("--eval-windows", eval_windows,
                    "validation windows of --seq characters to use (0: all)")
         ->capture_default_str();
-    app.add_option("--temperature", temperature,
-                   "sampling temperature: < 1 more conservative, > 1 more varied")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
+    train_common::positive_option(app, "--temperature", temperature,
+                                  "sampling temperature: < 1 more conservative, > 1 more varied");
     app.add_option("--sample", sample_chars, "characters to sample after training (0: none)")
         ->capture_default_str();
     app.add_option("--prime", prime, "text the sample starts from (default: a newline)");
@@ -172,10 +158,8 @@ int run(int argc, char** argv) {
     app.add_flag("--resume", resume, "continue the run saved in --checkpoint");
     app.add_flag("--anomaly", anomaly,
                  "check every op for NaN/Inf (slower) to name the op where training breaks");
-    app.add_option("--log-seconds", log_seconds,
-                   "seconds between progress lines when output is not a terminal")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
+    train_common::positive_option(app, "--log-seconds", log_seconds,
+                                  "seconds between progress lines when output is not a terminal");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {  // --help, bad flags: printed once

@@ -29,6 +29,7 @@
 
 #include "examples/adding_problem.hpp"
 #include "examples/compare_cells.hpp"
+#include "examples/train_common.hpp"
 
 using namespace tapegrad;
 namespace fs = std::filesystem;
@@ -402,45 +403,29 @@ int main(int argc, char** argv) {
         "Train RNN, LSTM and GRU on the adding problem and compare them with the article's table"};
     Settings s;
     s.threads = std::max(1u, std::thread::hardware_concurrency());
-    app.add_option("--hidden", s.hidden, "hidden size of every cell")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--batch", s.batch, "sequences per training step")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--steps", s.steps, "step budget per run (a run stops early once solved)")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--eval-every", s.eval_every, "steps between test evaluations")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--test-size", s.test_size, "held-out sequences per length")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
+    train_common::positive_option(app, "--hidden", s.hidden, "hidden size of every cell");
+    train_common::positive_option(app, "--batch", s.batch, "sequences per training step");
+    train_common::positive_option(app, "--steps", s.steps,
+                                  "step budget per run (a run stops early once solved)");
+    train_common::positive_option(app, "--eval-every", s.eval_every,
+                                  "steps between test evaluations");
+    train_common::positive_option(app, "--test-size", s.test_size, "held-out sequences per length");
     app.add_option("--short", s.short_t, "the short length (0: skip)")->capture_default_str();
     app.add_option("--long", s.long_t, "the long length (0: skip)")->capture_default_str();
-    app.add_option("--lr", s.lr, "Adam learning rate")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--clip", s.clip, "gradient-norm clipping threshold")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
+    train_common::positive_option(app, "--lr", s.lr, "Adam learning rate");
+    train_common::positive_option(app, "--clip", s.clip, "gradient-norm clipping threshold");
     app.add_option("--seed", s.seed, "seed of initialisation and training data")
         ->capture_default_str();
-    app.add_option("--threads", s.threads,
-                   "runs trained at the same time (default: the number of cores)")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
+    train_common::positive_option(app, "--threads", s.threads,
+                                  "runs trained at the same time (default: the number of cores)");
     app.add_option("--cells", s.cells, "cells to train")
         ->check(CLI::IsMember({"rnn", "lstm", "gru"}))
         ->delimiter(',')
         ->capture_default_str();
     app.add_flag("--stretch", s.stretch,
                  "also train an LSTM with chrono initialisation at twice the long length");
-    app.add_option("--log-seconds", s.log_seconds,
-                   "seconds between progress lines when output is not a terminal")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
+    train_common::positive_option(app, "--log-seconds", s.log_seconds,
+                                  "seconds between progress lines when output is not a terminal");
     app.add_option("--out", s.out, "output folder for table.md, curves.csv, curves.png")
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);

@@ -67,18 +67,10 @@ int main(int argc, char** argv) {
     app.add_option("--cell", cell_flag, "recurrent cell")
         ->check(CLI::IsMember({"gru", "lstm", "rnn"}))
         ->capture_default_str();
-    app.add_option("--hidden", mc.hidden, "hidden size")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--window", window, "past values the model reads")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--horizon", mc.horizon, "values forecast at once (K)")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--length", sc.length, "length of the series")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
+    train_common::positive_option(app, "--hidden", mc.hidden, "hidden size");
+    train_common::positive_option(app, "--window", window, "past values the model reads");
+    train_common::positive_option(app, "--horizon", mc.horizon, "values forecast at once (K)");
+    train_common::positive_option(app, "--length", sc.length, "length of the series");
     app.add_option("--periods", sc.periods, "periods of the sines")
         ->delimiter(',')
         ->capture_default_str();
@@ -88,34 +80,22 @@ int main(int argc, char** argv) {
     app.add_option("--noise", sc.noise, "standard deviation of the Gaussian noise")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
-    app.add_option("--batch", batch, "windows per step")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--steps", steps, "training steps")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--lr", tc.lr, "Adam learning rate")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--clip", tc.clip, "gradient-norm clipping threshold")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
+    train_common::positive_option(app, "--batch", batch, "windows per step");
+    train_common::positive_option(app, "--steps", steps, "training steps");
+    train_common::positive_option(app, "--lr", tc.lr, "Adam learning rate");
+    train_common::positive_option(app, "--clip", tc.clip, "gradient-norm clipping threshold");
     app.add_option("--seed", seed, "seed of the series, initialisation and batches")
         ->capture_default_str();
-    app.add_option("--eval-every", eval_every, "steps between test evaluations")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--plot-origins", plot_origins, "forecasts drawn in the plot, --horizon apart")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
+    train_common::positive_option(app, "--eval-every", eval_every,
+                                  "steps between test evaluations");
+    train_common::positive_option(app, "--plot-origins", plot_origins,
+                                  "forecasts drawn in the plot, --horizon apart");
     app.add_option("--out", out, "output folder for forecast.csv and forecast.png")
         ->capture_default_str();
     app.add_flag("--anomaly", anomaly,
                  "check every op for NaN/Inf (slower) to name the op where training breaks");
-    app.add_option("--log-seconds", log_seconds,
-                   "seconds between progress lines when output is not a terminal")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
+    train_common::positive_option(app, "--log-seconds", log_seconds,
+                                  "seconds between progress lines when output is not a terminal");
     CLI11_PARSE(app, argc, argv);
     warn_if_slow_blas();
 

@@ -1,5 +1,5 @@
-// What the training scripts (examples/char_lm, examples/sine_forecast) share: the recurrent
-// layer chosen by a flag, the guarded update that stops training at the first NaN or Inf in a
+// What the training scripts (examples/char_lm, examples/sine_forecast, compare_cells) share:
+// positive options, the recurrent layer chosen by a flag, the guarded update that stops training at the first NaN or Inf in a
 // loss or a gradient, a progress line, and gnuplot. Header-only, as the other example headers.
 #pragma once
 
@@ -14,10 +14,18 @@
 #include <string>
 
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <tapegrad/tapegrad.hpp>
 
 namespace train_common {
+
+// A command-line option that must be positive, with its default shown in --help.
+template <class T>
+CLI::Option* positive_option(CLI::App& app, const std::string& name, T& value,
+                             const std::string& help) {
+    return app.add_option(name, value, help)->check(CLI::PositiveNumber)->capture_default_str();
+}
 
 enum class CellType { rnn, lstm, gru };
 

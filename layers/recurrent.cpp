@@ -153,31 +153,27 @@ std::vector<Variable> detach(const std::vector<Variable>& states) {
     return out;
 }
 
+namespace {
+// A built-in layer's cells: C(input size, hidden_size, generator, args...).
+template <class C, class... Args>
+CellFactory cells_of(std::size_t hidden_size, Args... args) {
+    return [=](std::size_t in, Generator& g) {
+        return std::make_shared<C>(in, hidden_size, g, args...);
+    };
+}
+}  // namespace
+
 RNN::RNN(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options, Generator& gen,
          DType dtype, Nonlinearity nonlinearity)
-    : Recurrent(
-          "RNN",
-          [&](std::size_t in, Generator& g) {
-              return std::make_shared<RNNCell>(in, hidden_size, g, dtype, nonlinearity);
-          },
-          input_size, options, gen) {}
+    : Recurrent("RNN", cells_of<RNNCell>(hidden_size, dtype, nonlinearity), input_size, options,
+                gen) {}
 
 LSTM::LSTM(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options,
            Generator& gen, DType dtype, LSTMInit init)
-    : Recurrent(
-          "LSTM",
-          [&](std::size_t in, Generator& g) {
-              return std::make_shared<LSTMCell>(in, hidden_size, g, dtype, init);
-          },
-          input_size, options, gen) {}
+    : Recurrent("LSTM", cells_of<LSTMCell>(hidden_size, dtype, init), input_size, options, gen) {}
 
 GRU::GRU(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options, Generator& gen,
          DType dtype, GRUVariant variant)
-    : Recurrent(
-          "GRU",
-          [&](std::size_t in, Generator& g) {
-              return std::make_shared<GRUCell>(in, hidden_size, g, dtype, variant);
-          },
-          input_size, options, gen) {}
+    : Recurrent("GRU", cells_of<GRUCell>(hidden_size, dtype, variant), input_size, options, gen) {}
 
 }  // namespace tapegrad

@@ -115,6 +115,24 @@ std::size_t batch_index(std::size_t i, const Shape& batch, const Shape& own) {
     return index;
 }
 
+// [m, k] x [k, n] of op(a) op(b), the last two axes of each; the inner sizes must agree.
+struct ProductDims {
+    std::size_t m, k, n;
+};
+ProductDims product_dims(const char* op, const Shape& as, bool ta, const Shape& bs, bool tb,
+                         const Loc& loc) {
+    const std::size_t ra = as.size(), rb = bs.size();
+    const std::size_t m = as[ra - (ta ? 1 : 2)], k = as[ra - (ta ? 2 : 1)];
+    const std::size_t k2 = bs[rb - (tb ? 1 : 2)], n = bs[rb - (tb ? 2 : 1)];
+    if (k != k2)
+        fail<ShapeError>(
+            op,
+            fmt::format("{}{} x {}{}: inner dimensions {} and {} differ", to_string(as),
+                        ta ? "ᵀ" : "", to_string(bs), tb ? "ᵀ" : "", k, k2),
+            loc);
+    return {m, k, n};
+}
+
 Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, RhsPacks packs,
                      const Loc& loc) {
     ops::check_binary("matmul", a, b, loc);
@@ -124,15 +142,7 @@ Variable matmul_impl(const Variable& a, const Variable& b, bool ta, bool tb, Rhs
             "matmul",
             fmt::format("{} x {}: both operands need rank >= 2", to_string(as), to_string(bs)),
             loc);
-    const std::size_t ra = a.dim(), rb = b.dim();
-    const std::size_t m = as[ra - (ta ? 1 : 2)], k = as[ra - (ta ? 2 : 1)];
-    const std::size_t k2 = bs[rb - (tb ? 1 : 2)], n = bs[rb - (tb ? 2 : 1)];
-    if (k != k2)
-        fail<ShapeError>(
-            "matmul",
-            fmt::format("{}{} x {}{}: inner dimensions {} and {} differ", to_string(as),
-                        ta ? "ᵀ" : "", to_string(bs), tb ? "ᵀ" : "", k, k2),
-            loc);
+    const auto [m, k, n] = product_dims("matmul", as, ta, bs, tb, loc);
     const Shape a_batch(as.begin(), as.end() - 2), b_batch(bs.begin(), bs.end() - 2);
     // the batch axes broadcast as NumPy's, aligned at the right
     Shape batch(std::max(a_batch.size(), b_batch.size()));
@@ -209,14 +219,7 @@ Variable addmm(const Variable& c, const Variable& a, const Variable& b, bool ta,
             "addmm",
             fmt::format("{} x {}: both operands must be matrices", to_string(as), to_string(bs)),
             loc);
-    const std::size_t m = as[ta ? 1 : 0], k = as[ta ? 0 : 1];
-    const std::size_t k2 = bs[tb ? 1 : 0], n = bs[tb ? 0 : 1];
-    if (k != k2)
-        fail<ShapeError>(
-            "addmm",
-            fmt::format("{}{} x {}{}: inner dimensions {} and {} differ", to_string(as),
-                        ta ? "ᵀ" : "", to_string(bs), tb ? "ᵀ" : "", k, k2),
-            loc);
+    const auto [m, k, n] = product_dims("addmm", as, ta, bs, tb, loc);
     const bool fits = c.dim() <= 2 && (c.dim() < 1 || cs.back() == n || cs.back() == 1) &&
                       (c.dim() < 2 || cs[0] == m || cs[0] == 1);
     if (!fits)

@@ -16,14 +16,14 @@ Contents (all float64):
   clip.<case>.grad.{a,b}          [...]     the clipped gradients (c has no gradient)
 The configs, problems and schedules are mirrored exactly in tests/test_optim.cpp.
 """
-import json
 import math
-import struct
 import sys
 
 import warnings
 
 import torch
+
+from safetensors_io import write_safetensors
 
 STEPS = 20
 EPOCHS = 30
@@ -49,23 +49,6 @@ CONFIGS = {
     "adagrad_all": (torch.optim.Adagrad, dict(lr=0.1, lr_decay=0.05, weight_decay=0.1,
                                               initial_accumulator_value=0.5, eps=1e-3)),
 }
-
-
-def write_safetensors(path, tensors, metadata):
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        data = t.detach().contiguous().to(torch.float64).numpy().tobytes()
-        header[name] = {"dtype": "F64", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    header["__metadata__"] = metadata
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
 
 
 def t(values):

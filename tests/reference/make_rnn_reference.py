@@ -10,48 +10,16 @@ With a second argument, a checkpoint written by tapegrad (tests/reference/tapegr
 written by the test "reference: tapegrad checkpoint for PyTorch"), it also loads that file into
 nn.LSTM and compares PyTorch's output with the output tapegrad stored beside the weights.
 """
-import json
-import struct
 import sys
 
 import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from safetensors_io import read_safetensors, write_safetensors
+
 T, B, I, H = 5, 3, 3, 4
 LENGTHS = [5, 2, 4]
-
-
-def write_safetensors(path, tensors, metadata):
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        data = t.detach().contiguous().to(torch.float64).numpy().tobytes()
-        header[name] = {"dtype": "F64", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    header["__metadata__"] = metadata
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        dtype = {"F32": torch.float32, "F64": torch.float64}[e["dtype"]]
-        a, b = e["data_offsets"]
-        out[name] = torch.frombuffer(bytearray(data[a:b]), dtype=dtype).reshape(e["shape"]).clone()
-    return out
 
 
 def case(kind, packed, out):
