@@ -141,7 +141,8 @@ ThreadCache::~ThreadCache() {
 
 MallocTuning tune_malloc() {
     MallocTuning t;
-#if defined(__GLIBC__)
+    // (AddressSanitizer replaces malloc: mallopt has nothing to tune there)
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
     if (!switches().malloc_tuning) return t;
     t.mmap_threshold = std::size_t{32} << 20;  // glibc's own upper bound for its dynamic threshold
     t.trim_threshold = std::size_t{256} << 20;

@@ -45,7 +45,7 @@ struct MallocTuning {
 
 // Sets glibc's M_MMAP_THRESHOLD to 32 MiB, M_TRIM_THRESHOLD to 256 MiB and M_TOP_PAD to
 // 16 MiB, for the whole process; call it at the start of main(). Returns what it set: nothing
-// under TAPEGRAD_MALLOC_TUNING=0 or with another C library.
+// under TAPEGRAD_MALLOC_TUNING=0, with another C library, or under AddressSanitizer.
 MallocTuning tune_malloc();
 
 namespace buffers {

@@ -182,15 +182,19 @@ std::string solve_text(const Outcome& o, std::size_t budget) {
                        o.best_mse());
 }
 
+// The outcome of the built-in `kind` at length T, or null when it did not run.
+const Outcome* outcome_of(const std::vector<Job>& jobs, const std::vector<Outcome>& outcomes,
+                          CellKind kind, std::size_t T) {
+    for (std::size_t i = 0; i < jobs.size(); ++i)
+        if (jobs[i].kind == kind && jobs[i].T == T && jobs[i].label == cell_name(kind))
+            return &outcomes[i];
+    return nullptr;
+}
+
 // The article's table (translated) with measured rows under each of its claims.
 std::string comparison_table(const std::vector<Job>& jobs, const std::vector<Outcome>& outcomes,
                              const Settings& s) {
-    auto find = [&](CellKind kind, std::size_t T) -> const Outcome* {
-        for (std::size_t i = 0; i < jobs.size(); ++i)
-            if (jobs[i].kind == kind && jobs[i].T == T && jobs[i].label == cell_name(kind))
-                return &outcomes[i];
-        return nullptr;
-    };
+    auto find = [&](CellKind kind, std::size_t T) { return outcome_of(jobs, outcomes, kind, T); };
     const CellKind kinds[] = {CellKind::rnn, CellKind::lstm, CellKind::gru};
     auto row = [&](std::string label, auto&& cell) {
         std::vector<std::string> r{std::move(label)};
@@ -246,12 +250,7 @@ std::string comparison_table(const std::vector<Job>& jobs, const std::vector<Out
 // The article's closing rule of thumb, each clause with what the measurements say about it.
 std::string rule_of_thumb(const std::vector<Job>& jobs, const std::vector<Outcome>& outcomes,
                           const Settings& s) {
-    auto find = [&](CellKind kind, std::size_t T) -> const Outcome* {
-        for (std::size_t i = 0; i < jobs.size(); ++i)
-            if (jobs[i].kind == kind && jobs[i].T == T && jobs[i].label == cell_name(kind))
-                return &outcomes[i];
-        return nullptr;
-    };
+    auto find = [&](CellKind kind, std::size_t T) { return outcome_of(jobs, outcomes, kind, T); };
     const Outcome *rs = find(CellKind::rnn, s.short_t), *ls = find(CellKind::lstm, s.short_t),
                   *gs = find(CellKind::gru, s.short_t), *rl = find(CellKind::rnn, s.long_t),
                   *ll = find(CellKind::lstm, s.long_t), *gl = find(CellKind::gru, s.long_t);

@@ -190,7 +190,7 @@ TEST_CASE("memory: the cache's limit at start-up is TAPEGRAD_BUFFER_CACHE_MIB, 2
 
 TEST_CASE("memory: tune_malloc() sets glibc's thresholds unless TAPEGRAD_MALLOC_TUNING=0") {
     const MallocTuning t = tune_malloc();
-#if defined(__GLIBC__)
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
     if (switches().malloc_tuning) {
         CHECK(t.applied);
         CHECK(t.mmap_threshold == std::size_t{32} << 20);
