@@ -16,7 +16,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <unordered_map>
@@ -68,7 +67,6 @@ public:
     // g plus every product of `pending`: the parts started early, in order, then the rest.
     Variable collect(PendingProducts& pending, std::size_t key, Variable g);
 
-    std::uint64_t sweep() const { return sweep_; }
     void reset() { destinations_.clear(); }
 
 private:

@@ -2,13 +2,10 @@
 // xsimd, and zips over broadcast operands. They know tensors, not variables or the tape.
 #pragma once
 
-#include <fmt/format.h>
 #include <algorithm>
 #include <array>
 #include <limits>
 #include <optional>
-#include <source_location>
-#include <string>
 #include <vector>
 #include <xsimd/xsimd.hpp>
 #include <xtensor/xadapt.hpp>
