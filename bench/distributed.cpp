@@ -19,15 +19,14 @@
 #include <tapegrad/distributed/mpi.hpp>
 #include <tapegrad/tapegrad.hpp>
 
+#include "common.hpp"
+
 using namespace tapegrad;
 namespace dist = tapegrad::distributed;
-using Clock = std::chrono::steady_clock;
+using tapegrad::bench::Clock;
+using tapegrad::bench::seconds_since;
 
 namespace {
-
-double seconds_since(Clock::time_point t) {
-    return std::chrono::duration<double>(Clock::now() - t).count();
-}
 
 // English-like text when no file is given: words from a small list, with punctuation and line
 // breaks, drawn from a fixed seed (about 60 distinct characters).

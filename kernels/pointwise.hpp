@@ -53,6 +53,25 @@ void for_each_row(const Shape& shape, const std::vector<bool>& reduce, F&& f) {
     }
 }
 
+// The innermost rows of an array of `shape` reduced over the flagged axes: each has `inner`
+// elements, and `inner_reduced` says whether a row folds into one element of the result or
+// maps onto `inner` consecutive ones.
+struct RowLayout {
+    std::size_t inner;
+    bool inner_reduced;
+};
+inline RowLayout row_layout(const Shape& shape, const std::vector<bool>& reduce) {
+    return {shape.empty() ? 1 : shape.back(), shape.empty() || reduce.back()};
+}
+
+// for_each_row over the rows of `in`: f(row's first element, o).
+template <class T, class F>
+void for_each_row(const Array<T>& in, const std::vector<bool>& reduce, F&& f) {
+    const std::size_t inner = row_layout(in.shape(), reduce).inner;
+    for_each_row(in.shape(), reduce,
+                 [&](std::size_t row, std::size_t o) { f(in.data() + row * inner, o); });
+}
+
 // The result of reducing `in` over the flagged axes (kept as size 1), filled with `init`.
 template <class T>
 Array<T> reduced_array(const Array<T>& in, const std::vector<bool>& reduce, T init) {
@@ -71,11 +90,9 @@ template <class T, class Pick>
 Array<T> fold_axes(const Array<T>& in, const std::vector<bool>& reduce, T init, Pick pick) {
     using B = xsimd::batch<T>;
     auto out = reduced_array(in, reduce, init);
-    const std::size_t inner = in.dimension() ? in.shape().back() : 1;
-    const bool inner_reduced = in.dimension() == 0 || reduce.back();
+    const auto [inner, inner_reduced] = row_layout(in.shape(), reduce);
     T* dst = out.data();
-    for_each_row(in.shape(), reduce, [&](std::size_t row, std::size_t o) {
-        const T* src = in.data() + row * inner;
+    for_each_row(in, reduce, [&](const T* src, std::size_t o) {
         std::size_t j = 0;
         if (inner_reduced) {  // the row folds into dst[o]
             T acc = dst[o];
@@ -121,11 +138,9 @@ template <class T, class F>
 Array<T> sum_map_axes(const Array<T>& in, const std::vector<bool>& reduce, const T* kept, F f) {
     using B = xsimd::batch<T>;
     auto out = reduced_array(in, reduce, T(0));
-    const std::size_t inner = in.dimension() ? in.shape().back() : 1;
-    const bool inner_reduced = in.dimension() == 0 || reduce.back();
+    const auto [inner, inner_reduced] = row_layout(in.shape(), reduce);
     T* dst = out.data();
-    for_each_row(in.shape(), reduce, [&](std::size_t row, std::size_t o) {
-        const T* src = in.data() + row * inner;
+    for_each_row(in, reduce, [&](const T* src, std::size_t o) {
         std::size_t j = 0;
         if (inner_reduced) {
             const T k = kept[o];
@@ -161,14 +176,12 @@ Array<T> sum_axes(const Array<T>& in, const std::vector<bool>& reduce) {
 // to the group's extreme value (`extreme`, flat, of the reduced shape), 0 elsewhere.
 template <class T>
 Array<T> tie_weights(const Array<T>& in, const std::vector<bool>& reduce, const T* extreme) {
-    const std::size_t inner = in.dimension() ? in.shape().back() : 1;
-    const bool inner_reduced = in.dimension() == 0 || reduce.back();
+    const auto [inner, inner_reduced] = row_layout(in.shape(), reduce);
     Shape kept_shape = in.shape();
     for (std::size_t d = 0; d < kept_shape.size(); ++d)
         if (reduce[d]) kept_shape[d] = 1;
     std::vector<std::size_t> count(numel(kept_shape), 0);
-    for_each_row(in.shape(), reduce, [&](std::size_t row, std::size_t o) {
-        const T* src = in.data() + row * inner;
+    for_each_row(in, reduce, [&](const T* src, std::size_t o) {
         if (inner_reduced) {
             std::size_t c = 0;
             for (std::size_t j = 0; j < inner; ++j) c += src[j] == extreme[o];
