@@ -5,6 +5,7 @@
 // the engine: tensors, variables, the tape and backward
 #include "core/dtype.hpp"
 #include "core/error.hpp"
+#include "core/graph.hpp"
 #include "core/memory.hpp"
 #include "core/random.hpp"
 #include "core/tape.hpp"

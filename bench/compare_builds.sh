@@ -4,7 +4,8 @@
 #   bench/compare_builds.sh BUILD_A BUILD_B [PAIRS]
 # BUILD_A and BUILD_B are build folders (each with bench/rnn), e.g. a worktree of the commit
 # before a change and this one. Both runs get the same OPENBLAS_CORETYPE (SkylakeX or Haswell
-# when unset, as ./run.sh bench chooses). Env: CPU (default: the last one), CONFIGS, CELLS.
+# when unset, as ./run.sh bench chooses). Env: CPU (default: the last one), CONFIGS, CELLS,
+# ARGS (more options for bench/rnn --one, e.g. --ragged).
 set -euo pipefail
 a=$1 b=$2 pairs=${3:-7}
 cpu=${CPU:-$(($(nproc) - 1))}
@@ -13,7 +14,7 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
     elif grep -qw avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
 fi
 ms() {  # build cell config reps
-    "$1/bench/rnn" --one --cell "$2" --config "$3" --threads 1 --cpu "$cpu" --reps "$4" --no-sgemm |
+    "$1/bench/rnn" --one --cell "$2" --config "$3" --threads 1 --cpu "$cpu" --reps "$4" --no-sgemm ${ARGS:-} |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["ms"])'
 }
 echo "A = $a, B = $b, CPU $cpu, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-}, $pairs pairs"

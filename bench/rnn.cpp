@@ -129,6 +129,14 @@ struct One {
 constexpr int warmup_steps = 3;
 constexpr double warmup_seconds = 0.25;
 
+// --ragged: sequences of lengths from T down to about T/2, unsorted, as a padded batch.
+bool ragged = false;
+std::vector<std::size_t> ragged_lengths(std::size_t T, std::size_t B) {
+    std::vector<std::size_t> lengths(B);
+    for (std::size_t b = 0; b < B; ++b) lengths[b] = T - (b * 7 % B) * (T / 2) / B;
+    return lengths;
+}
+
 // One training step of `cell` on config c, `rows` rows per shard (parallel_backward): B for
 // one shard, B/2 for two.
 struct Step {
@@ -139,6 +147,7 @@ struct Step {
     std::unique_ptr<SGD> opt;
     std::vector<Variable> params;
     std::size_t rows;
+    std::vector<std::size_t> lengths;  // empty: every sequence has all T steps
     std::vector<double> tape_bytes;
     double loss = 0, tape_bytes_per_step = 0;
 
@@ -150,6 +159,7 @@ struct Step {
           opt(std::make_unique<SGD>(*layer, SGDOptions{.lr = 0.01})),
           params(layer->parameters()),
           rows(rows_per_shard),
+          lengths(ragged ? ragged_lengths(c.T, c.B) : std::vector<std::size_t>{}),
           tape_bytes(make_shards(c.B, {.rows = rows}).size()) {}
 
     void operator()() {
@@ -158,7 +168,11 @@ struct Step {
             params, c.B,
             [&](const Shard& s) {
                 const long b0 = static_cast<long>(s.begin), n = static_cast<long>(s.size());
-                RecurrentOutput out = layer->forward(narrow(xs, 1, b0, n));
+                const std::vector<std::size_t> shard_lengths =
+                    lengths.empty()
+                        ? lengths
+                        : std::vector<std::size_t>(lengths.begin() + b0, lengths.begin() + b0 + n);
+                RecurrentOutput out = layer->forward(narrow(xs, 1, b0, n), {}, shard_lengths);
                 const Variable h_last = reshape(out.states[0], Shape{s.size(), c.H});
                 const Variable l = mse_loss(h_last, narrow(y, 0, b0, n));
                 tape_bytes[s.index] = static_cast<double>(current_tape().saved_bytes());
@@ -486,6 +500,8 @@ int main(int argc, char** argv) {
     app.add_option("--thread-counts", thread_counts, "thread counts in the table");
     app.add_option("--reps", reps, "timed repetitions (median reported)");
     app.add_flag("--no-torch", no_torch, "skip the PyTorch peer");
+    app.add_flag("--ragged", ragged,
+                 "with --one: a padded batch, lengths from T down to T/2 (no PyTorch peer)");
     app.add_flag("--no-sgemm", no_sgemm,
                  "with --one: skip the sgemm reference (to profile the step alone)");
     app.add_flag("--kernels-ab", kernels_ab,

@@ -139,6 +139,9 @@ namespace detail {
 // a += g for gradients: in place when nothing else can see `a`, recorded under create_graph.
 // Defined with the sweep (core/tape.cpp).
 Variable accumulate(Variable a, const Variable& g, bool create_graph);
+// Runs v's gradient hooks on g and, with `keep` (backward(), not grad()), keeps the result when
+// v retains its gradient; returns the gradient that flows on (core/variable.cpp).
+Variable run_hooks(VarImpl& v, Variable g, bool create_graph, bool keep);
 }  // namespace detail
 
 }  // namespace tapegrad

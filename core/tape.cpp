@@ -3,9 +3,11 @@
 #include <fmt/format.h>
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <exception>
 
 #include "core/engine_ops.hpp"
+#include "core/graph.hpp"
 
 namespace tapegrad {
 
@@ -27,9 +29,18 @@ std::string describe(const Variable& v) {
     return fmt::format("{} {}", to_string(v.shape()), name(v.dtype()));
 }
 
+// ", in LSTM/layer 0/forward, step 3" when a GraphScope is open: where in a layer an op ran.
+std::string open_scope_text() {
+    const GraphScope* s = detail::open_graph_scope;
+    if (!s) return "";
+    return fmt::format(", in {}{}", s->path(),
+                       s->step() >= 0 ? fmt::format(", step {}", s->step()) : "");
+}
+
 std::string at(const std::source_location& loc) {
     return call_site(loc).empty() ? "" : " at " + call_site(loc);
 }
+
 }  // namespace
 
 Variable detail::accumulate(Variable a, const Variable& g, bool create_graph) {
@@ -65,7 +76,32 @@ bool anomaly_enabled() { return anomaly_mode; }
 AnomalyGuard::AnomalyGuard(bool on) : previous_(anomaly_mode) { anomaly_mode = on; }
 AnomalyGuard::~AnomalyGuard() { anomaly_mode = previous_; }
 
+void Tape::release_hooks(Entry& e) {
+    auto release = [](const Variable& v) {
+        if (v.defined() && v.impl()->extras) v.impl()->extras->hooks.clear();
+    };
+    release(e.result);
+    for (const auto& r : e.more_results) release(r);
+}
+
+void Tape::note_scope(std::uint32_t index) {
+    GraphScope* s = detail::open_graph_scope;
+    if (s->tape_ != this || s->generation_ != generation_) {  // first op in it on this tape
+        notes_.scope_paths.push_back(*s->path_);
+        notes_.scope_steps.push_back(s->step_);
+        s->tape_ = this;
+        s->generation_ = generation_;
+        s->id_ = static_cast<std::uint32_t>(notes_.scope_paths.size());
+    }
+    if (notes_.entry_scope.size() <= index) notes_.entry_scope.resize(index + 1, 0);
+    notes_.entry_scope[index] = s->id_;
+}
+
 void Tape::reset() {
+    if (has_hooks_)
+        for (Entry& e : entries_) release_hooks(e);
+    has_hooks_ = false;
+    notes_ = {};
     entries_.clear();
     products_->reset();
     release_queue_.clear();
@@ -102,10 +138,10 @@ Variable record(const char* op, Tensor result, std::span<const Variable> inputs,
                                            "result {})",
                                            op, to_string(result.shape())),
                                backward_loc);
-        fail<AnomalyError>(
-            op,
-            fmt::format("produced NaN or Inf in its forward result {}", to_string(result.shape())),
-            loc);
+        fail<AnomalyError>(op,
+                           fmt::format("produced NaN or Inf in its forward result {}{}",
+                                       to_string(result.shape()), open_scope_text()),
+                           loc);
     }
     auto impl = make_cached<detail::VarImpl>();
     impl->value = std::move(result);
@@ -150,6 +186,7 @@ Variable record(const char* op, Tensor result, std::span<const Variable> inputs,
                                                .inputs = InputList(inputs.begin(), inputs.end()),
                                                .backward = std::move(backward),
                                                .result = out});
+    if (detail::open_graph_scope) tape.note_scope(out.impl()->index);
     const auto pass = static_cast<std::size_t>(reads.passes_gradient_to);
     if (reads.passes_gradient_to >= 0 && pass < inputs.size() && inputs[pass].defined() &&
         inputs[pass].shape() == out.shape() && inputs[pass].dtype() == out.dtype())
@@ -286,13 +323,16 @@ std::vector<Variable> Tape::run_backward(const Variable& root, const Variable& s
             "are not supported");
     LeafGrads local;
     LeafGrads& leaves = leaf_grads ? *leaf_grads : local;
-    return products_->around_sweep(options.create_graph,
-                                   [&] { return sweep(root, seed, wanted, options, leaves); });
+    // Only backward() fills grad(): grad() reads gradients without keeping them anywhere.
+    const bool keep_retained = leaf_grads != nullptr;
+    return products_->around_sweep(options.create_graph, [&] {
+        return sweep(root, seed, wanted, options, keep_retained, leaves);
+    });
 }
 
 std::vector<Variable> Tape::sweep(const Variable& root, const Variable& seed,
                                   std::span<const Variable> wanted, BackwardOptions options,
-                                  LeafGrads& leaves) {
+                                  bool keep_retained, LeafGrads& leaves) {
     check_owned(*root.impl(), "backward");
     const std::size_t r = root.impl()->index;
     if (!entries_[r].backward)
@@ -336,6 +376,7 @@ std::vector<Variable> Tape::sweep(const Variable& root, const Variable& seed,
         }
     } drop_pending{entries_};
 
+    if (options.keep_grad_norms) notes_.grad_norms.assign(r + 1, -1.0f);
     entries_[r].grad = seed;
     for (std::size_t i = r + 1; i-- > 0;) {
         Variable g = std::move(entries_[i].grad);
@@ -351,6 +392,21 @@ std::vector<Variable> Tape::sweep(const Variable& root, const Variable& seed,
         const bool reached = g.defined() || std::any_of(more.begin(), more.end(),
                                                         [](auto& m) { return m.defined(); });
         if (!reached) continue;
+        if (has_hooks_) {  // the gradient is complete: hooks see it before it flows on
+            g = detail::run_hooks(*entries_[i].result.impl(), std::move(g), options.create_graph,
+                                  keep_retained);
+            for (std::size_t k = 0; k < more.size(); ++k)
+                more[k] = detail::run_hooks(*entries_[i].more_results[k].impl(), std::move(more[k]),
+                                            options.create_graph, keep_retained);
+        }
+        if (options.keep_grad_norms) {
+            auto squared = [](const Variable& v) {
+                return v.defined() ? std::pow(norm_of(v.value()), 2) : 0.0;
+            };
+            double sq = squared(g);  // over all the entry's results
+            for (const auto& m : more) sq += squared(m);
+            notes_.grad_norms[i] = static_cast<float>(std::sqrt(sq));
+        }
         if (!wanted_slot.empty()) {
             if (auto it = wanted_slot.find(entries_[i].result.impl()); it != wanted_slot.end())
                 out[it->second] = g;
@@ -389,13 +445,18 @@ std::vector<Variable> Tape::sweep(const Variable& root, const Variable& seed,
             entries_[i].backward = std::move(fn);
             entries_[i].inputs = std::move(inputs);
         } else {
+            if (has_hooks_) release_hooks(entries_[i]);
             entries_[i].result = Variable();  // release the saved values as we go
             entries_[i].more_results.clear();
         }
     }
-    for (std::size_t k = 0; k < leaves.pending.size(); ++k)
+    for (std::size_t k = 0; k < leaves.pending.size(); ++k) {
         leaves.grads[k] = products_->collect(leaves.pending[k], ProductSchedule::leaf_key(k),
                                              std::move(leaves.grads[k]));
+        if (leaves.leaves[k]->extras)
+            leaves.grads[k] = detail::run_hooks(*leaves.leaves[k], std::move(leaves.grads[k]),
+                                                options.create_graph, keep_retained);
+    }
     for (std::size_t k = 0; k < leaves.leaves.size(); ++k)
         if (auto it = wanted_slot.find(leaves.leaves[k].get()); it != wanted_slot.end())
             out[it->second] = leaves.grads[k];

@@ -42,6 +42,8 @@
 namespace tapegrad {
 
 class Backward;
+struct Graph;
+Graph graph_of(const Variable& root);
 using BackwardFn = std::function<void(Backward&)>;
 // A recorded op's inputs, held from the cache tensors' buffers come from (core/memory.hpp).
 using InputList = std::vector<Variable, BufferAllocator<Variable>>;
@@ -91,6 +93,8 @@ public:
 private:
     friend class Backward;
     friend class ProductSchedule;
+    friend class Variable;                   // register_hook, retain_grad
+    friend Graph graph_of(const Variable&);  // core/graph.hpp
     friend Variable record(const char*, Tensor, std::span<const Variable>, Reads, BackwardFn,
                            const std::source_location&);
     friend std::vector<Variable> record(const char*, std::vector<Tensor>, std::span<const Variable>,
@@ -118,17 +122,30 @@ private:
     std::unique_ptr<ProductSchedule> products_;
     std::uint64_t generation_;
     bool in_backward_ = false;
+    bool has_hooks_ = false;  // some variable recorded here has hooks or retains its gradient
     std::size_t next_sweep_check_ = 4096;
+    // What graph_of reads beside the entries (core/graph.hpp), kept apart so that an entry
+    // stays small: the GraphScope each entry was recorded in (0: none; the vector is grown only
+    // when scopes are open), scope k's group path and time step at [k - 1], and with
+    // BackwardOptions::keep_grad_norms ‖d loss / d result‖ per entry (-1: not reached).
+    struct GraphNotes {
+        std::vector<std::uint32_t> entry_scope;
+        std::vector<std::string> scope_paths;
+        std::vector<long> scope_steps;
+        std::vector<float> grad_norms;
+    } notes_;
 
     Variable& grad_of(const detail::VarImpl& v);  // the adjoint slot of a recorded variable
     std::vector<Variable> sweep(const Variable& root, const Variable& seed,
                                 std::span<const Variable> wanted, BackwardOptions options,
-                                LeafGrads& leaves);
+                                bool keep_retained, LeafGrads& leaves);
     void unread(std::uint32_t index);  // one rule fewer reads entry `index`'s result
     void release_unread();
     void check_owned(const detail::VarImpl& v, const char* what) const;
     void reset();
     bool referenced_from_outside() const;
+    void release_hooks(Entry& e);          // a recorded variable's hooks go with its graph
+    void note_scope(std::uint32_t index);  // entry `index` was recorded in the open GraphScope
 };
 
 // The tape this thread records on.
@@ -225,7 +242,8 @@ Variable record(const char* op, Tensor result, std::initializer_list<Variable> i
                 BackwardFn backward,
                 const std::source_location& loc = std::source_location::current());
 
-// d root / d wanted, as PyTorch's torch.autograd.grad: leaves' `grad` are not touched.
+// d root / d wanted, as PyTorch's torch.autograd.grad: no grad() is touched (leaves' or
+// retained ones); hooks run as in backward().
 // Inputs the root does not depend on get an undefined Variable.
 std::vector<Variable> grad(const Variable& root, std::span<const Variable> wanted,
                            const Tensor& grad_out = {}, BackwardOptions options = {});

@@ -216,6 +216,14 @@ bool all_finite(const Tensor& t) {
     });
 }
 
+double norm_of(const Tensor& t) {
+    return dispatch(t.dtype(), [&]<class T>() {
+        double s = 0;
+        for (const T v : t.xt<T>()) s += static_cast<double>(v) * static_cast<double>(v);
+        return std::sqrt(s);
+    });
+}
+
 double max_abs_diff(const Tensor& a, const Tensor& b) {
     if (a.shape() != b.shape())
         throw ShapeError("max_abs_diff: shapes " + to_string(a.shape()) + " and " +

@@ -151,6 +151,8 @@ private:
 };
 
 bool all_finite(const Tensor& t);
+// The 2-norm of all elements as one vector (Frobenius), accumulated in double.
+double norm_of(const Tensor& t);
 // max |a - b| over elements; shapes must match.
 double max_abs_diff(const Tensor& a, const Tensor& b);
 

@@ -3,6 +3,7 @@
 #include "core/tape.hpp"
 
 #include <fmt/format.h>
+#include <algorithm>
 
 namespace tapegrad {
 
@@ -11,7 +12,7 @@ Variable::Variable(Tensor value, bool requires_grad, std::string name)
     if (!value.defined()) throw ValueError("Variable: the value tensor is undefined");
     impl_->value = std::move(value);
     impl_->requires_grad = requires_grad;
-    impl_->name = std::move(name);
+    if (!name.empty()) impl_->more().name = std::move(name);
 }
 
 void Variable::require_defined(const char* what) const {
@@ -37,14 +38,20 @@ Variable& Variable::set_requires_grad(bool on) {
     return *this;
 }
 
+Variable name(Variable v, std::string label) {
+    v.set_name(std::move(label));
+    return v;
+}
+
 const std::string& Variable::name() const {
+    static const std::string none;
     require_defined("name");
-    return impl_->name;
+    return impl_->extras ? impl_->extras->name : none;
 }
 
 Variable& Variable::set_name(std::string name) {
     require_defined("set_name");
-    impl_->name = std::move(name);
+    impl_->more().name = std::move(name);
     return *this;
 }
 
@@ -52,6 +59,60 @@ const Tensor& Variable::grad() const {
     static const Tensor none;
     require_defined("grad");
     return impl_->grad ? impl_->grad->value : none;
+}
+
+Variable& Variable::retain_grad() {
+    require_defined("retain_grad");
+    if (is_leaf()) return *this;  // a leaf keeps its gradient anyway
+    impl_->more().retain_grad = true;
+    impl_->tape->has_hooks_ = true;
+    return *this;
+}
+
+bool Variable::retains_grad() const { return impl_ && impl_->extras && impl_->extras->retain_grad; }
+
+HookHandle Variable::add_hook(GradHook hook) {
+    require_defined("register_hook");
+    if (!requires_grad())
+        throw GraphError(fmt::format(
+            "register_hook: the variable ({} {}) does not require grad, so no gradient reaches it",
+            to_string(shape()), tapegrad::name(dtype())));
+    if (!hook) throw ValueError("register_hook: the hook is empty");
+    detail::VarExtras& extras = impl_->more();
+    const std::uint64_t id = extras.next_id++;
+    extras.hooks.emplace_back(id, std::move(hook));
+    if (impl_->tape) impl_->tape->has_hooks_ = true;
+    return HookHandle(impl_, id);
+}
+
+void HookHandle::remove() {
+    auto owner = owner_.lock();
+    if (!owner || !owner->extras) return;
+    std::erase_if(owner->extras->hooks, [&](const auto& h) { return h.first == id_; });
+}
+
+Variable detail::run_hooks(VarImpl& v, Variable g, bool create_graph, bool keep) {
+    if (!v.extras || !g.defined()) return g;
+    // A copy: a hook may add or remove hooks while they run.
+    const auto hooks = v.extras->hooks;
+    for (std::size_t k = 0; k < hooks.size(); ++k) {
+        Variable r = hooks[k].second(g);
+        if (!r.defined()) continue;
+        if (r.shape() != g.shape() || r.dtype() != g.dtype())
+            throw GraphError(fmt::format(
+                "gradient hook {} of {} ({} {}) returned a {} {} gradient; a hook returns a "
+                "gradient of the variable's shape and dtype, or nothing",
+                k, v.extras->name.empty() ? std::string("a variable") : "'" + v.extras->name + "'",
+                to_string(g.shape()), tapegrad::name(g.dtype()), to_string(r.shape()),
+                tapegrad::name(r.dtype())));
+        g = std::move(r);
+    }
+    if (keep && v.extras->retain_grad) {
+        Variable acc = v.grad ? Variable(v.grad) : Variable();
+        v.grad.reset();
+        v.grad = accumulate(std::move(acc), g, create_graph).impl_ptr();
+    }
+    return g;
 }
 
 Variable Variable::grad_variable() const {
@@ -127,6 +188,7 @@ Variable make_seed(const Variable& root, const Tensor& grad_out, const char* wha
 void Variable::backward(const Tensor& grad_out, BackwardOptions options) const {
     Variable seed = make_seed(*this, grad_out, "backward");
     if (is_leaf()) {
+        seed = detail::run_hooks(*impl_, std::move(seed), false, true);
         auto& g = impl_->grad;
         Variable acc = g ? Variable(g) : Variable();
         g.reset();
@@ -148,6 +210,9 @@ std::vector<Variable> grad(const Variable& root, std::span<const Variable> wante
     Variable seed = make_seed(root, grad_out, "grad");
     if (root.is_leaf()) {
         std::vector<Variable> out(wanted.size());
+        if (std::any_of(wanted.begin(), wanted.end(),
+                        [&](const Variable& w) { return w.impl() == root.impl(); }))
+            seed = detail::run_hooks(*root.impl(), std::move(seed), false, false);
         for (std::size_t k = 0; k < wanted.size(); ++k)
             if (wanted[k].impl() == root.impl()) out[k] = seed;
         return out;

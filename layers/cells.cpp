@@ -39,7 +39,8 @@ RNNCell::RNNCell(std::size_t input_size, std::size_t hidden_size, Generator& gen
 State RNNCell::step(const Variable& x_t, const State& state) {
     const Variable& h = state[0];
     const Variable pre = linear(h, weight_hh, x_t);  // W_xh x_t + W_hh h_{t-1} + b_h
-    return {nonlinearity_ == Nonlinearity::tanh ? tanh(pre) : relu(pre)};  // h_t = f(pre)
+    return {name(nonlinearity_ == Nonlinearity::tanh ? tanh(pre) : relu(pre),  // h_t = f(pre)
+                 "h_t")};
 }
 
 // ---- LSTM
@@ -73,12 +74,12 @@ LSTMCell::LSTMCell(std::size_t input_size, std::size_t hidden_size, Generator& g
 State LSTMCell::step(const Variable& x_t, const State& state) {
     const Variable &h = state[0], &c = state[1];
     const auto gate = chunk(linear(h, weight_hh, x_t), 4, 1);  // W [x_t, h_{t-1}] + b
-    const Variable i = sigmoid(gate[0]);                       // i_t = σ(W_i[x_t, h_{t-1}] + b_i)
-    const Variable f = sigmoid(gate[1]);                       // f_t = σ(W_f[x_t, h_{t-1}] + b_f)
-    const Variable c_tilde = tanh(gate[2]);       // C̃_t = tanh(W_c[x_t, h_{t-1}] + b_c)
-    const Variable o = sigmoid(gate[3]);          // o_t = σ(W_o[x_t, h_{t-1}] + b_o)
-    const Variable c_next = f * c + i * c_tilde;  // C_t = f_t * C_{t-1} + i_t * C̃_t
-    return {o * tanh(c_next), c_next};            // h_t = o_t * tanh(C_t)
+    const Variable i = name(sigmoid(gate[0]), "input gate");   // i_t = σ(W_i[x_t, h_{t-1}] + b_i)
+    const Variable f = name(sigmoid(gate[1]), "forget gate");  // f_t = σ(W_f[x_t, h_{t-1}] + b_f)
+    const Variable c_tilde = name(tanh(gate[2]), "candidate C̃");  // C̃_t = tanh(W_c[..] + b_c)
+    const Variable o = name(sigmoid(gate[3]), "output gate");  // o_t = σ(W_o[x_t, h_{t-1}] + b_o)
+    const Variable c_next = name(f * c + i * c_tilde, "C_t");  // C_t = f_t * C_{t-1} + i_t * C̃_t
+    return {name(o * tanh(c_next), "h_t"), c_next};            // h_t = o_t * tanh(C_t)
 }
 
 // ---- GRU
@@ -99,11 +100,13 @@ State GRUCell::step(const Variable& x_t, const State& state) {
     const Variable& h = state[0];
     const auto x = chunk(x_t, 3, 1);
     const auto hh = chunk(linear(h, weight_hh, bias_hh), 3, 1);
-    const Variable r = sigmoid(x[0] + hh[0]);  // r_t = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
-    const Variable z = sigmoid(x[1] + hh[1]);  // z_t = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
-    const Variable n =
-        tanh(x[2] + r * hh[2]);  // n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
-    return {lerp(n, h, z)};      // h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+    // r_t = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
+    const Variable r = name(sigmoid(x[0] + hh[0]), "reset gate");
+    // z_t = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+    const Variable z = name(sigmoid(x[1] + hh[1]), "update gate");
+    // n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
+    const Variable n = name(tanh(x[2] + r * hh[2]), "candidate n");
+    return {name(lerp(n, h, z), "h_t")};  // h_t = (1 - z_t) * n_t + z_t * h_{t-1}
 }
 
 Cell::StepFn GRUCell::sequence_step() {
@@ -122,10 +125,11 @@ State GRUCell::cho_step(const Variable& x_t, const Variable& h, const Variable& 
     const long H = static_cast<long>(hidden_size_);
     const auto x = split(x_t, {2 * H, H}, 1);
     const auto rz = chunk(sigmoid(linear(h, w_rz, x[0])), 2, 1);
-    const Variable &r = rz[0],
-                   &z = rz[1];  // r_t = σ(W_r[x_t, h_{t-1}]), z_t = σ(W_z[x_t, h_{t-1}])
-    const Variable h_tilde = tanh(linear(r * h, w_n, x[1]));  // h̃_t = tanh(W[x_t, r_t * h_{t-1}])
-    return {lerp(h, h_tilde, z)};  // h_t = (1 - z_t) * h_{t-1} + z_t * h̃_t
+    const Variable r = name(rz[0], "reset gate");   // r_t = σ(W_r[x_t, h_{t-1}])
+    const Variable z = name(rz[1], "update gate");  // z_t = σ(W_z[x_t, h_{t-1}])
+    const Variable h_tilde =
+        name(tanh(linear(r * h, w_n, x[1])), "candidate h̃");  // h̃_t = tanh(W[x_t, r_t * h_{t-1}])
+    return {name(lerp(h, h_tilde, z), "h_t")};  // h_t = (1 - z_t) * h_{t-1} + z_t * h̃_t
 }
 
 }  // namespace tapegrad

@@ -1,6 +1,10 @@
 #include "layers/recurrent.hpp"
 
 #include <fmt/format.h>
+#include <cmath>
+
+#include "core/graph.hpp"
+#include "core/tape.hpp"
 
 #include "ops/arith.hpp"
 #include "ops/elementwise.hpp"
@@ -10,6 +14,11 @@
 #include "ops/shape.hpp"
 
 namespace tapegrad {
+
+struct detail::StateGradientLog {
+    std::size_t layers = 0, directions = 0, states = 0;
+    std::vector<std::vector<double>> norms;  // [(layer * D + direction) * S + state][t]
+};
 
 Recurrent::Recurrent(std::string type, const CellFactory& make_cell, std::size_t input_size,
                      RecurrentOptions options, Generator& gen)
@@ -40,62 +49,129 @@ Recurrent::Recurrent(std::string type, const CellFactory& make_cell, std::size_t
     }
 }
 
+namespace {
+// 1 where a step holds data, 0 in the padding: [T, B, 1], or [B, T, 1] with batch_first.
+Tensor padding_mask(const std::vector<std::size_t>& lengths, std::size_t T, std::size_t B,
+                    bool batch_first, DType dtype) {
+    Tensor m = Tensor::empty(batch_first ? Shape{B, T, 1} : Shape{T, B, 1}, dtype);
+    for (std::size_t t = 0; t < T; ++t)
+        for (std::size_t b = 0; b < B; ++b)
+            m.set_flat(batch_first ? b * T + t : t * B + b, t < lengths[b] ? 1.0 : 0.0);
+    return m;
+}
+
+// Anomaly mode: a NaN or Inf in the data (outside the padding) is the caller's, and is
+// reported at the caller's line rather than by the first op inside the layer that reads it.
+void check_finite_input(const std::string& op, const Variable& x, bool batch_first,
+                        const std::vector<Variable>& initial,
+                        const std::vector<std::size_t>& lengths, const std::source_location& loc) {
+    const Shape& s = x.shape();
+    const std::size_t F = s[2];
+    for (std::size_t i = 0; i < x.numel(); ++i) {
+        const double v = x.value().flat(i);
+        if (std::isfinite(v)) continue;
+        const std::size_t outer = i / (s[1] * F), inner = i / F % s[1];
+        const std::size_t t = batch_first ? inner : outer, b = batch_first ? outer : inner;
+        if (!lengths.empty() && t >= lengths[b]) continue;  // padding, never read
+        fail<AnomalyError>(op,
+                           fmt::format("the input {} holds {} at step {} of sequence {} "
+                                       "(feature {})",
+                                       to_string(s), v, t, b, i % F),
+                           loc);
+    }
+    for (std::size_t k = 0; k < initial.size(); ++k)
+        if (!all_finite(initial[k].value()))
+            fail<AnomalyError>(op, fmt::format("initial state {} holds NaN or Inf", k), loc);
+}
+}  // namespace
+
 RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Variable>& initial,
-                                   const std::vector<std::size_t>& lengths) {
-    const char* op = "Recurrent::forward";
-    if (!x_in.defined() || x_in.dim() != 3)
-        throw ShapeError(fmt::format("{} ({}): input must be [T, B, F]{}, got {}", op, type_name(),
-                                     options_.batch_first ? " ([B, T, F] with batch_first)" : "",
-                                     x_in.defined() ? to_string(x_in.shape()) : "undefined"));
-    const Variable x = options_.batch_first ? transpose(x_in, 0, 1) : x_in;
-    const std::size_t T = x.shape()[0], B = x.shape()[1], H = hidden_size(), D = directions();
+                                   const std::vector<std::size_t>& lengths,
+                                   const std::source_location& loc) {
+    const std::string op = type_name() + ".forward";
+    if (!x_in.defined()) fail<ValueError>(op, "the input is undefined", loc);
+    const bool bf = options_.batch_first;
+    if (x_in.dim() != 3)
+        fail<ShapeError>(
+            op,
+            fmt::format("input must be [T, B, F]{}, got {}",
+                        bf ? " ([B, T, F] with batch_first)" : "", to_string(x_in.shape())),
+            loc);
+    const std::size_t T = x_in.shape()[bf ? 1 : 0], B = x_in.shape()[bf ? 0 : 1];
+    const std::size_t H = hidden_size(), D = directions();
     const std::size_t L = options_.num_layers, S = cells_.front()->state_count();
-    if (x.shape()[2] != input_size_)
-        throw ShapeError(fmt::format("{} ({}): input {} has {} features, the layer expects {}", op,
-                                     type_name(), to_string(x_in.shape()), x.shape()[2],
-                                     input_size_));
-    if (x.dtype() != dtype())
-        throw DTypeError(fmt::format("{} ({}): input is {}, parameters are {}", op, type_name(),
-                                     name(x.dtype()), name(dtype())));
+    if (x_in.shape()[2] != input_size_)
+        fail<ShapeError>(op,
+                         fmt::format("input {} has {} features, the layer expects {}",
+                                     to_string(x_in.shape()), x_in.shape()[2], input_size_),
+                         loc);
+    if (x_in.dtype() != dtype())
+        fail<DTypeError>(
+            op, fmt::format("input is {}, parameters are {}", name(x_in.dtype()), name(dtype())),
+            loc);
     if (T == 0 || B == 0)
-        throw ShapeError(
-            fmt::format("{} ({}): empty input {}", op, type_name(), to_string(x.shape())));
+        fail<ShapeError>(op, fmt::format("empty input {}", to_string(x_in.shape())), loc);
     if (!initial.empty()) {
         if (initial.size() != S)
-            throw ShapeError(fmt::format("{} ({}): {} initial state tensors given, the cell has {}",
-                                         op, type_name(), initial.size(), S));
-        for (const auto& s : initial)
-            if (!s.defined() || s.shape() != Shape{L * D, B, H} || s.dtype() != x.dtype())
-                throw ShapeError(fmt::format("{} ({}): initial state must be [{},{},{}] {}, got {}",
-                                             op, type_name(), L * D, B, H, name(x.dtype()),
-                                             s.defined() ? to_string(s.shape()) : "undefined"));
+            fail<ShapeError>(
+                op,
+                fmt::format("{} initial state tensors given, the cell has {}", initial.size(), S),
+                loc);
+        for (std::size_t k = 0; k < S; ++k) {
+            if (!initial[k].defined())
+                fail<ValueError>(op, fmt::format("initial state {} is undefined", k), loc);
+            if (initial[k].shape() != Shape{L * D, B, H} || initial[k].dtype() != x_in.dtype())
+                fail<ShapeError>(
+                    op,
+                    fmt::format("initial state {} must be [{},{},{}] {}, got {} {}", k, L * D, B, H,
+                                name(x_in.dtype()), to_string(initial[k].shape()),
+                                name(initial[k].dtype())),
+                    loc);
+        }
     }
-    // Masks for variable lengths: keep[t] is 1 for the sequences still running at step t.
+    // Variable lengths: keep[t] [B, 1] is 1 for the sequences still running at step t.
     std::vector<Tensor> keep;
     if (!lengths.empty()) {
         if (lengths.size() != B)
-            throw ShapeError(fmt::format("{} ({}): {} lengths for a batch of {}", op, type_name(),
-                                         lengths.size(), B));
+            fail<ShapeError>(op, fmt::format("{} lengths for a batch of {}", lengths.size(), B),
+                             loc);
         bool ragged = false;
         for (std::size_t b = 0; b < B; ++b) {
             if (lengths[b] < 1 || lengths[b] > T)
-                throw ValueError(fmt::format("{} ({}): length {} of sequence {} is outside [1, {}]",
-                                             op, type_name(), lengths[b], b, T));
+                fail<ValueError>(
+                    op,
+                    fmt::format("length {} of sequence {} is outside [1, {}]", lengths[b], b, T),
+                    loc);
             ragged = ragged || lengths[b] != T;
         }
         if (ragged)
             for (std::size_t t = 0; t < T; ++t) {
-                Tensor m = Tensor::empty({B, 1}, x.dtype());
+                Tensor m = Tensor::empty({B, 1}, x_in.dtype());
                 for (std::size_t b = 0; b < B; ++b) m.set_flat(b, t < lengths[b] ? 1.0 : 0.0);
                 keep.push_back(m);
             }
     }
+    if (anomaly_enabled()) check_finite_input(op, x_in, bf, initial, lengths, loc);
+    // Padding is never read: padded inputs are replaced by zeros (by selection, so NaN and Inf
+    // go too) before any op sees them, and padded steps select the old state below.
+    Variable x = keep.empty() ? x_in
+                              : where(padding_mask(lengths, T, B, bf, x_in.dtype()), x_in,
+                                      constant(0.0, x_in.dtype()));
+    if (bf) x = transpose(x, 0, 1);
+    const Variable zero = constant(0.0, x.dtype());
 
+    const std::shared_ptr<detail::StateGradientLog> watch = watch_;
+    if (watch)
+        *watch = {L, D, S, std::vector<std::vector<double>>(L * D * S, std::vector<double>(T))};
+
+    const GraphScope module_scope(type_name());    // ops grouped by layer, direction and step
     std::vector<std::vector<Variable>> finals(S);  // [state kind][layer * D + direction]
     Variable layer_input = x;
     for (std::size_t l = 0; l < L; ++l) {
+        const GraphScope layer_scope(fmt::format("layer {}", l));
         std::vector<std::vector<Variable>> outputs(D, std::vector<Variable>(T));
         for (std::size_t d = 0; d < D; ++d) {
+            const GraphScope direction_scope(d ? "reverse" : "forward");
             Cell& cell = *cells_[l * D + d];
             State state(S);
             for (std::size_t k = 0; k < S; ++k)
@@ -121,6 +197,7 @@ RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Varia
             const WeightPackScope packs;
             for (std::size_t n = 0; n < T; ++n) {
                 const std::size_t t = d == 0 ? n : T - 1 - n;
+                const GraphScope step_scope("", static_cast<long>(t));
                 State next = step(x_t[t], state);
                 if (keep.empty()) {
                     state = std::move(next);
@@ -129,14 +206,23 @@ RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Varia
                     // padded steps leave the state unchanged and output zeros
                     for (std::size_t k = 0; k < S; ++k)
                         state[k] = where(keep[t], next[k], state[k]);
-                    outputs[d][t] = next[0] * constant(keep[t]);
+                    outputs[d][t] = where(keep[t], next[0], zero);
                 }
+                if (watch)
+                    for (std::size_t k = 0; k < S; ++k)
+                        if (state[k].requires_grad())
+                            state[k].register_hook(
+                                [watch, t, slot = (l * D + d) * S + k](const Variable& g) {
+                                    watch->norms[slot][t] = norm_of(g.value());
+                                });
             }
             for (std::size_t k = 0; k < S; ++k) finals[k].push_back(state[k]);
         }
         std::vector<Variable> per_step(T);
-        for (std::size_t t = 0; t < T; ++t)
+        for (std::size_t t = 0; t < T; ++t) {
+            const GraphScope step_scope("", static_cast<long>(t));
             per_step[t] = D == 1 ? outputs[0][t] : concat({outputs[0][t], outputs[1][t]}, 1);
+        }
         layer_input = stack(per_step, 0);  // [T, B, D*H]
         if (l + 1 < L && options_.dropout > 0 && is_training())
             layer_input = dropout(layer_input, options_.dropout, true, dropout_gen_);
@@ -145,6 +231,31 @@ RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Varia
     out.output = options_.batch_first ? transpose(layer_input, 0, 1) : layer_input;
     for (auto& f : finals) out.states.push_back(stack(f, 0));
     return out;
+}
+
+StateGradients::StateGradients(Recurrent& layer)
+    : layer_(layer), log_(std::make_shared<detail::StateGradientLog>()) {
+    if (layer_.watch_)
+        throw ValueError(layer.type_name() + ": StateGradients: the layer is already watched");
+    layer_.watch_ = log_;
+}
+
+StateGradients::~StateGradients() {
+    if (layer_.watch_ == log_) layer_.watch_.reset();
+}
+
+std::vector<double> StateGradients::norms(std::size_t layer, std::size_t direction,
+                                          std::size_t state) const {
+    const auto& log = *log_;
+    if (log.norms.empty())
+        throw ValueError(layer_.type_name() +
+                         ": StateGradients::norms: no forward ran while it was watching");
+    if (layer >= log.layers || direction >= log.directions || state >= log.states)
+        throw ValueError(fmt::format(
+            "{}: StateGradients::norms: layer {}, direction {}, state {} is outside the last "
+            "forward's {} layers, {} directions and {} states",
+            layer_.type_name(), layer, direction, state, log.layers, log.directions, log.states));
+    return log.norms[(layer * log.directions + direction) * log.states + state];
 }
 
 std::vector<Variable> detach(const std::vector<Variable>& states) {

@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <source_location>
 #include <vector>
 
 #include "core/random.hpp"
@@ -35,6 +36,10 @@ struct RecurrentOutput {
         states;  // one per state tensor (h, c): [L*D, B, H], each sequence's own last step
 };
 
+namespace detail {
+struct StateGradientLog;
+}
+
 class Recurrent : public Module {
 public:
     Recurrent(std::string type, const CellFactory& make_cell, std::size_t input_size,
@@ -43,8 +48,11 @@ public:
     // x: [T, B, input_size]. initial: empty (zeros) or one [L*D, B, H] tensor per state tensor.
     // lengths: empty (all T) or B lengths in [1, T], in any order; steps past a sequence's
     // length leave its state unchanged and output zeros.
+    // Padded steps are never read: NaN or Inf there changes nothing. In anomaly mode a NaN or
+    // Inf in the data is reported at the caller's line.
     RecurrentOutput forward(const Variable& x, const std::vector<Variable>& initial = {},
-                            const std::vector<std::size_t>& lengths = {});
+                            const std::vector<std::size_t>& lengths = {},
+                            const std::source_location& loc = std::source_location::current());
 
     const RecurrentOptions& options() const { return options_; }
     std::size_t input_size() const { return input_size_; }
@@ -56,10 +64,40 @@ public:
     }
 
 private:
+    friend class StateGradients;
     RecurrentOptions options_;
     std::size_t input_size_;
     std::vector<std::shared_ptr<Cell>> cells_;
     Generator dropout_gen_;
+    std::shared_ptr<detail::StateGradientLog> watch_;  // set while a StateGradients lives
+};
+
+// How much gradient reaches each step's state: ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖ for the LSTM) for
+// every t, from the backward passes of the layer's forwards while it lives. Vanishing and
+// exploding gradients through time, measured (hooks on the states, see register_hook).
+//
+//   StateGradients watch(lstm);
+//   auto out = lstm.forward(x);
+//   loss_of(out).backward();
+//   std::vector<double> dh = watch.norms(0);         // layer 0, forward direction, h
+//   std::vector<double> dc = watch.norms(0, 0, 1);   // ... c
+//
+// A norm is the Frobenius norm over the batch, of the last backward that reached the step
+// (0 where none did), indexed by time step t, whatever the direction. Each forward starts
+// anew. Not for a layer shared by parallel shards.
+class StateGradients {
+public:
+    explicit StateGradients(Recurrent& layer);
+    ~StateGradients();
+    StateGradients(const StateGradients&) = delete;
+    StateGradients& operator=(const StateGradients&) = delete;
+
+    std::vector<double> norms(std::size_t layer, std::size_t direction = 0,
+                              std::size_t state = 0) const;
+
+private:
+    Recurrent& layer_;
+    std::shared_ptr<detail::StateGradientLog> log_;
 };
 
 // Cuts states from their graph: carry them into the next chunk for truncated BPTT.

@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <type_traits>
 
 #include <xtensor/xmath.hpp>
@@ -226,6 +227,39 @@ Variable minimum(const Variable& a, const Variable& b, const Loc& loc) {
     return pick<false>("minimum", a, b, loc);
 }
 
+namespace {
+// where() for a mask with one value per row, [..., 1] against a and b of the result's shape
+// [..., n] or of one element (the recurrent driver's padding masks and their gradients):
+// rows are copied or filled whole, instead of xtensor's broadcasting select per element.
+std::optional<Tensor> where_rows(const Tensor& mask, const Tensor& a, const Tensor& b) {
+    if (a.numel() == 1 && b.numel() == 1) return std::nullopt;
+    const Shape& shape = a.numel() == 1 ? b.shape() : a.shape();
+    if (shape.empty() || mask.dim() != shape.size() || mask.shape().back() != 1 ||
+        !std::equal(shape.begin(), shape.end() - 1, mask.shape().begin()))
+        return std::nullopt;
+    for (const Tensor* t : {&a, &b})
+        if (t->numel() != 1 && t->shape() != shape) return std::nullopt;
+    const std::size_t n = shape.back(), rows = n ? numel(shape) / n : 0;
+    return dispatch(a.dtype(), [&]<class T>() {
+        auto out = Array<T>::from_shape(shape);
+        const T* pa = a.xt<T>().data();
+        const T* pb = b.xt<T>().data();
+        dispatch(mask.dtype(), [&]<class M>() {
+            const M* pm = mask.xt<M>().data();
+            for (std::size_t r = 0; r < rows; ++r) {
+                const bool set = pm[r] != M(0);
+                const Tensor& from = set ? a : b;
+                const T* src = set ? pa : pb;
+                T* dst = out.data() + r * n;
+                if (from.numel() == 1) std::fill(dst, dst + n, src[0]);
+                else std::copy(src + r * n, src + (r + 1) * n, dst);
+            }
+        });
+        return Tensor(std::move(out));
+    });
+}
+}  // namespace
+
 Variable where(const Tensor& mask, const Variable& a, const Variable& b, const Loc& loc) {
     if (!mask.defined()) fail<ValueError>("where", "the mask is undefined", loc);
     check_binary("where", a, b, loc);
@@ -240,7 +274,8 @@ Variable where(const Tensor& mask, const Variable& a, const Variable& b, const L
             loc);
     }
     // a one-element a or b enters as a scalar: where(mask, g, 0) stays one vectorised pass
-    Tensor out = dispatch(a.dtype(), [&]<class T>() {
+    std::optional<Tensor> rows = where_rows(mask, a.value(), b.value());
+    Tensor out = rows ? std::move(*rows) : dispatch(a.dtype(), [&]<class T>() {
         return dispatch(mask.dtype(), [&]<class M>() {
             const auto set = xt::not_equal(mask.xt<M>(), M(0));
             const auto& u = a.value().xt<T>();

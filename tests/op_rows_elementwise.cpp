@@ -77,6 +77,16 @@ std::vector<OpRow> rows_elementwise() {
          [](V x) {
              return where(alternating({2, 1}), x[0], x[1]);
          }},
+        {"where row mask",  // one mask value per row: rows are copied whole
+         {{3, 4}, {3, 4}},
+         [](V x) {
+             return where(alternating({3, 1}), x[0], x[1]);
+         }},
+        {"where row mask, one-element b",
+         {{2, 3, 4}, {1}},
+         [](V x) {
+             return where(alternating({2, 3, 1}), x[0], x[1]);
+         }},
         {"where float32 mask",
          {{4}, {4}},
          [](V x) { return where(alternating({4}).to(float32), x[0] * x[1], x[1]); }},

@@ -3,19 +3,12 @@
 #include <doctest/doctest.h>
 
 #include <tapegrad/tapegrad.hpp>
+#include "tests/test_support.hpp"
 
 using namespace tapegrad;
+using tapegrad::test::message_of;
 
-namespace {
-std::string message_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const AnomalyError& e) {
-        return e.what();
-    }
-    return "(no AnomalyError)";
-}
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("anomaly: off by default, a NaN passes silently") {
     CHECK_FALSE(anomaly_enabled());
@@ -30,7 +23,7 @@ TEST_CASE("anomaly: names the op that produced a NaN deep in a composed expressi
     Variable x(Tensor::from({0.5, 1.0}, {2}, float64), true);
     Variable h = sigmoid(
         matmul(reshape(x, std::vector<long>{1, 2}), Variable(Tensor::ones({2, 2}, float64))));
-    const auto msg = message_of([&] { log(h * 2.0 - 3.0); });
+    const auto msg = message_of<AnomalyError>([&] { log(h * 2.0 - 3.0); });
     CHECK(msg.find("log: produced NaN or Inf in its forward result [1,2]") == 0);
     CHECK(msg.find("test_anomaly_hvp.cpp:") != std::string::npos);  // the call site
     current_tape().clear();
@@ -42,7 +35,7 @@ TEST_CASE("anomaly: names the op whose backward produced Inf") {
     Variable y = sum(div(constant(1.0, float32), x));
     {
         AnomalyGuard anomaly;
-        const auto msg = message_of([&] { y.backward(); });
+        const auto msg = message_of<AnomalyError>([&] { y.backward(); });
         CHECK(msg.find("div: backward produced NaN or Inf") == 0);
         CHECK(msg.find("test_anomaly_hvp.cpp:") != std::string::npos);  // where the div was called
     }

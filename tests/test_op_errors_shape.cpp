@@ -8,8 +8,10 @@
 
 #include <tapegrad/core/counters.hpp>
 #include <tapegrad/tapegrad.hpp>
+#include "tests/test_support.hpp"
 
 using namespace tapegrad;
+using tapegrad::test::message_of;
 
 namespace {
 // 0, 1, 2, ... in `shape`.
@@ -25,19 +27,6 @@ Variable param(const Shape& shape, DType dtype = float64) {
 
 std::vector<double> values(const Variable& v) { return v.value().to_vector(); }
 std::vector<double> grad_values(const Variable& v) { return v.grad().to_vector(); }
-
-// The message of the tapegrad error f throws, checking its type.
-template <class E>
-std::string message_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const E& e) {
-        return e.what();
-    } catch (const Error& e) {
-        return std::string("(wrong exception type) ") + e.what();
-    }
-    return "(no exception)";
-}
 
 bool has(const std::string& message, const std::string& part) {
     return message.find(part) != std::string::npos;

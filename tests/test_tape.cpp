@@ -9,20 +9,13 @@
 #include <tapegrad/core/counters.hpp>
 #include <tapegrad/tapegrad.hpp>
 #include <tapegrad/train/gradcheck_doctest.hpp>
+#include "tests/test_support.hpp"
 
 using namespace tapegrad;
+using tapegrad::test::message_of;
 
 namespace {
 Variable leaf(double v) { return Variable(Tensor::scalar(v, float64), true); }
-
-std::string message_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "(no exception)";
-}
 
 long rss_kib() {
     std::ifstream status("/proc/self/status");
