@@ -1,5 +1,9 @@
 #include "layers/module.hpp"
 
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+
 #include <fmt/format.h>
 
 #include "train/safetensors.hpp"
@@ -90,40 +94,65 @@ std::string Module::LoadReport::str() const {
     };
     list("missing", missing);
     list("unexpected", unexpected);
-    list("wrong shape", mismatched);
+    list("mismatched", mismatched);
     return s.empty() ? "all parameters matched" : s;
 }
 
-Module::LoadReport Module::load_state_dict(const std::vector<std::pair<std::string, Tensor>>& state,
-                                           bool strict) {
-    LoadReport report;
-    auto params = named_parameters();
+namespace {
+// One entry of a state to load: a value, or why the entry cannot be a parameter's value (an
+// integer tensor of a checkpoint, or one the reader skipped).
+struct Source {
+    const std::string* name;
+    const Tensor* value;      // null when not_a_value is set
+    std::string not_a_value;  // "I64 in the source", "U64 in the source (element 3 is ...)"
+};
+
+// Checks every parameter against `state`, then assigns all or (not strict) the matching ones.
+// Throws ValueError, before changing anything, when strict and anything does not match.
+Module::LoadReport load_sources(Module& module, const std::vector<Source>& state, bool strict) {
+    Module::LoadReport report;
+    const auto params = module.named_parameters();
+    std::unordered_map<std::string_view, const Source*> by_name;
+    for (const auto& s : state) by_name[*s.name] = &s;  // a repeated name: the last one counts
     std::vector<std::pair<Variable, Tensor>> assignments;
     for (const auto& [name, p] : params) {
-        const Tensor* src = nullptr;
-        for (const auto& [n, t] : state)
-            if (n == name) src = &t;
-        if (!src) {
+        const auto it = by_name.find(name);
+        if (it == by_name.end()) {
             report.missing.push_back(name);
-        } else if (src->shape() != p.shape()) {
+            continue;
+        }
+        const Source& src = *it->second;
+        if (!src.value) {
+            report.mismatched.push_back(fmt::format("{}: {}, a {} parameter here", name,
+                                                    src.not_a_value, tapegrad::name(p.dtype())));
+        } else if (src.value->shape() != p.shape()) {
             report.mismatched.push_back(fmt::format("{}: {} in the source, {} here", name,
-                                                    to_string(src->shape()), to_string(p.shape())));
+                                                    to_string(src.value->shape()),
+                                                    to_string(p.shape())));
         } else {
-            assignments.emplace_back(p, src->to(p.dtype()));
+            assignments.emplace_back(p, src.value->to(p.dtype()));
         }
     }
-    for (const auto& [n, t] : state) {
-        bool known = false;
-        for (const auto& [name, p] : params) known = known || name == n;
-        if (!known) report.unexpected.push_back(n);
-    }
+    std::unordered_set<std::string_view> known;
+    for (const auto& [name, p] : params) known.insert(name);
+    for (const auto& s : state)
+        if (!known.contains(*s.name)) report.unexpected.push_back(*s.name);
     if (strict && !report.ok())
-        throw ValueError(fmt::format("{}::load_state_dict: {}", type_name_, report.str()));
+        throw ValueError(fmt::format("{}::load_state_dict: {}", module.type_name(), report.str()));
     for (auto& [p, value] : assignments) {
         p.mutable_value() = value.clone();
         p.zero_grad();
     }
     return report;
+}
+}  // namespace
+
+Module::LoadReport Module::load_state_dict(const std::vector<std::pair<std::string, Tensor>>& state,
+                                           bool strict) {
+    std::vector<Source> sources;
+    sources.reserve(state.size());
+    for (const auto& [name, t] : state) sources.push_back({&name, &t, {}});
+    return load_sources(*this, sources, strict);
 }
 
 void Module::summarise(const std::string& name, int depth, std::string& out) const {
@@ -206,9 +235,21 @@ void save(const Module& module, const std::string& path) {
 }
 
 Module::LoadReport load(Module& module, const std::string& path, bool strict) {
-    TensorFile file = load_safetensors(path);
+    const TensorFile file = load_safetensors(path);
+    // Parameters are floating-point: an integer or BOOL tensor (a buffer such as
+    // num_batches_tracked) is no parameter's value, nor is a tensor the reader skipped.
+    // Either is "unexpected", or "mismatched" under a parameter's name.
+    std::vector<Source> sources;
+    for (const auto& [name, t] : file.tensors) {
+        const std::string dtype = file.dtype(name);
+        if (is_floating_dtype(dtype)) sources.push_back({&name, &t, {}});
+        else sources.push_back({&name, nullptr, fmt::format("{} in the source", dtype)});
+    }
+    for (const auto& s : file.skipped)
+        sources.push_back(
+            {&s.name, nullptr, fmt::format("{} in the source ({})", s.dtype, s.reason)});
     try {
-        return module.load_state_dict(file.tensors, strict);
+        return load_sources(module, sources, strict);
     } catch (const ValueError& e) {
         throw IOError(
             fmt::format("checkpoint '{}' does not fit {}: {}", path, module.type_name(), e.what()));

@@ -60,7 +60,8 @@ public:
     struct LoadReport {
         std::vector<std::string> missing;     // parameters the source lacks
         std::vector<std::string> unexpected;  // source entries with no parameter
-        std::vector<std::string> mismatched;  // "name: [4,3] in the source, [3,4] here"
+        // "w: [4,3] in the source, [3,4] here", "w: I64 in the source, a float32 parameter here"
+        std::vector<std::string> mismatched;
         bool ok() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }
         std::string str() const;
     };
@@ -128,7 +129,11 @@ GradcheckReport gradgradcheck(Module& module, const GradcheckFn& f,
                               const std::vector<Tensor>& inputs,
                               const GradcheckOptions& options = {});
 
-// Module checkpoints as safetensors, named by parameter name.
+// Module checkpoints as safetensors, named by parameter name. load takes a parameter's value
+// from any floating-point tensor of the file (F16 and BF16 too, converted to the parameter's
+// dtype); integer and BOOL tensors (buffers such as num_batches_tracked) are no parameter's:
+// reported as unexpected, or mismatched if one has a parameter's name. Strict, any problem
+// throws an IOError and the module is unchanged; not strict, the matching parameters load.
 void save(const Module& module, const std::string& path);
 Module::LoadReport load(Module& module, const std::string& path, bool strict = true);
 

@@ -3,11 +3,17 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cerrno>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
+#include <optional>
+#include <type_traits>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -37,12 +43,190 @@ void write_all(int fd, const char* data, std::size_t n, const std::string& path)
         n -= static_cast<std::size_t>(w);
     }
 }
+
+// The dtypes of the format, in the order of the reference implementation's Dtype enum, and
+// what tapegrad makes of each.
+enum class Kind {
+    f32,      // read as it is
+    f64,      // read as it is
+    small,    // a float of fewer bits: widened to float32, exactly
+    integer,  // float64 when every value is exact there
+    boolean,  // float64 0 and 1
+    skipped,  // checked, then listed in TensorFile::skipped
+};
+struct FileDType {
+    std::string_view code;
+    unsigned bits;  // per element; F4 and F6 pack several elements in a byte
+    Kind kind;
+    bool is_signed = false;
+};
+constexpr std::array<FileDType, 22> file_dtypes{{
+    {"BOOL", 8, Kind::boolean},       {"F4", 4, Kind::skipped},
+    {"F6_E2M3", 6, Kind::skipped},    {"F6_E3M2", 6, Kind::skipped},
+    {"U8", 8, Kind::integer},         {"I8", 8, Kind::integer, true},
+    {"F8_E5M2", 8, Kind::small},      {"F8_E4M3", 8, Kind::small},
+    {"F8_E8M0", 8, Kind::small},      {"F8_E4M3FNUZ", 8, Kind::small},
+    {"F8_E5M2FNUZ", 8, Kind::small},  {"I16", 16, Kind::integer, true},
+    {"U16", 16, Kind::integer},       {"F16", 16, Kind::small},
+    {"BF16", 16, Kind::small},        {"I32", 32, Kind::integer, true},
+    {"U32", 32, Kind::integer},       {"F32", 32, Kind::f32},
+    {"C64", 64, Kind::skipped},       {"F64", 64, Kind::f64},
+    {"I64", 64, Kind::integer, true}, {"U64", 64, Kind::integer},
+}};
+
+const FileDType* find_file_dtype(std::string_view code) {
+    for (const auto& d : file_dtypes)
+        if (d.code == code) return &d;
+    return nullptr;
+}
+
+// IEEE binary16 to binary32. Every half is a float, so this is exact; a NaN keeps its sign
+// and payload (shifted into the float's mantissa, quiet bit onto quiet bit).
+float half_to_float(std::uint16_t h) {
+    const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+    const std::uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    std::uint32_t bits = sign;
+    if (exp == 0x1f) {
+        bits |= 0x7f800000u | (man << 13);  // infinity, NaN
+    } else if (exp != 0) {
+        bits |= ((exp + 127 - 15) << 23) | (man << 13);
+    } else if (man != 0) {
+        // A subnormal half, man * 2^-24, is a normal float: move its leading 1 to the
+        // implicit bit.
+        const auto top = static_cast<std::uint32_t>(std::bit_width(man) - 1);  // 0..9
+        bits |= ((top + 127 - 24) << 23) | ((man << (23 - top)) & 0x7fffffu);
+    }
+    return std::bit_cast<float>(bits);
+}
+
+// bfloat16 is the upper half of a float32.
+float bfloat16_to_float(std::uint16_t b) {
+    return std::bit_cast<float>(static_cast<std::uint32_t>(b) << 16);
+}
+
+// An 8-bit float with `man_bits` mantissa bits and exponent bias `bias`, with no infinity.
+// FN kinds (F8_E4M3) have NaN only at S.1111.111; FNUZ kinds have no -0: 0x80 is their one NaN.
+// Every value is a float32, and ldexp makes it exactly.
+float fp8_to_float(std::uint8_t b, int man_bits, int bias, bool fnuz) {
+    constexpr float nan = std::numeric_limits<float>::quiet_NaN();
+    const unsigned exp = (b & 0x7fu) >> man_bits, man = b & ((1u << man_bits) - 1);
+    if (fnuz ? b == 0x80 : (b & 0x7fu) == 0x7fu) return b & 0x80 ? -nan : nan;
+    const float mag = exp == 0 ? std::ldexp(static_cast<float>(man), 1 - bias - man_bits)
+                               : std::ldexp(static_cast<float>(man | (1u << man_bits)),
+                                            static_cast<int>(exp) - bias - man_bits);
+    return b & 0x80 ? -mag : mag;
+}
+
+// Widens one element of a float dtype of fewer than 32 bits, at p, to float32.
+using Widen = float (*)(const unsigned char* p);
+
+Widen widen_for(std::string_view code) {
+    if (code == "F16")
+        return
+            [](const unsigned char* p) { return half_to_float(std::uint16_t(p[0] | p[1] << 8)); };
+    if (code == "BF16")
+        return [](const unsigned char* p) {
+            return bfloat16_to_float(std::uint16_t(p[0] | p[1] << 8));
+        };
+    // E5M2 is the top byte of a half, infinity and NaN included.
+    if (code == "F8_E5M2")
+        return [](const unsigned char* p) { return half_to_float(std::uint16_t(p[0] << 8)); };
+    if (code == "F8_E4M3")
+        return [](const unsigned char* p) { return fp8_to_float(p[0], 3, 7, false); };
+    if (code == "F8_E4M3FNUZ")
+        return [](const unsigned char* p) { return fp8_to_float(p[0], 3, 8, true); };
+    if (code == "F8_E5M2FNUZ")
+        return [](const unsigned char* p) { return fp8_to_float(p[0], 2, 16, true); };
+    // F8_E8M0: a power of two, 2^(p - 127), or NaN at 0xff (no sign, no zero).
+    return [](const unsigned char* p) {
+        return p[0] == 0xff ? std::numeric_limits<float>::quiet_NaN()
+                            : std::ldexp(1.0f, p[0] - 127);
+    };
+}
+
+// Integers up to 2^53 in magnitude are exact in a float64, each one (2^53 + 1 is not).
+constexpr std::uint64_t max_exact = std::uint64_t{1} << 53;
+
+template <class I>
+std::optional<std::string> integers_to_double(const unsigned char* raw, std::size_t count,
+                                              double* out) {
+    for (std::size_t i = 0; i < count; ++i) {
+        I v;
+        std::memcpy(&v, raw + i * sizeof(I), sizeof(I));
+        if constexpr (sizeof(I) == 8) {
+            const bool exact = std::is_signed_v<I> ? (v >= -static_cast<I>(max_exact) &&
+                                                      v <= static_cast<I>(max_exact))
+                                                   : v <= max_exact;
+            if (!exact)
+                return fmt::format(
+                    "element {} is {}, beyond 2^53, past which a float64 does not hold every "
+                    "integer",
+                    i, v);
+        }
+        out[i] = static_cast<double>(v);
+    }
+    return std::nullopt;
+}
+
+// BOOL and the integers as float64; the reason they cannot be, when one value is not exact.
+std::optional<std::string> integers_to_double(const FileDType& d, const unsigned char* raw,
+                                              std::size_t count, double* out) {
+    if (d.kind == Kind::boolean) {
+        for (std::size_t i = 0; i < count; ++i) {
+            if (raw[i] > 1)
+                return fmt::format("element {} is the byte {:#04x}, neither 0 (false) nor 1 (true)",
+                                   i, raw[i]);
+            out[i] = raw[i];
+        }
+        return std::nullopt;
+    }
+    switch (d.bits) {
+        case 8:
+            return d.is_signed ? integers_to_double<std::int8_t>(raw, count, out)
+                               : integers_to_double<std::uint8_t>(raw, count, out);
+        case 16:
+            return d.is_signed ? integers_to_double<std::int16_t>(raw, count, out)
+                               : integers_to_double<std::uint16_t>(raw, count, out);
+        case 32:
+            return d.is_signed ? integers_to_double<std::int32_t>(raw, count, out)
+                               : integers_to_double<std::uint32_t>(raw, count, out);
+        default:
+            return d.is_signed ? integers_to_double<std::int64_t>(raw, count, out)
+                               : integers_to_double<std::uint64_t>(raw, count, out);
+    }
+}
+
+std::string skipped_reason(const FileDType& d) {
+    if (d.code == "C64") return "complex numbers: tapegrad tensors hold real ones";
+    return fmt::format("packed {}-bit floats: tapegrad reads floats of 8 bits and more", d.bits);
+}
+
+// One tensor's header entry, checked against the file.
+struct Entry {
+    std::string name;
+    const FileDType* dtype;
+    Shape shape;
+    std::uint64_t count, begin, end;
+};
 }  // namespace
+
+bool is_floating_dtype(std::string_view dtype) {
+    const FileDType* d = find_file_dtype(dtype);
+    return d && (d->kind == Kind::f32 || d->kind == Kind::f64 || d->kind == Kind::small);
+}
 
 const Tensor* TensorFile::find(const std::string& name) const {
     for (const auto& [n, t] : tensors)
         if (n == name) return &t;
     return nullptr;
+}
+
+std::string TensorFile::dtype(const std::string& name) const {
+    if (const auto it = dtypes.find(name); it != dtypes.end()) return it->second;
+    if (const Tensor* t = find(name)) return dtype_code(t->dtype());
+    for (const auto& s : skipped)
+        if (s.name == name) return s.dtype;
+    return "";
 }
 
 void save_safetensors(const std::string& path,
@@ -130,12 +314,9 @@ TensorFile load_safetensors(const std::string& path) {
     if (!header.is_object()) io_fail(path, "the JSON header is not an object");
     const std::uint64_t data_size = file_size - 8 - n;
 
+    // Every entry is checked before any data is read.
     TensorFile out;
-    struct Range {
-        std::uint64_t begin, end;
-        std::string name;
-    };
-    std::vector<Range> ranges;
+    std::vector<Entry> entries;
     for (const auto& [name, entry] : header.items()) {
         if (name == "__metadata__") {
             if (!entry.is_object()) io_fail(path, "__metadata__ is not an object");
@@ -154,9 +335,13 @@ TensorFile load_safetensors(const std::string& path) {
         if (!entry["dtype"].is_string())
             bad(fmt::format("dtype {} is not a string", entry["dtype"].dump()));
         const std::string code = entry["dtype"].get<std::string>();
-        if (code != "F32" && code != "F64")
-            bad(fmt::format("dtype {} is not supported (tapegrad reads F32 and F64)", code));
-        const DType dt = code == "F32" ? float32 : float64;
+        const FileDType* dtype = find_file_dtype(code);
+        if (!dtype) {
+            std::vector<std::string_view> known;
+            for (const auto& d : file_dtypes) known.push_back(d.code);
+            bad(fmt::format("dtype {} is not a safetensors dtype (those are {})", code,
+                            fmt::join(known, ", ")));
+        }
         if (!entry.contains("shape") || !entry["shape"].is_array()) bad("missing shape");
         Shape shape;
         std::uint64_t count = 1;
@@ -181,42 +366,73 @@ TensorFile load_safetensors(const std::string& path) {
         if (end > data_size)
             bad(fmt::format("data_offsets [{}, {}] fall outside the {} data bytes", begin, end,
                             data_size));
-        if (end - begin != count * itemsize(dt))
+        // F4 and F6 pack elements across byte boundaries; a tensor must still fill whole bytes.
+        if (count * dtype->bits % 8 != 0)
+            bad(fmt::format("shape {} of {} is {} bits, not a whole number of bytes",
+                            entry["shape"].dump(), code, count * dtype->bits));
+        if (end - begin != count * dtype->bits / 8)
             bad(fmt::format("shape {} of {} needs {} bytes, data_offsets give {}",
-                            entry["shape"].dump(), code, count * itemsize(dt), end - begin));
-        ranges.push_back({begin, end, name});
-        Tensor t = Tensor::empty(shape, dt);
-        in.seekg(static_cast<std::streamoff>(8 + n + begin));
-        dispatch(dt, [&]<class T>() {
-            in.read(reinterpret_cast<char*>(t.mutable_xt<T>().data()),
-                    static_cast<std::streamsize>(end - begin));
-        });
-        if (!in) io_fail(path, fmt::format("tensor '{}': read failed (file truncated?)", name));
-        out.tensors.emplace_back(name, std::move(t));
+                            entry["shape"].dump(), code, count * dtype->bits / 8, end - begin));
+        entries.push_back({name, dtype, std::move(shape), count, begin, end});
     }
     // The data regions must not overlap (the format also requires them to cover the buffer).
-    std::sort(ranges.begin(), ranges.end(),
-              [](const Range& a, const Range& b) { return a.begin < b.begin; });
+    // Sorted by offset, they are also the order of the file's data, which the result keeps.
+    std::sort(entries.begin(), entries.end(),
+              [](const Entry& a, const Entry& b) { return a.begin < b.begin; });
     std::uint64_t covered = 0;
-    for (const auto& r : ranges) {
-        if (r.begin < covered)
-            io_fail(path, fmt::format("tensor '{}' overlaps the data of another tensor", r.name));
-        if (r.begin > covered)
-            io_fail(path, fmt::format("{} unused data bytes before tensor '{}'", r.begin - covered,
-                                      r.name));
-        covered = r.end;
+    for (const auto& e : entries) {
+        if (e.begin < covered)
+            io_fail(path, fmt::format("tensor '{}' overlaps the data of another tensor", e.name));
+        if (e.begin > covered)
+            io_fail(path, fmt::format("{} unused data bytes before tensor '{}'", e.begin - covered,
+                                      e.name));
+        covered = e.end;
     }
     if (covered != data_size)
         io_fail(
             path,
             fmt::format("{} data bytes after the last tensor (file size does not match the header)",
                         data_size - covered));
-    // Keep the order of the file's data, as written.
-    std::vector<std::pair<std::string, Tensor>> ordered;
-    for (const auto& r : ranges)
-        for (auto& p : out.tensors)
-            if (p.first == r.name) ordered.push_back(std::move(p));
-    out.tensors = std::move(ordered);
+
+    std::vector<unsigned char> raw;
+    for (const auto& e : entries) {
+        const FileDType& d = *e.dtype;
+        out.dtypes[e.name] = std::string(d.code);
+        if (d.kind == Kind::skipped) {
+            out.skipped.push_back({e.name, std::string(d.code), e.shape, skipped_reason(d)});
+            continue;
+        }
+        const auto bytes = static_cast<std::streamsize>(e.end - e.begin);
+        auto read = [&](char* to) {
+            if (bytes == 0) return;
+            in.seekg(static_cast<std::streamoff>(8 + n + e.begin));
+            in.read(to, bytes);
+            if (!in)
+                io_fail(path, fmt::format("tensor '{}': read failed (file truncated?)", e.name));
+        };
+        if (d.kind == Kind::f32 || d.kind == Kind::f64) {
+            Tensor t = Tensor::empty(e.shape, d.kind == Kind::f32 ? float32 : float64);
+            dispatch(t.dtype(),
+                     [&]<class T>() { read(reinterpret_cast<char*>(t.mutable_xt<T>().data())); });
+            out.tensors.emplace_back(e.name, std::move(t));
+            continue;
+        }
+        raw.resize(static_cast<std::size_t>(bytes));
+        read(reinterpret_cast<char*>(raw.data()));
+        const std::size_t size = d.bits / 8;
+        if (d.kind == Kind::small) {
+            Tensor t = Tensor::empty(e.shape, float32);
+            float* to = t.mutable_xt<float>().data();
+            const Widen widen = widen_for(d.code);
+            for (std::size_t i = 0; i < e.count; ++i) to[i] = widen(&raw[i * size]);
+            out.tensors.emplace_back(e.name, std::move(t));
+            continue;
+        }
+        Tensor t = Tensor::empty(e.shape, float64);
+        if (auto why = integers_to_double(d, raw.data(), e.count, t.mutable_xt<double>().data()))
+            out.skipped.push_back({e.name, std::string(d.code), e.shape, std::move(*why)});
+        else out.tensors.emplace_back(e.name, std::move(t));
+    }
     return out;
 }
 
