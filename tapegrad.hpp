@@ -40,6 +40,7 @@
 #include "optim/schedule.hpp"
 #include "optim/sgd.hpp"
 // training utilities: gradcheck, parallel_backward, checkpoints
+#include "train/dot.hpp"
 #include "train/gradcheck.hpp"
 #include "train/parallel.hpp"
 #include "train/safetensors.hpp"
