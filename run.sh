@@ -7,7 +7,7 @@ BENCHES=(tape_overhead ops rnn)  # expected under build/bench/; any other execut
 BUILD_DIR=build
 PACKAGES=(cmake g++ make libxtensor-dev libxsimd-dev xtl-dev libxtensor-blas-dev libopenblas-dev
           liblapack-dev libtbb-dev doctest-dev libfmt-dev nlohmann-json3-dev libcli11-dev
-          gnuplot-nox libopenmpi-dev openmpi-bin)
+          gnuplot-nox graphviz libopenmpi-dev openmpi-bin)
 # Only for `fuzz`: clang with its libFuzzer and sanitizer runtimes. Clang 16, as Debian 12's
 # default clang 14 lacks std::source_location. (`sanitize` uses g++, whose sanitizer runtimes
 # come with it.)
@@ -101,7 +101,8 @@ demo() {
         echo "run.sh: $exe was not built" >&2
         return 1
     fi
-    "$exe" "$@"
+    # the figures the README shows are regenerated in docs/figures (a later --figures wins)
+    "$exe" --figures docs/figures "$@"
 }
 
 bench() {
