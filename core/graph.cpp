@@ -32,7 +32,8 @@ Graph graph_of(const Variable& root) {
     std::unordered_map<const detail::VarImpl*, std::size_t> leaf_index;
     auto leaf = [&](const Variable& v) {
         auto [it, fresh] = leaf_index.try_emplace(v.impl(), graph.leaves.size());
-        if (fresh) graph.leaves.push_back({v, value_of(v), v.grad().defined() ? norm_of(v.grad()) : -1.0});
+        if (fresh)
+            graph.leaves.push_back({v, value_of(v), v.grad().defined() ? norm_of(v.grad()) : -1.0});
         return it->second;
     };
     if (root.is_leaf()) {
@@ -42,8 +43,7 @@ Graph graph_of(const Variable& root) {
     Tape& tape = *root.impl()->tape;
     tape.check_owned(*root.impl(), "graph_of");
     auto recorded_here = [&](const Variable& v) {
-        return v.defined() && v.impl()->tape == &tape &&
-               v.impl()->generation == tape.generation_;
+        return v.defined() && v.impl()->tape == &tape && v.impl()->generation == tape.generation_;
     };
 
     // The entries the root depends on: inputs always have smaller indices than their users.
@@ -77,12 +77,12 @@ Graph graph_of(const Variable& root) {
             if (!in.defined()) continue;
             if (recorded_here(in))
                 op.inputs.push_back({false, op_index[in.impl()->index], in.impl()->output});
-            else
-                op.inputs.push_back({true, leaf(in)});
+            else op.inputs.push_back({true, leaf(in)});
         }
         const std::uint32_t scope = i < notes.entry_scope.size() ? notes.entry_scope[i] : 0;
         auto [it, fresh] = scope_index.try_emplace(scope, graph.scopes.size());
-        if (fresh) graph.scopes.push_back({notes.scope_paths[scope - 1], notes.scope_steps[scope - 1]});
+        if (fresh)
+            graph.scopes.push_back({notes.scope_paths[scope - 1], notes.scope_steps[scope - 1]});
         op.scope = it->second;
         op_index[i] = graph.ops.size();
         graph.ops.push_back(std::move(op));

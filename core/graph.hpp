@@ -57,7 +57,7 @@ struct GraphValue {
 // it), the leaves they read and the scopes they were recorded in.
 struct Graph {
     struct Input {
-        bool is_leaf;            // leaves[index], or the result `output` of ops[index]
+        bool is_leaf;  // leaves[index], or the result `output` of ops[index]
         std::size_t index;
         std::size_t output = 0;
     };

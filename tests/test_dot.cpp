@@ -292,7 +292,6 @@ bool in_cluster(const Dot::Node& n, const std::vector<std::string>& path) {
            std::equal(path.begin(), path.end(), n.clusters.begin());
 }
 
-
 Variable param(Generator& g, Shape shape) {
     return Variable(g.uniform(shape, -1, 1, float32), true);
 }

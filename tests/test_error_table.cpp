@@ -35,9 +35,9 @@ TEST_CASE("error table: every class is a tapegrad::Error, which is a std::runtim
     static_assert(std::is_base_of_v<Error, AnomalyError>);
     static_assert(std::is_base_of_v<Error, IOError>);
     // one catch clause handles any tapegrad failure
-    CHECK_THROWS_AS(matmul(Variable(Tensor::zeros({2, 3}, float32)),
-                           Variable(Tensor::zeros({4, 2}, float32))),
-                    Error);
+    CHECK_THROWS_AS(
+        matmul(Variable(Tensor::zeros({2, 3}, float32)), Variable(Tensor::zeros({4, 2}, float32))),
+        Error);
 }
 
 TEST_CASE("error table: ShapeError, matmul with inner dimensions that differ") {
@@ -50,9 +50,8 @@ TEST_CASE("error table: ShapeError, matmul with inner dimensions that differ") {
 }
 
 TEST_CASE("error table: DTypeError, float32 and float64 mixed") {
-    const std::string msg = thrown<DTypeError>([] {
-        mul(Variable(Tensor::zeros({3}, float32)), Variable(Tensor::zeros({3}, float64)));
-    });
+    const std::string msg = thrown<DTypeError>(
+        [] { mul(Variable(Tensor::zeros({3}, float32)), Variable(Tensor::zeros({3}, float64))); });
     CHECK(msg.find("mul: dtypes differ: [3] float32 and [3] float64 (at test_error_table.cpp:") ==
           0);
 }
@@ -64,8 +63,9 @@ TEST_CASE("error table: ValueError, an undefined variable, in an op and in a lay
     Generator gen(1);
     LSTM lstm(2, 3, {}, gen);
     const Variable x(Tensor::zeros({4, 1, 2}, float32));
-    CHECK(thrown<ValueError>([&] { lstm.forward(Variable()); })
-              .find("LSTM.forward: the input is undefined") == 0);
+    CHECK(thrown<ValueError>([&] {
+              lstm.forward(Variable());
+          }).find("LSTM.forward: the input is undefined") == 0);
     CHECK(thrown<ValueError>([&] {
               lstm.forward(x, {Variable(Tensor::zeros({1, 1, 3}, float32)), Variable()});
           }).find("LSTM.forward: initial state 1 is undefined") == 0);
@@ -75,20 +75,24 @@ TEST_CASE("error table: GraphError, misuse of the tape") {
     Variable w(Tensor::from({1.0, 2.0}, {2}, float64), true);
     Variable y = sum(w * w);
     y.backward();
-    CHECK(thrown<GraphError>([&] { y.backward(); }).find("backward: the variable comes from a "
-                                                         "cleared tape") == 0);
-    CHECK(thrown<GraphError>([&] { (w * 2.0).backward(); })
-              .find("is not a scalar; pass grad_out of that shape") != std::string::npos);
-    CHECK(thrown<GraphError>([] { sum(Variable(Tensor::zeros({2}, float64))).backward(); })
-              .find("does not require grad") != std::string::npos);
+    CHECK(thrown<GraphError>([&] { y.backward(); })
+              .find("backward: the variable comes from a "
+                    "cleared tape") == 0);
+    CHECK(thrown<GraphError>([&] {
+              (w * 2.0).backward();
+          }).find("is not a scalar; pass grad_out of that shape") != std::string::npos);
+    CHECK(thrown<GraphError>([] {
+              sum(Variable(Tensor::zeros({2}, float64))).backward();
+          }).find("does not require grad") != std::string::npos);
 }
 
 TEST_CASE("error table: AnomalyError, a NaN produced with anomaly mode on") {
     AnomalyGuard on;
-    const std::string msg = thrown<AnomalyError>(
-        [] { log(Variable(Tensor::from({1.0, -1.0}, {2}, float64), true)); });
-    CHECK(msg.find("log: produced NaN or Inf in its forward result [2] (at test_error_table.cpp:") ==
-          0);
+    const std::string msg = thrown<AnomalyError>([] {
+        log(Variable(Tensor::from({1.0, -1.0}, {2}, float64), true));
+    });
+    CHECK(msg.find(
+              "log: produced NaN or Inf in its forward result [2] (at test_error_table.cpp:") == 0);
 }
 
 TEST_CASE("error table: IOError, a file that is missing") {

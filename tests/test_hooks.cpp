@@ -17,7 +17,6 @@ using tapegrad::test::message_of;
 namespace {
 Variable leaf(const Tensor& t) { return Variable(t, true); }
 
-
 Tensor vec(std::initializer_list<double> values) {
     return Tensor::from(std::vector<double>(values), {values.size()}, float64);
 }
@@ -89,8 +88,8 @@ TEST_CASE("a hook that returns a gradient replaces it; what flows on is the hook
     y.register_hook([](const Variable& g) { return g * 3.0; });
     z.backward();
     // z = Σ exp(2x): dz/dx = 2 exp(2x), tripled at y
-    const Tensor numeric = numeric_grad(
-        [&](const Tensor& xv) { return f(Variable(xv)).second.item(); }, x0);
+    const Tensor numeric =
+        numeric_grad([&](const Tensor& xv) { return f(Variable(xv)).second.item(); }, x0);
     for (std::size_t i = 0; i < 3; ++i) {
         CHECK(x.grad().flat(i) == doctest::Approx(3 * numeric.flat(i)).epsilon(1e-7));
         CHECK(x.grad().flat(i) == doctest::Approx(6 * std::exp(2 * x0.flat(i))));
@@ -116,9 +115,9 @@ TEST_CASE("hooks compose in registration order and run once per backward") {
     z.backward({}, {.retain_graph = true});
     CHECK(calls == 1);
     REQUIRE(seen.size() == 2);
-    CHECK(seen[0] == 7.0);             // the complete gradient
-    CHECK(seen[1] == 14.0);            // what the first hook returned
-    CHECK(x.grad().item() == 15.0);    // (7 * 2) + 1
+    CHECK(seen[0] == 7.0);           // the complete gradient
+    CHECK(seen[1] == 14.0);          // what the first hook returned
+    CHECK(x.grad().item() == 15.0);  // (7 * 2) + 1
     z.backward();
     CHECK(calls == 2);
     CHECK(x.grad().item() == 30.0);
@@ -178,7 +177,7 @@ TEST_CASE("a recorded variable's hooks are released with its graph") {
     z.backward({}, {.retain_graph = true});
     CHECK_FALSE(watch.expired());  // the graph is kept, and with it the hook
     z.backward();
-    CHECK(watch.expired());  // y is still held here, its hooks are not
+    CHECK(watch.expired());          // y is still held here, its hooks are not
     CHECK(x.grad().item() == 16.0);  // dz/dx = 8, twice
 }
 
@@ -222,8 +221,9 @@ TEST_CASE("bad hooks are reported") {
     CHECK(msg.find("[2]") != std::string::npos);
     CHECK(msg.find("[3]") != std::string::npos);
     Variable c(vec({1.0}));
-    CHECK(message_of([&] { c.register_hook([](const Variable& g) { return g; }); })
-              .find("does not require grad") != std::string::npos);
+    CHECK(message_of([&] {
+              c.register_hook([](const Variable& g) { return g; });
+          }).find("does not require grad") != std::string::npos);
 }
 
 TEST_CASE("StateGradients gives ‖∂L/∂h_t‖ and ‖∂L/∂c_t‖ of every step") {

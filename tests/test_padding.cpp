@@ -96,7 +96,7 @@ TEST_CASE("padding: NaN, Inf or 1e30 in padded steps changes no output, state or
         };
         const Run zeros = run(*layer, padded_with(0.0), lengths, out_weight);
         for (const double fill : {std::numeric_limits<double>::quiet_NaN(),
-                                  std::numeric_limits<double>::infinity(), -1e30}) {
+                                  std::numeric_limits<double>::infinity(), 1e30, -1e30}) {
             CAPTURE(fill);
             const Run other = run(*layer, padded_with(fill), lengths, out_weight);
             CHECK(all_finite(other.out.output.value()));
@@ -153,8 +153,8 @@ TEST_CASE("anomaly mode: a NaN made inside a layer names the layer, direction an
     Generator gen(24);
     RNN rnn(1, 2, {.bidirectional = true}, gen, float64);
     // an Inf in the reverse cell's W_hh: its first step (t = 2) multiplies it by h = 0
-    rnn.cell(0, 1).parameters()[1].mutable_value().set_flat(0,
-                                                            std::numeric_limits<double>::infinity());
+    rnn.cell(0, 1).parameters()[1].mutable_value().set_flat(
+        0, std::numeric_limits<double>::infinity());
     AnomalyGuard anomaly;
     std::string msg;
     try {

@@ -24,7 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-
 const std::string fixture_path =
     std::string(TAPEGRAD_SOURCE_DIR) + "/tests/reference/dtype_fixture.safetensors";
 
