@@ -214,6 +214,16 @@ const std::vector<Op>& ops() {
              const auto axes = p.axes();
              return V{min(in.x), min(in.x, axes, p.flag())};
          }},
+        {"argmax",
+         [](I in, Bytes& p) {
+             const long axis = p.axis();
+             return V{argmax(in.x, axis, p.flag())};
+         }},
+        {"argmin",
+         [](I in, Bytes& p) {
+             const long axis = p.axis();
+             return V{argmin(in.x, axis, p.flag())};
+         }},
         {"logsumexp",
          [](I in, Bytes& p) {
              const auto axes = p.axes();
@@ -292,6 +302,11 @@ const std::vector<Op>& ops() {
              return chunk(in.x, n, p.axis());
          }},
         {"unbind", [](I in, Bytes& p) { return unbind(in.x, p.axis()); }},
+        {"select",
+         [](I in, Bytes& p) {
+             const long axis = p.axis();
+             return V{select(in.x, axis, p.range(-5, 4))};
+         }},
         {"index_select",
          [](I in, Bytes& p) {
              const long axis = p.axis();
@@ -366,6 +381,20 @@ const std::vector<Op>& ops() {
              const auto targets = p.indices(n);
              const std::int64_t ignore = p.flag() ? p.range(-2, 4) : -100;
              return V{cross_entropy(in.x, targets, ignore, p.reduction())};
+         }},
+        {"accuracy",
+         [](I in, Bytes& p) {
+             // a label per row of x (now and then another count), some out of range; as a
+             // vector, or as a tensor of either dtype, now and then not integer-valued
+             Shape rows = in.x.shape();
+             if (!rows.empty()) rows.pop_back();
+             if (p.u8() % 8 == 0) rows = p.shape();
+             const auto labels = p.indices(numel(rows), -1, 4);
+             if (!p.flag()) return V{accuracy(in.x, labels)};
+             std::vector<double> v(labels.begin(), labels.end());
+             if (!v.empty() && p.u8() % 8 == 0) v[0] += 0.5;
+             const DType dt = p.flag() ? float64 : float32;
+             return V{accuracy(in.x, Variable(Tensor::from(v, rows, dt)))};
          }},
         {"binary_cross_entropy_with_logits",
          [](I in, Bytes& p) {

@@ -130,6 +130,26 @@ Variable slice_range(const char* op, const Variable& x, const Range& r, const Lo
         loc);
 }
 
+// x[..., i, ...] without `axis`, one entry "select": its backward puts the gradient at entry
+// i of zeros of x's shape (slice_scatter, so the gradient of that is select's slice again).
+Variable select_entry(const Variable& x, std::size_t axis, std::size_t i, const Loc& loc) {
+    const Range r{axis, i, 1, 1};
+    Tensor out = dispatch(x.dtype(), [&]<class T>() {
+        // the slice [outer, 1, inner] and the result [outer, inner] share one layout
+        auto a = Array<T>::from_shape(piece_shape(x.shape(), axis, 1, true));
+        take(x.value().xt<T>().data(), blocks(x.shape(), axis), r, a.data());
+        return Tensor(std::move(a));
+    });
+    return record(
+        "select", std::move(out), {x}, {.inputs = no_inputs, .result = false},
+        [r](Backward& bw) {
+            const Shape& shape = bw.input(0).shape();
+            const Variable g = reshape(bw.grad_out(), piece_shape(shape, r.axis, 1, false));
+            bw.add(0, slice_scatter(g, shape, r, Loc::current()));
+        },
+        loc);
+}
+
 // ---- ops over many inputs: one entry; its backward `grads` returns every input's gradient at
 // once (the values of the inputs are not read, only their shapes).
 
@@ -500,6 +520,19 @@ Variable narrow(const Variable& x, long axis, long start, long length, const Loc
     return slice_range("narrow", x,
                        Range{a, static_cast<std::size_t>(b), 1, static_cast<std::size_t>(length)},
                        loc);
+}
+
+Variable select(const Variable& x, long axis, long index, const Loc& loc) {
+    ops::require_defined("select", x, loc);
+    const auto a = ops::normalize_axis("select", axis, x.dim(), loc);
+    const long n = static_cast<long>(x.shape()[a]);
+    const long i = index < 0 ? index + n : index;
+    if (i < 0 || i >= n)
+        fail<ValueError>("select",
+                         fmt::format("index {} is out of range for axis {} of size {} of {}", index,
+                                     axis, n, to_string(x.shape())),
+                         loc);
+    return select_entry(x, a, static_cast<std::size_t>(i), loc);
 }
 
 Variable concat(const std::vector<Variable>& xs, long axis, const Loc& loc) {

@@ -20,6 +20,11 @@ Variable slice(const Variable& x, long axis, long start, long stop, long step = 
 Variable narrow(const Variable& x, long axis, long start, long length,
                 const Loc& loc = Loc::current());
 
+// Entry `index` of `axis`, with that axis removed (PyTorch's select): x[:, -1] is
+// select(x, 1, -1). A negative index counts from the end; it must lie in [-size, size)
+// (ValueError otherwise). The gradient goes back to that entry (zeros elsewhere).
+Variable select(const Variable& x, long axis, long index, const Loc& loc = Loc::current());
+
 // Joins tensors of one dtype along an existing axis; all other sizes must agree.
 Variable concat(const std::vector<Variable>& xs, long axis = 0, const Loc& loc = Loc::current());
 // Joins tensors of one shape and dtype along a new axis, at position `axis` of the result.

@@ -1,6 +1,8 @@
 #include "ops/loss.hpp"
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "core/tape.hpp"
 #include "ops/nn.hpp"
@@ -27,6 +29,30 @@ void check_same_shape(const char* op, const Variable& a, const Variable& b, cons
                          fmt::format("input {} and target {} must have the same shape",
                                      to_string(a.shape()), to_string(b.shape())),
                          loc);
+}
+
+// logits' shape without its last (class) axis: one label per row. Checks that logits have
+// that axis, and at least one class.
+Shape label_shape(const Variable& logits, const Loc& loc) {
+    ops::require_defined("accuracy", logits, loc);
+    if (logits.dim() == 0 || logits.shape().back() == 0)
+        fail<ShapeError>("accuracy",
+                         fmt::format("logits must be [..., C] with C >= 1 classes, got {}",
+                                     ops::describe(logits.value())),
+                         loc);
+    Shape rows = logits.shape();
+    rows.pop_back();
+    return rows;
+}
+
+// "[1,0]": row-major position p of `shape` as coordinates.
+std::string coords(std::size_t p, const Shape& shape) {
+    Shape c(shape.size());
+    for (std::size_t d = shape.size(); d-- > 0;) {
+        c[d] = p % shape[d];
+        p /= shape[d];
+    }
+    return to_string(c);
 }
 }  // namespace
 
@@ -103,6 +129,55 @@ Variable binary_cross_entropy_with_logits(const Variable& logits, const Variable
         },
         loc);
     return reduce(per_element, reduction, loc);
+}
+
+Variable accuracy(const Variable& logits, const std::vector<std::int64_t>& labels, const Loc& loc) {
+    const Shape rows = label_shape(logits, loc);
+    const std::size_t n = numel(rows), c = logits.shape().back();
+    if (labels.size() != n)
+        fail<ShapeError>("accuracy",
+                         fmt::format("{} labels for logits {} ({} rows)", labels.size(),
+                                     to_string(logits.shape()), n),
+                         loc);
+    if (n == 0)
+        fail<ValueError>("accuracy",
+                         fmt::format("logits {} have no rows: the fraction is undefined",
+                                     to_string(logits.shape())),
+                         loc);
+    for (std::size_t i = 0; i < n; ++i)
+        if (labels[i] < 0 || static_cast<std::size_t>(labels[i]) >= c)
+            fail<ValueError>("accuracy",
+                             fmt::format("label {} at position {} is out of range for {} classes",
+                                         labels[i], i, c),
+                             loc);
+    const Tensor predicted = argmax(logits, -1, false, loc).value();
+    std::size_t hits = 0;
+    for (std::size_t i = 0; i < n; ++i) hits += predicted.flat(i) == static_cast<double>(labels[i]);
+    return constant(static_cast<double>(hits) / static_cast<double>(n), logits.dtype());
+}
+
+std::vector<std::int64_t> detail::label_values(const Variable& logits, const Variable& labels,
+                                               const Loc& loc) {
+    const Shape rows = label_shape(logits, loc);
+    ops::require_defined("accuracy", labels, loc);
+    if (labels.shape() != rows)
+        fail<ShapeError>(
+            "accuracy",
+            fmt::format("labels {} for logits {}: expected labels {} (logits' shape "
+                        "without the class axis)",
+                        to_string(labels.shape()), to_string(logits.shape()), to_string(rows)),
+            loc);
+    const Tensor& t = labels.value();
+    std::vector<std::int64_t> ints(t.numel());
+    for (std::size_t i = 0; i < ints.size(); ++i) {
+        const double v = t.flat(i);
+        if (!(std::floor(v) == v) || std::abs(v) > 9e15)
+            fail<ValueError>("accuracy",
+                             fmt::format("label {} at {} is not an integer", v, coords(i, rows)),
+                             loc);
+        ints[i] = static_cast<std::int64_t>(v);
+    }
+    return ints;
 }
 
 }  // namespace tapegrad

@@ -1,6 +1,7 @@
 // Losses. Integer class targets are given as std::vector<std::int64_t>.
 #pragma once
 
+#include <concepts>
 #include <cstdint>
 #include <vector>
 
@@ -29,5 +30,27 @@ Variable cross_entropy(const Variable& logits, const std::vector<std::int64_t>& 
 Variable binary_cross_entropy_with_logits(const Variable& logits, const Variable& target,
                                           Reduction reduction = Reduction::mean,
                                           const Loc& loc = Loc::current());
+
+// Metric: the fraction of rows of `logits` [..., C] whose argmax over the last axis (the first
+// index on ties, as argmax) equals the row's label, as a 0-d constant of logits' dtype (no
+// gradient). Labels in [0, C), one per row, in row-major order, as nll_loss's targets. At least
+// one row.
+Variable accuracy(const Variable& logits, const std::vector<std::int64_t>& labels,
+                  const Loc& loc = Loc::current());
+
+namespace detail {
+// The integer values of a label tensor of logits' shape without its last axis (ValueError on
+// one that is not an integer).
+std::vector<std::int64_t> label_values(const Variable& logits, const Variable& labels,
+                                       const Loc& loc);
+}  // namespace detail
+
+// The same with labels as a tensor of logits' shape without its last axis, holding integer
+// values (argmax's result: accuracy(logits, argmax(targets, -1))), of either float dtype. (A
+// template only so that a braced list, accuracy(logits, {0}), takes the overload above.)
+template <std::same_as<Variable> Labels>
+Variable accuracy(const Variable& logits, const Labels& labels, const Loc& loc = Loc::current()) {
+    return accuracy(logits, detail::label_values(logits, labels, loc), loc);
+}
 
 }  // namespace tapegrad

@@ -84,6 +84,51 @@ Variable extreme(const char* op, const Variable& x, const std::vector<long>& axe
         },
         loc);
 }
+
+// The index of the largest (Max) or smallest element along one axis of x, as a value of x's
+// dtype. Ties keep the first index; the first NaN wins over any number (PyTorch's GreaterOrNan
+// and LessOrNan).
+template <bool Max>
+Variable arg_extreme(const char* op, const Variable& x, long axis, bool keepdims, const Loc& loc) {
+    ops::require_defined(op, x, loc);
+    const std::size_t a = ops::normalize_axis(op, axis, x.dim(), loc);
+    const Shape& shape = x.shape();
+    const std::size_t n = shape[a];
+    if (n == 0)
+        fail<ShapeError>(op,
+                         fmt::format("axis {} of {} is empty: there is no index to return", axis,
+                                     to_string(shape)),
+                         loc);
+    std::size_t outer = 1, inner = 1;
+    Shape kept = shape, dropped;
+    for (std::size_t d = 0; d < shape.size(); ++d) {
+        if (d < a) outer *= shape[d];
+        if (d > a) inner *= shape[d];
+        if (d != a) dropped.push_back(shape[d]);
+    }
+    kept[a] = 1;
+    Tensor out = dispatch(x.dtype(), [&]<class T>() {
+        auto r = Array<T>::from_shape(keepdims ? kept : dropped);
+        const T* src = x.value().xt<T>().data();
+        T* dst = r.data();
+        for (std::size_t o = 0; o < outer; ++o)
+            for (std::size_t i = 0; i < inner; ++i) {
+                const T* p = src + o * n * inner + i;
+                std::size_t best = 0;
+                T v = p[0];
+                for (std::size_t j = 1; j < n && !std::isnan(v); ++j) {
+                    const T e = p[j * inner];
+                    if (std::isnan(e) || (Max ? e > v : e < v)) {
+                        best = j;
+                        v = e;
+                    }
+                }
+                dst[o * inner + i] = static_cast<T>(best);
+            }
+        return Tensor(std::move(r));
+    });
+    return constant(out);  // not recorded: indices have no gradient
+}
 }  // namespace
 
 Variable sum(const Variable& x, const std::vector<long>& axes, bool keepdims, const Loc& loc) {
@@ -121,6 +166,13 @@ Variable min(const Variable& x, const std::vector<long>& axes, bool keepdims, co
     return extreme<false>("min", x, axes, keepdims, loc);
 }
 Variable min(const Variable& x, const Loc& loc) { return min(x, {}, false, loc); }
+
+Variable argmax(const Variable& x, long axis, bool keepdims, const Loc& loc) {
+    return arg_extreme<true>("argmax", x, axis, keepdims, loc);
+}
+Variable argmin(const Variable& x, long axis, bool keepdims, const Loc& loc) {
+    return arg_extreme<false>("argmin", x, axis, keepdims, loc);
+}
 
 Variable logsumexp(const Variable& x, const std::vector<long>& axes, bool keepdims,
                    const Loc& loc) {

@@ -25,6 +25,18 @@ Variable min(const Variable& x, const Loc& loc = Loc::current());
 Variable min(const Variable& x, const std::vector<long>& axes, bool keepdims = false,
              const Loc& loc = Loc::current());
 
+// The index of the largest / smallest element along `axis` (negative: from the end), as
+// PyTorch's argmax / argmin. tapegrad has no integer dtype yet (an int64 dtype is future work):
+// the indices come as a tensor of x's dtype holding integer values (exact up to 2^24 in float32),
+// without `axis`, or with it kept as size 1 when keepdims. Ties give the first index. NaN
+// counts as the extreme for both (as it propagates through max and min): the first NaN's index.
+// Not differentiable: the result is a constant (no gradient flows through it, even when x
+// requires one). An empty axis is an error.
+Variable argmax(const Variable& x, long axis, bool keepdims = false,
+                const Loc& loc = Loc::current());
+Variable argmin(const Variable& x, long axis, bool keepdims = false,
+                const Loc& loc = Loc::current());
+
 // log Σ exp(x), computed as m + log Σ exp(x - m) with m the max (no overflow). Its gradient
 // is the softmax of x over the reduced axes. An empty reduction gives -Inf.
 Variable logsumexp(const Variable& x, const Loc& loc = Loc::current());

@@ -1,4 +1,5 @@
-// Gradcheck rows for the reductions: sum, mean, max, min, logsumexp, var. Random inputs have no
+// Gradcheck rows for the reductions: sum, mean, max, min, argmax, argmin (and the accuracy
+// metric built on argmax), logsumexp, var. Random inputs have no
 // ties, so max/min are smooth there (second derivative 0).
 #include "op_table.hpp"
 
@@ -30,6 +31,21 @@ std::vector<OpRow> rows_reduce() {
         {"min all", {{2, 3}}, [](V x) { return min(x[0]); }},
         {"min axis", {{2, 3, 4}}, [](V x) { return min(x[0], {0}); }},
         {"min last axis keepdims", {{3, 20}}, [](V x) { return min(x[0], {1}, true); }},
+        // argmax, argmin, accuracy: constants (no gradient), here as factors of x
+        {"argmax as a constant factor",
+         {{3, 4}},
+         [](V x) { return x[0] * unsqueeze(argmax(x[0], 1), 1); }},
+        {"argmin negative axis keepdims as a constant factor",
+         {{3, 4, 2}},
+         [](V x) { return x[0] * argmin(x[0], -2, true); }},
+        {"accuracy as a constant weight",
+         {{4, 3}},
+         [](V x) {
+             return x[0] * (accuracy(x[0], {0, 2, 1, 0}) + 1.0);
+         }},
+        {"accuracy of argmax labels (1)",
+         {{2, 3, 5}},
+         [](V x) { return x[0] * accuracy(x[0], argmax(x[0], -1)); }},
         {"logsumexp all", {{2, 3}}, [](V x) { return logsumexp(x[0]); }},
         {"logsumexp axis", {{2, 3, 4}}, [](V x) { return logsumexp(x[0], {1}); }},
         {"logsumexp last axis", {{3, 20}}, [](V x) { return logsumexp(x[0], {-1}); }},

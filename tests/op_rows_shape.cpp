@@ -45,6 +45,17 @@ std::vector<OpRow> rows_shape() {
         {"slice step, negative start", {{3, 7}}, [](V x) { return slice(x[0], 1, -6, 7, 2); }},
         {"slice axis 0 of 3-D", {{5, 2, 3}}, [](V x) { return slice(x[0], 0, 0, 5, 3); }},
         {"narrow", {{3, 6}}, [](V x) { return narrow(x[0], 1, -4, 3); }},
+        {"select", {{3, 4}}, [](V x) { return select(x[0], 1, 2); }},
+        {"select negative index, axis 0 of 3-D",
+         {{3, 2, 4}},
+         [](V x) { return select(x[0], 0, -1); }},
+        {"select negative axis and index", {{2, 3, 4}}, [](V x) { return select(x[0], -1, -4); }},
+        {"select twice (x[1, :, -1] * x[0, 0, 1:])",
+         {{2, 3, 4}},
+         [](V x) {
+             return select(select(x[0], 0, 1), -1, -1) *
+                    slice(select(select(x[0], 0, 0), 0, 0), 0, 1, 4);
+         }},
         // joining and splitting
         {"concat", {{2, 3}, {2, 1}, {2, 2}}, [](V x) { return concat(x, 1); }},
         {"concat axis 0 of 3-D", {{1, 2, 3}, {2, 2, 3}}, [](V x) { return concat(x, 0); }},
