@@ -216,7 +216,8 @@ fuzz() {
 format() {
     installed clang-format || apt_install clang-format
     local files
-    mapfile -t files < <(git ls-files '*.cpp' '*.hpp')
+    # tracked files and new ones git does not ignore, so a file is checked before its commit
+    mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.cpp' '*.hpp')
     if [ "${1:-}" = fix ]; then
         clang-format -i "${files[@]}"
         return
