@@ -480,16 +480,6 @@ Variable gather_at(const Variable& x, std::size_t axis,
         loc);
 }
 
-// "[1,0]": row-major position p of `shape` as coordinates.
-std::string coords(std::size_t p, const Shape& shape) {
-    Shape c(shape.size());
-    for (std::size_t d = shape.size(); d-- > 0;) {
-        c[d] = p % shape[d];
-        p /= shape[d];
-    }
-    return to_string(c);
-}
-
 }  // namespace
 
 Variable slice(const Variable& x, long axis, long start, long stop, long step, const Loc& loc) {
@@ -644,12 +634,12 @@ Variable gather(const Variable& x, long axis, const std::vector<std::int64_t>& i
     const auto size = static_cast<std::int64_t>(x.shape()[a]);
     for (std::size_t p = 0; p < index.size(); ++p)
         if (index[p] < 0 || index[p] >= size)
-            fail<ValueError>(
-                "gather",
-                fmt::format("index {} at {} is out of range for axis {} "
-                            "of size {} of {}",
-                            index[p], coords(p, index_shape), axis, size, to_string(x.shape())),
-                loc);
+            fail<ValueError>("gather",
+                             fmt::format("index {} at {} is out of range for axis {} "
+                                         "of size {} of {}",
+                                         index[p], ops::coords(p, index_shape), axis, size,
+                                         to_string(x.shape())),
+                             loc);
     return gather_at(x, a, std::make_shared<const GatherIndex>(GatherIndex{index, index_shape}),
                      loc);
 }

@@ -45,15 +45,6 @@ Shape label_shape(const Variable& logits, const Loc& loc) {
     return rows;
 }
 
-// "[1,0]": row-major position p of `shape` as coordinates.
-std::string coords(std::size_t p, const Shape& shape) {
-    Shape c(shape.size());
-    for (std::size_t d = shape.size(); d-- > 0;) {
-        c[d] = p % shape[d];
-        p /= shape[d];
-    }
-    return to_string(c);
-}
 }  // namespace
 
 Variable mse_loss(const Variable& input, const Variable& target, Reduction reduction,
@@ -172,9 +163,9 @@ std::vector<std::int64_t> detail::label_values(const Variable& logits, const Var
     for (std::size_t i = 0; i < ints.size(); ++i) {
         const double v = t.flat(i);
         if (!(std::floor(v) == v) || std::abs(v) > 9e15)
-            fail<ValueError>("accuracy",
-                             fmt::format("label {} at {} is not an integer", v, coords(i, rows)),
-                             loc);
+            fail<ValueError>(
+                "accuracy",
+                fmt::format("label {} at {} is not an integer", v, ops::coords(i, rows)), loc);
         ints[i] = static_cast<std::int64_t>(v);
     }
     return ints;

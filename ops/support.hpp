@@ -13,6 +13,16 @@
 
 namespace tapegrad::ops {
 
+// "[1,0]": row-major position p of `shape` as coordinates, for messages.
+inline std::string coords(std::size_t p, const Shape& shape) {
+    Shape c(shape.size());
+    for (std::size_t d = shape.size(); d-- > 0;) {
+        c[d] = p % shape[d];
+        p /= shape[d];
+    }
+    return to_string(c);
+}
+
 inline std::string describe(const Tensor& t) {
     return fmt::format("{} {}", to_string(t.shape()), name(t.dtype()));
 }

@@ -26,39 +26,17 @@ Contents:
   <kind>.loss                  F64 [STEPS]  loss of each step, before its update
   <kind>.grad_norm             F64 [STEPS]  total gradient norm returned by clip_grad_norm_
 """
-import json
-import struct
 import sys
 
 import torch
 import torch.nn as nn
 
+from safetensors_io import write_safetensors
+
 V, E, H, T, B = 10, 8, 16, 12, 16
 K = 2
 STEPS = 300
 LR, MAX_NORM = 1e-3, 1.0
-
-
-def write_safetensors(path, tensors, metadata):
-    """safetensors_io.write_safetensors writes only F64; this one also writes integers as U8."""
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        t = t.detach().contiguous()
-        if t.dtype == torch.uint8:
-            dtype, data = "U8", t.numpy().tobytes()
-        else:
-            dtype, data = "F64", t.to(torch.float64).numpy().tobytes()
-        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    header["__metadata__"] = metadata
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - len(text) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for b in blobs:
-            f.write(b)
 
 
 def make_batches():

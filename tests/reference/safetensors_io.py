@@ -1,4 +1,5 @@
-"""Reading and writing safetensors files of float64 tensors, for the reference scripts."""
+"""Reading and writing safetensors files for the reference scripts: float tensors as F64, uint8
+ones (ids, small labels) as U8."""
 import json
 import struct
 
@@ -8,8 +9,12 @@ import torch
 def write_safetensors(path, tensors, metadata):
     header, blobs, offset = {}, [], 0
     for name, t in tensors.items():
-        data = t.detach().contiguous().to(torch.float64).numpy().tobytes()
-        header[name] = {"dtype": "F64", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        t = t.detach().contiguous()
+        if t.dtype == torch.uint8:
+            dtype, data = "U8", t.numpy().tobytes()
+        else:
+            dtype, data = "F64", t.to(torch.float64).numpy().tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)
     header["__metadata__"] = metadata
