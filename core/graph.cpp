@@ -82,7 +82,8 @@ Graph graph_of(const Variable& root) {
         const std::uint32_t scope = i < notes.entry_scope.size() ? notes.entry_scope[i] : 0;
         auto [it, fresh] = scope_index.try_emplace(scope, graph.scopes.size());
         if (fresh)
-            graph.scopes.push_back({notes.scope_paths[scope - 1], notes.scope_steps[scope - 1]});
+            graph.scopes.push_back(
+                {notes.paths[notes.scope_paths[scope - 1]], notes.scope_steps[scope - 1]});
         op.scope = it->second;
         op_index[i] = graph.ops.size();
         graph.ops.push_back(std::move(op));

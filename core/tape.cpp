@@ -87,7 +87,9 @@ void Tape::release_hooks(Entry& e) {
 void Tape::note_scope(std::uint32_t index) {
     GraphScope* s = detail::open_graph_scope;
     if (s->tape_ != this || s->generation_ != generation_) {  // first op in it on this tape
-        notes_.scope_paths.push_back(*s->path_);
+        if (notes_.paths.empty() || notes_.paths.back() != *s->path_)
+            notes_.paths.push_back(*s->path_);
+        notes_.scope_paths.push_back(static_cast<std::uint32_t>(notes_.paths.size() - 1));
         notes_.scope_steps.push_back(s->step_);
         s->tape_ = this;
         s->generation_ = generation_;

@@ -126,11 +126,13 @@ private:
     std::size_t next_sweep_check_ = 4096;
     // What graph_of reads beside the entries (core/graph.hpp), kept apart so that an entry
     // stays small: the GraphScope each entry was recorded in (0: none; the vector is grown only
-    // when scopes are open), scope k's group path and time step at [k - 1], and with
+    // when scopes are open), scope k's group path (an index into paths: the steps of one group
+    // share it, so a step allocates nothing) and time step at [k - 1], and with
     // BackwardOptions::keep_grad_norms ‖d loss / d result‖ per entry (-1: not reached).
     struct GraphNotes {
         std::vector<std::uint32_t> entry_scope;
-        std::vector<std::string> scope_paths;
+        std::vector<std::string> paths;
+        std::vector<std::uint32_t> scope_paths;
         std::vector<long> scope_steps;
         std::vector<float> grad_norms;
     } notes_;
