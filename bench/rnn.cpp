@@ -59,12 +59,9 @@ const std::vector<Config> configs{{"small", 50, 32, 32, 128}, {"large", 100, 64,
 std::size_t gates_of(const std::string& cell) { return cell == "lstm" ? 4 : cell == "gru" ? 3 : 1; }
 
 std::shared_ptr<Recurrent> make_layer(const std::string& cell, const Config& c, Generator& gen) {
-    if (cell == "rnn")
-        return std::make_shared<RNN>(c.I, c.H, RecurrentOptions{}, gen, DType::float32);
-    if (cell == "lstm")
-        return std::make_shared<LSTM>(c.I, c.H, RecurrentOptions{}, gen, DType::float32);
-    if (cell == "gru")
-        return std::make_shared<GRU>(c.I, c.H, RecurrentOptions{}, gen, DType::float32);
+    if (cell == "rnn") return std::make_shared<RNN>(c.I, c.H, RecurrentOptions{}, gen);
+    if (cell == "lstm") return std::make_shared<LSTM>(c.I, c.H, RecurrentOptions{}, gen);
+    if (cell == "gru") return std::make_shared<GRU>(c.I, c.H, RecurrentOptions{}, gen);
     throw ValueError("bench/rnn: unknown cell '" + cell + "' (rnn, lstm, gru)");
 }
 

@@ -1,6 +1,7 @@
 #include "core/tensor.hpp"
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <xtensor/xio.hpp>
@@ -24,6 +25,13 @@ std::size_t numel(const Shape& shape) {
     std::size_t n = 1;
     for (auto d : shape) n *= d;
     return n;
+}
+
+void detail::not_floating(std::string_view what) {
+    throw DTypeError(fmt::format(
+        "{} works in float32 or float64, and got an int64 tensor (int64 tensors hold ids, "
+        "labels, lengths and indices; .to(float32) converts one to values)",
+        what));
 }
 
 void Tensor::undefined(const char* what) {
@@ -96,14 +104,14 @@ Tensor Tensor::view(const Tensor& base, const Shape& shape, std::size_t offset, 
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
     Tensor t;  // the array made in place: xtensor's move of an array copies its shape and strides
-    dispatch(dtype, [&]<class T>() {
+    dispatch_any(dtype, [&]<class T>() {
         t.storage_ = make_cached<Storage>(std::in_place_type<Array<T>>, shape);
     });
     return t;
 }
 
 Tensor Tensor::full(const Shape& shape, double value, DType dtype) {
-    return dispatch(dtype, [&]<class T>() {
+    return dispatch_any(dtype, [&]<class T>() {
         auto a = Array<T>::from_shape(shape);
         a.fill(static_cast<T>(value));
         return Tensor(std::move(a));
@@ -114,19 +122,51 @@ Tensor Tensor::zeros(const Shape& shape, DType dtype) { return full(shape, 0.0, 
 Tensor Tensor::ones(const Shape& shape, DType dtype) { return full(shape, 1.0, dtype); }
 Tensor Tensor::scalar(double value, DType dtype) { return full(Shape{}, value, dtype); }
 
-Tensor Tensor::from(std::span<const double> values, const Shape& shape, DType dtype) {
-    if (values.size() != tapegrad::numel(shape))
+namespace {
+template <class U>
+Tensor from_values(std::span<const U> values, const Shape& shape, DType dtype) {
+    if (values.size() != numel(shape))
         throw ShapeError(fmt::format("Tensor::from: {} values do not fill shape {} ({} elements)",
-                                     values.size(), to_string(shape), tapegrad::numel(shape)));
-    return dispatch(dtype, [&]<class T>() {
+                                     values.size(), to_string(shape), numel(shape)));
+    return dispatch_any(dtype, [&]<class T>() {
         auto a = Array<T>::from_shape(shape);
-        std::copy(values.begin(), values.end(), a.begin());
+        std::transform(values.begin(), values.end(), a.begin(),
+                       [](U v) { return static_cast<T>(v); });
         return Tensor(std::move(a));
     });
+}
+}  // namespace
+
+Tensor Tensor::from(std::span<const double> values, const Shape& shape, DType dtype) {
+    if (dtype == DType::int64)
+        throw DTypeError("Tensor::from: int64 tensors are made from std::int64_t values");
+    return from_values(values, shape, dtype);
 }
 
 Tensor Tensor::from(std::initializer_list<double> values, const Shape& shape, DType dtype) {
     return from(std::span<const double>(values.begin(), values.size()), shape, dtype);
+}
+
+Tensor Tensor::from(std::span<const float> values, const Shape& shape, DType dtype) {
+    if (dtype == DType::int64)
+        throw DTypeError("Tensor::from: int64 tensors are made from std::int64_t values");
+    return from_values(values, shape, dtype);
+}
+
+Tensor Tensor::from(std::span<const std::int64_t> values, const Shape& shape) {
+    return from_values(values, shape, DType::int64);
+}
+
+Tensor Tensor::arange(std::int64_t stop) { return arange(0, stop); }
+
+Tensor Tensor::arange(std::int64_t start, std::int64_t stop, std::int64_t step, DType dtype) {
+    if (step == 0) throw ValueError("Tensor::arange: step must not be 0");
+    const std::int64_t span = stop - start;
+    const std::int64_t n =
+        (step > 0) == (span > 0) && span != 0 ? (span + step - (step > 0 ? 1 : -1)) / step : 0;
+    std::vector<std::int64_t> values(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) values[static_cast<std::size_t>(i)] = start + i * step;
+    return from_values(std::span<const std::int64_t>(values), Shape{values.size()}, dtype);
 }
 
 double Tensor::flat(std::size_t i) const {
@@ -145,7 +185,7 @@ void Tensor::set_flat(std::size_t i, double value) {
     if (i >= numel())
         throw ValueError(fmt::format("Tensor::set_flat: index {} out of range for shape {}", i,
                                      to_string(shape())));
-    dispatch(dtype(), [&]<class T>() { mutable_xt<T>().data()[i] = static_cast<T>(value); });
+    dispatch_any(dtype(), [&]<class T>() { mutable_xt<T>().data()[i] = static_cast<T>(value); });
 }
 
 double Tensor::item() const {
@@ -162,9 +202,20 @@ std::vector<double> Tensor::to_vector() const {
 
 Tensor Tensor::to(DType target) const {
     if (dtype() == target) return *this;
+    if (target == DType::int64) {
+        // static_cast of NaN, Inf or an out-of-range float to an integer is undefined: refuse.
+        constexpr double limit = 9223372036854775808.0;  // 2^63
+        for (std::size_t i = 0, n = numel(); i < n; ++i)
+            if (const double v = flat(i); !(v >= -limit && v < limit))  // NaN fails too
+                throw ValueError(
+                    fmt::format("Tensor::to(int64): element {} of {} {} is {}, "
+                                "which no int64 holds",
+                                i, to_string(shape()), name(dtype()), v));
+    }
     return std::visit(
         [&](const auto& a) {
-            return dispatch(target, [&]<class T>() { return Tensor(Array<T>(xt::cast<T>(a))); });
+            return dispatch_any(target,
+                                [&]<class T>() { return Tensor(Array<T>(xt::cast<T>(a))); });
         },
         resolved());
 }
@@ -174,26 +225,6 @@ Tensor Tensor::clone() const {
     Tensor copy;
     copy.storage_ = make_cached<Storage>(resolved());
     return copy;
-}
-
-void Tensor::add_(const Tensor& other) {
-    require_defined("add_");
-    other.require_defined("add_");
-    if (other.dtype() != dtype())
-        throw DTypeError(
-            fmt::format("Tensor::add_: a {} tensor cannot be added in place to a {} one",
-                        name(other.dtype()), name(dtype())));
-    if (other.shape() != shape())
-        throw ShapeError(fmt::format("Tensor::add_: {} cannot be added in place to {}",
-                                     to_string(other.shape()), to_string(shape())));
-    dispatch(dtype(), [&]<class T>() {
-        T* out = mutable_xt<T>().data();
-        const auto runs = other.rows<T>();
-        for (std::size_t r = 0; r < runs.rows; ++r, out += runs.cols) {
-            const T* in = runs.row(r);
-            for (std::size_t j = 0; j < runs.cols; ++j) out[j] += in[j];
-        }
-    });
 }
 
 std::string Tensor::str() const {
@@ -209,6 +240,7 @@ std::string Tensor::str() const {
 }
 
 bool all_finite(const Tensor& t) {
+    if (t.dtype() == DType::int64) return true;
     return dispatch(t.dtype(), [&]<class T>() {
         for (T v : t.xt<T>())
             if (!std::isfinite(v)) return false;

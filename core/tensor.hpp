@@ -1,4 +1,4 @@
-// Tensor: an immutable n-d array of float or double, chosen at run time. The storage is an
+// Tensor: an immutable n-d array of float, double or int64, chosen at run time. The storage is an
 // xtensor array (Array<T>: its buffers come from core/memory's cache) shared between copies,
 // so saving a tensor for backward costs no copy.
 // Mutation goes through mutable_xt(), which copies first when the storage is shared.
@@ -42,12 +42,13 @@ public:
     template <class T>
     explicit Tensor(const Array<T>& values)
         : storage_(make_cached<Storage>(std::in_place_type<Array<T>>, values)) {}
-    // Any float or double xtensor expression (an xt::xarray<T>, a + b, ...), evaluated into
-    // an Array<T> of its own.
+    // Any float, double or int64 xtensor expression (an xt::xarray<T>, a + b, ...), evaluated
+    // into an Array<T> of its own.
     template <class E>
     requires(std::is_same_v<typename E::value_type, float> ||
+             std::is_same_v<typename E::value_type, double> ||
              std::is_same_v<typename E::value_type,
-                            double>) explicit Tensor(const xt::xexpression<E>& values)
+                            std::int64_t>) explicit Tensor(const xt::xexpression<E>& values)
         : storage_(
               make_cached<Storage>(std::in_place_type<Array<typename E::value_type>>, values)) {}
 
@@ -56,9 +57,16 @@ public:
     static Tensor ones(const Shape& shape, DType dtype);
     static Tensor full(const Shape& shape, double value, DType dtype);
     static Tensor scalar(double value, DType dtype);  // 0-d
-    // Row-major values; values.size() must equal the product of shape.
+    // Row-major values; values.size() must equal the product of shape. A std::vector converts
+    // to the span: Tensor::from(std::vector<float>{...}, {n, 8}) is float32 with no detour.
     static Tensor from(std::span<const double> values, const Shape& shape, DType dtype);
     static Tensor from(std::initializer_list<double> values, const Shape& shape, DType dtype);
+    static Tensor from(std::span<const float> values, const Shape& shape, DType dtype = float32);
+    static Tensor from(std::span<const std::int64_t> values, const Shape& shape);  // int64
+    // start, start + step, ... up to stop (excluded), as torch.arange: int64 unless dtype says.
+    static Tensor arange(std::int64_t stop);
+    static Tensor arange(std::int64_t start, std::int64_t stop, std::int64_t step = 1,
+                         DType dtype = int64);
 
     // A view of `base`: `shape`'s elements in row-major order are `rows` runs of `cols`
     // elements, run r starting at element offset + r * stride of base's storage.
@@ -69,7 +77,7 @@ public:
     bool is_view() const { return view_ != nullptr; }
     DType dtype() const {
         require_defined("dtype");
-        return base().index() == 0 ? DType::float32 : DType::float64;
+        return static_cast<DType>(base().index());  // Storage's order is DType's
     }
     const Shape& shape() const;
     std::size_t dim() const { return shape().size(); }
@@ -103,17 +111,38 @@ public:
         return r.contiguous() ? r.data : xt<T>().data();
     }
 
+    // Elements as double (int64 ones exactly up to 2^53); values() reads them as T.
     double item() const;               // the only element of a 1-element tensor
-    double flat(std::size_t i) const;  // element i in row-major order, as double
+    double flat(std::size_t i) const;  // element i in row-major order
     void set_flat(std::size_t i, double value);
     std::vector<double> to_vector() const;
+    template <class T>
+    std::vector<T> values() const {  // T must match dtype(): t.values<std::int64_t>()
+        const T* p = data<T>();
+        return std::vector<T>(p, p + numel());
+    }
 
-    Tensor to(DType dtype) const;  // a converted copy (or *this when already dtype)
-    Tensor clone() const;          // a deep copy with its own storage
-    // this += other, elementwise, for a tensor of this one's shape and dtype (a view too),
-    // in place: this tensor first gets storage of its own if it shares it, so other cannot
-    // alias it. (xtensor's += on an array evaluates the sum into a new array and moves it in.)
-    void add_(const Tensor& other);
+    // A converted copy (or *this when already dtype). To int64, values are truncated toward
+    // zero, as torch's .to(torch.int64); NaN, Inf or a value beyond int64's range is a
+    // ValueError.
+    Tensor to(DType dtype) const;
+    Tensor clone() const;  // a deep copy with its own storage
+
+    // Arithmetic outside the tape, in place (core/tensor_arith.cpp; the free operators are
+    // below): for code that updates or inspects values, never recorded. float32 and float64
+    // only; `other` broadcasts to this tensor's shape and has its dtype. This tensor first
+    // gets storage of its own if it shares it, so nothing that shares it (a tensor saved for
+    // backward, say) changes, and `other` cannot alias it.
+    Tensor& add_(const Tensor& other);
+    Tensor& add_(const Tensor& other, double alpha);  // this += alpha * other
+    Tensor& sub_(const Tensor& other);
+    Tensor& mul_(const Tensor& other);
+    Tensor& div_(const Tensor& other);
+    Tensor& add_(double value);
+    Tensor& mul_(double value);
+    Tensor& fill_(double value);
+    // Copies src's values in (broadcast to this shape, converted to this dtype; int64 too).
+    Tensor& copy_(const Tensor& src);
     bool shares_storage_with(const Tensor& other) const {  // a view shares its base's
         return defined() && other.defined() && &base() == &other.base();
     }
@@ -122,7 +151,7 @@ public:
     std::string str() const;  // "tensor([[1, 2], [3, 4]], float64)"
 
 private:
-    using Storage = std::variant<Array<float>, Array<double>>;
+    using Storage = std::variant<Array<float>, Array<double>, Array<std::int64_t>>;
     struct Layout {
         std::size_t offset, rows, cols, stride;
     };
@@ -150,7 +179,23 @@ private:
     [[noreturn]] void wrong_dtype(const char* what, DType asked) const;
 };
 
-bool all_finite(const Tensor& t);
+// a + b, a - b, a * b, a / b outside the tape, with NumPy broadcasting and scalars on either
+// side: new tensors, float32 or float64, both operands of one dtype.
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator+(const Tensor& a, double b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(double a, const Tensor& b);
+Tensor operator-(const Tensor& a);
+
+bool all_finite(const Tensor& t);  // true for int64
 // The 2-norm of all elements as one vector (Frobenius), accumulated in double.
 double norm_of(const Tensor& t);
 // max |a - b| over elements; shapes must match.

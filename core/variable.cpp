@@ -10,6 +10,12 @@ namespace tapegrad {
 Variable::Variable(Tensor value, bool requires_grad, std::string name)
     : impl_(make_cached<detail::VarImpl>()) {
     if (!value.defined()) throw ValueError("Variable: the value tensor is undefined");
+    if (value.dtype() == DType::int64) [[unlikely]]
+        throw DTypeError(fmt::format(
+            "Variable: an int64 tensor {} holds ids, labels or lengths, not values to "
+            "differentiate; pass it where those go (Embedding, cross_entropy, gather, lengths), "
+            "or .to(float32) for values",
+            to_string(value.shape())));
     impl_->value = std::move(value);
     impl_->requires_grad = requires_grad;
     if (!name.empty()) impl_->more().name = std::move(name);

@@ -82,7 +82,7 @@ private:
 class Variable {
 public:
     Variable() = default;  // undefined
-    // A leaf holding `value`.
+    // A leaf holding `value`, float32 or float64 (an int64 tensor is a DTypeError).
     explicit Variable(Tensor value, bool requires_grad = false, std::string name = {});
 
     bool defined() const { return impl_ != nullptr; }

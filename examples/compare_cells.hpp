@@ -34,18 +34,14 @@ class AddingModel : public Module {
 public:
     AddingModel(const ModelOptions& options, Generator& gen)
         : Module("AddingModel"), hidden_(options.hidden) {
-        const RecurrentOptions one_layer{};
+        RecurrentOptions one_layer{.dtype = options.dtype};
         switch (options.kind) {
-            case CellKind::rnn:
-                rnn = std::make_shared<RNN>(2, hidden_, one_layer, gen, options.dtype);
-                break;
+            case CellKind::rnn: rnn = std::make_shared<RNN>(2, hidden_, one_layer, gen); break;
             case CellKind::lstm:
-                rnn = std::make_shared<LSTM>(2, hidden_, one_layer, gen, options.dtype,
-                                             options.lstm_init);
+                one_layer.init = options.lstm_init;
+                rnn = std::make_shared<LSTM>(2, hidden_, one_layer, gen);
                 break;
-            case CellKind::gru:
-                rnn = std::make_shared<GRU>(2, hidden_, one_layer, gen, options.dtype);
-                break;
+            case CellKind::gru: rnn = std::make_shared<GRU>(2, hidden_, one_layer, gen); break;
         }
         register_module("rnn", rnn);
         head = register_module("head", std::make_shared<Linear>(hidden_, 1, gen, options.dtype));

@@ -48,15 +48,13 @@ inline CellType parse_cell(const std::string& name) {
 inline std::shared_ptr<tapegrad::Recurrent> make_recurrent(
     CellType type, std::size_t input, std::size_t hidden, std::size_t layers,
     tapegrad::Generator& gen, tapegrad::DType dtype = tapegrad::float32) {
-    const tapegrad::RecurrentOptions options{.num_layers = layers};
+    tapegrad::RecurrentOptions options{.num_layers = layers, .dtype = dtype};
     switch (type) {
-        case CellType::rnn:
-            return std::make_shared<tapegrad::RNN>(input, hidden, options, gen, dtype);
+        case CellType::rnn: return std::make_shared<tapegrad::RNN>(input, hidden, options, gen);
         case CellType::lstm:
-            return std::make_shared<tapegrad::LSTM>(input, hidden, options, gen, dtype,
-                                                    tapegrad::LSTMInit{.forget_bias = 1.0});
-        case CellType::gru:
-            return std::make_shared<tapegrad::GRU>(input, hidden, options, gen, dtype);
+            options.init = {.forget_bias = 1.0};
+            return std::make_shared<tapegrad::LSTM>(input, hidden, options, gen);
+        case CellType::gru: return std::make_shared<tapegrad::GRU>(input, hidden, options, gen);
     }
     throw tapegrad::ValueError("make_recurrent: unknown cell type");
 }

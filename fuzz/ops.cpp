@@ -319,7 +319,9 @@ const std::vector<Op>& ops() {
              for (auto& d : index_shape)
                  d = static_cast<std::size_t>(p.range(0, static_cast<long>(d)));
              if (p.u8() % 8 == 0) index_shape = p.shape();
-             return V{gather(in.x, axis, p.indices(numel(index_shape)), index_shape)};
+             const auto index = p.indices(numel(index_shape));
+             if (!p.flag()) return V{gather(in.x, axis, index, index_shape)};
+             return V{gather(in.x, axis, Tensor::from(index, index_shape))};  // int64 tensor
          }},
         // linalg
         {"matmul", [](I in, Bytes&) { return V{matmul(in.x, in.y)}; }},
@@ -380,17 +382,22 @@ const std::vector<Op>& ops() {
              const std::size_t n = in.x.dim() ? in.x.shape()[0] + (p.u8() % 8 == 0) : p.range(0, 2);
              const auto targets = p.indices(n);
              const std::int64_t ignore = p.flag() ? p.range(-2, 4) : -100;
-             return V{cross_entropy(in.x, targets, ignore, p.reduction())};
+             if (!p.flag()) return V{cross_entropy(in.x, targets, ignore, p.reduction())};
+             // as an int64 tensor, now and then of another rank
+             const Shape shape = p.u8() % 8 == 0 ? Shape{n, 1} : Shape{n};
+             return V{cross_entropy(in.x, Tensor::from(targets, shape), ignore, p.reduction())};
          }},
         {"accuracy",
          [](I in, Bytes& p) {
              // a label per row of x (now and then another count), some out of range; as a
-             // vector, or as a tensor of either dtype, now and then not integer-valued
+             // vector, an int64 tensor, or a tensor of either float dtype, now and then not
+             // integer-valued
              Shape rows = in.x.shape();
              if (!rows.empty()) rows.pop_back();
              if (p.u8() % 8 == 0) rows = p.shape();
              const auto labels = p.indices(numel(rows), -1, 4);
              if (!p.flag()) return V{accuracy(in.x, labels)};
+             if (p.flag()) return V{accuracy(in.x, Tensor::from(labels, rows))};
              std::vector<double> v(labels.begin(), labels.end());
              if (!v.empty() && p.u8() % 8 == 0) v[0] += 0.5;
              const DType dt = p.flag() ? float64 : float32;

@@ -47,6 +47,17 @@ Variable Embedding::forward(const std::vector<std::int64_t>& indices) {
     return index_select(weight, 0, indices);
 }
 
+Variable Embedding::forward(const Tensor& ids) {
+    if (!ids.defined() || ids.dtype() != int64)
+        throw DTypeError(fmt::format(
+            "Embedding: ids must be an int64 tensor, got {}",
+            ids.defined() ? to_string(ids.shape()) + " " + std::string(name(ids.dtype()))
+                          : std::string("an undefined tensor")));
+    Shape shape = ids.shape();
+    shape.push_back(weight.shape()[1]);
+    return reshape(index_select(weight, 0, ids.values<std::int64_t>()), shape);
+}
+
 Dropout::Dropout(double p, std::uint64_t seed) : UnaryModule("Dropout"), p_(p), gen_(seed) {
     if (!(p >= 0.0 && p <= 1.0))
         throw ValueError(fmt::format("Dropout: p must be in [0, 1], got {}", p));

@@ -25,6 +25,8 @@ public:
     Embedding(std::size_t num_embeddings, std::size_t dim, Generator& gen, DType dtype = float32);
     // indices (any order, repeats allowed) -> [indices.size(), dim]
     Variable forward(const std::vector<std::int64_t>& indices);
+    // int64 ids of any shape S (a [T, B] batch, say) -> [S..., dim]
+    Variable forward(const Tensor& ids);
     Variable weight;
 };
 

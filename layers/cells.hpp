@@ -47,6 +47,8 @@ struct LSTMInit {
     // Chrono initialisation (Tallec & Ollivier 2018) when > 0: b_f = log(U(1, T_max - 1)),
     // b_i = -b_f, for dependencies over about T_max steps. Overrides forget_bias.
     double chrono_t_max = 0.0;
+
+    bool operator==(const LSTMInit&) const = default;
 };
 
 class LSTMCell : public BuiltinCell {

@@ -47,6 +47,24 @@ std::vector<std::pair<std::string, Variable>> Module::named_parameters() const {
     return out;
 }
 
+Variable Module::parameter(const std::string& name) const {
+    const auto named = named_parameters();
+    for (const auto& [n, p] : named)
+        if (n == name) return p;
+    if (named.empty())
+        throw ValueError(
+            fmt::format("{}::parameter: no parameter named '{}'; the module has no "
+                        "parameters",
+                        type_name_, name));
+    constexpr std::size_t shown = 8;
+    std::vector<std::string_view> names;
+    for (std::size_t i = 0; i < named.size() && i < shown; ++i) names.push_back(named[i].first);
+    const std::string more =
+        named.size() > shown ? fmt::format(", ... ({} in all)", named.size()) : std::string();
+    throw ValueError(fmt::format("{}::parameter: no parameter named '{}'; its parameters: {}{}",
+                                 type_name_, name, fmt::join(names, ", "), more));
+}
+
 std::vector<Variable> Module::parameters() const {
     std::vector<Variable> out;
     for (auto& [n, p] : named_parameters()) out.push_back(p);
@@ -151,7 +169,11 @@ Module::LoadReport Module::load_state_dict(const std::vector<std::pair<std::stri
                                            bool strict) {
     std::vector<Source> sources;
     sources.reserve(state.size());
-    for (const auto& [name, t] : state) sources.push_back({&name, &t, {}});
+    for (const auto& [name, t] : state) {
+        if (t.defined() && t.dtype() == int64)  // ids or a count: no parameter's value
+            sources.push_back({&name, nullptr, "an int64 tensor in the source"});
+        else sources.push_back({&name, &t, {}});
+    }
     return load_sources(*this, sources, strict);
 }
 

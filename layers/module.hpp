@@ -36,6 +36,10 @@ public:
     std::vector<Variable> parameters() const;
     // The same with hierarchical names: "encoder.weight_ih_l0".
     std::vector<std::pair<std::string, Variable>> named_parameters() const;
+    // The parameter with that hierarchical name, as named_parameters gives it ("bias_ih_l0",
+    // "rnn.weight_hh_l0"): a handle to it, so writing its value writes the module's parameter.
+    // An unknown name throws ValueError listing some of the names that exist.
+    Variable parameter(const std::string& name) const;
     struct Child {
         std::string name;
         std::shared_ptr<Module> module;

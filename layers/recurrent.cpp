@@ -1,6 +1,7 @@
 #include "layers/recurrent.hpp"
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <cmath>
 
 #include "core/graph.hpp"
@@ -22,10 +23,23 @@ struct detail::StateGradientLog {
 
 Recurrent::Recurrent(std::string type, const CellFactory& make_cell, std::size_t input_size,
                      RecurrentOptions options, Generator& gen)
+    : Recurrent(std::move(type), make_cell, input_size, options, gen, OwnOption::none) {}
+
+Recurrent::Recurrent(std::string type, const CellFactory& make_cell, std::size_t input_size,
+                     RecurrentOptions options, Generator& gen, OwnOption own)
     : Module(std::move(type)),
       options_(options),
       input_size_(input_size),
       dropout_gen_(options.dropout_seed) {
+    // A layer-specific option on another layer is an error, never silently ignored.
+    auto not_for = [&](const char* option, const char* layer) {
+        throw ValueError(
+            fmt::format("{}: option {} applies to {} only", type_name(), option, layer));
+    };
+    if (own != OwnOption::nonlinearity && options.nonlinearity != Nonlinearity::tanh)
+        not_for("nonlinearity", "RNN");
+    if (own != OwnOption::init && options.init != LSTMInit{}) not_for("init", "LSTM");
+    if (own != OwnOption::variant && options.variant != GRUVariant::cho) not_for("variant", "GRU");
     if (options.num_layers == 0) throw ValueError(type_name() + ": num_layers must be at least 1");
     if (!(options.dropout >= 0.0 && options.dropout < 1.0))
         throw ValueError(
@@ -47,6 +61,11 @@ Recurrent::Recurrent(std::string type, const CellFactory& make_cell, std::size_t
         }
         layer_input = cells_.front()->hidden_size() * directions();
     }
+    // A user's cells are built in their own dtype; the built-in layers' already are in this one.
+    if (options.dtype && std::ranges::any_of(parameters(), [&](const Variable& p) {
+            return p.dtype() != *options.dtype;
+        }))
+        to(*options.dtype);
 }
 
 namespace {
@@ -84,6 +103,27 @@ void check_finite_input(const std::string& op, const Variable& x, bool batch_fir
             fail<AnomalyError>(op, fmt::format("initial state {} holds NaN or Inf", k), loc);
 }
 }  // namespace
+
+RecurrentOutput Recurrent::forward(const Variable& x, const std::vector<Variable>& initial,
+                                   const Tensor& lengths, const std::source_location& loc) {
+    const std::string op = type_name() + ".forward";
+    if (!lengths.defined() || lengths.dtype() != int64 || lengths.dim() != 1)
+        fail<DTypeError>(op,
+                         fmt::format("lengths must be a 1-d int64 tensor, got {}",
+                                     lengths.defined() ? to_string(lengths.shape()) + " " +
+                                                             std::string(name(lengths.dtype()))
+                                                       : std::string("an undefined tensor")),
+                         loc);
+    std::vector<std::size_t> values;
+    values.reserve(lengths.numel());
+    for (const std::int64_t v : lengths.values<std::int64_t>()) {
+        if (v < 1)  // the vector form checks the upper bound; it cannot see a negative length
+            fail<ValueError>(
+                op, fmt::format("length {} of sequence {} is below 1", v, values.size()), loc);
+        values.push_back(static_cast<std::size_t>(v));
+    }
+    return forward(x, initial, values, loc);
+}
 
 RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Variable>& initial,
                                    const std::vector<std::size_t>& lengths,
@@ -265,26 +305,27 @@ std::vector<Variable> detach(const std::vector<Variable>& states) {
 }
 
 namespace {
-// A built-in layer's cells: C(input size, hidden_size, generator, args...).
-template <class C, class... Args>
-CellFactory cells_of(std::size_t hidden_size, Args... args) {
-    return [=](std::size_t in, Generator& g) {
-        return std::make_shared<C>(in, hidden_size, g, args...);
+// A built-in layer's cells: C(input size, hidden_size, generator, dtype, option).
+template <class C, class Option>
+CellFactory cells_of(std::size_t hidden_size, const RecurrentOptions& options, Option option) {
+    return [hidden_size, dtype = options.dtype.value_or(float32), option](std::size_t in,
+                                                                          Generator& g) {
+        return std::make_shared<C>(in, hidden_size, g, dtype, option);
     };
 }
 }  // namespace
 
-RNN::RNN(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options, Generator& gen,
-         DType dtype, Nonlinearity nonlinearity)
-    : Recurrent("RNN", cells_of<RNNCell>(hidden_size, dtype, nonlinearity), input_size, options,
-                gen) {}
+RNN::RNN(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options, Generator& gen)
+    : Recurrent("RNN", cells_of<RNNCell>(hidden_size, options, options.nonlinearity), input_size,
+                options, gen, OwnOption::nonlinearity) {}
 
 LSTM::LSTM(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options,
-           Generator& gen, DType dtype, LSTMInit init)
-    : Recurrent("LSTM", cells_of<LSTMCell>(hidden_size, dtype, init), input_size, options, gen) {}
+           Generator& gen)
+    : Recurrent("LSTM", cells_of<LSTMCell>(hidden_size, options, options.init), input_size, options,
+                gen, OwnOption::init) {}
 
-GRU::GRU(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options, Generator& gen,
-         DType dtype, GRUVariant variant)
-    : Recurrent("GRU", cells_of<GRUCell>(hidden_size, dtype, variant), input_size, options, gen) {}
+GRU::GRU(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options, Generator& gen)
+    : Recurrent("GRU", cells_of<GRUCell>(hidden_size, options, options.variant), input_size,
+                options, gen, OwnOption::variant) {}
 
 }  // namespace tapegrad

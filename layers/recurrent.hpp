@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <source_location>
 #include <vector>
 
@@ -25,6 +26,10 @@ struct RecurrentOptions {
     bool batch_first = false;  // x and output as [B, T, F] instead of [T, B, F]
     double dropout = 0.0;      // on the outputs of every layer but the last, in training mode
     std::uint64_t dropout_seed = 0;
+    std::optional<DType> dtype = {};  // all layers; unset: float32, Recurrent: its cells' own
+    Nonlinearity nonlinearity = Nonlinearity::tanh;  // RNN only
+    GRUVariant variant = GRUVariant::cho;            // GRU only
+    LSTMInit init = {};                              // LSTM only
 };
 
 // Makes the cell of one layer and direction, given its input size.
@@ -53,6 +58,10 @@ public:
     RecurrentOutput forward(const Variable& x, const std::vector<Variable>& initial = {},
                             const std::vector<std::size_t>& lengths = {},
                             const std::source_location& loc = std::source_location::current());
+    // The same with lengths as an int64 tensor [B], as PyTorch passes them.
+    RecurrentOutput forward(const Variable& x, const std::vector<Variable>& initial,
+                            const Tensor& lengths,
+                            const std::source_location& loc = std::source_location::current());
 
     const RecurrentOptions& options() const { return options_; }
     std::size_t input_size() const { return input_size_; }
@@ -62,6 +71,13 @@ public:
     Cell& cell(std::size_t layer, std::size_t direction = 0) {
         return *cells_[layer * directions() + direction];
     }
+
+protected:
+    // The one layer-specific option of RecurrentOptions that the layer reads (none: every such
+    // option must be at its default).
+    enum class OwnOption { none, nonlinearity, init, variant };
+    Recurrent(std::string type, const CellFactory& make_cell, std::size_t input_size,
+              RecurrentOptions options, Generator& gen, OwnOption own);
 
 private:
     friend class StateGradients;
@@ -103,22 +119,23 @@ private:
 // Cuts states from their graph: carry them into the next chunk for truncated BPTT.
 std::vector<Variable> detach(const std::vector<Variable>& states);
 
+// The built-in layers. Their own options: RNN .nonlinearity, LSTM .init, GRU .variant; any
+// other layer's option that is not at its default throws ValueError.
+//   GRU gru(in, H, {.variant = GRUVariant::reset_after}, gen);
+//   LSTM lstm(in, H, {.num_layers = 2, .dtype = float64, .init = {.forget_bias = 1}}, gen);
 class RNN : public Recurrent {
 public:
-    RNN(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options, Generator& gen,
-        DType dtype = float32, Nonlinearity nonlinearity = Nonlinearity::tanh);
+    RNN(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options, Generator& gen);
 };
 
 class LSTM : public Recurrent {
 public:
-    LSTM(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options, Generator& gen,
-         DType dtype = float32, LSTMInit init = {});
+    LSTM(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options, Generator& gen);
 };
 
 class GRU : public Recurrent {
 public:
-    GRU(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options, Generator& gen,
-        DType dtype = float32, GRUVariant variant = GRUVariant::cho);
+    GRU(std::size_t input_size, std::size_t hidden_size, RecurrentOptions options, Generator& gen);
 };
 
 }  // namespace tapegrad

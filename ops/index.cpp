@@ -611,6 +611,16 @@ Variable index_select(const Variable& x, long axis, const std::vector<std::int64
     return select_rows(x, a, std::make_shared<const std::vector<std::int64_t>>(indices), loc);
 }
 
+Variable index_select(const Variable& x, long axis, const Tensor& indices, const Loc& loc) {
+    return index_select(x, axis, ops::int64_values("index_select", "indices", indices, 1, loc),
+                        loc);
+}
+
+Variable gather(const Variable& x, long axis, const Tensor& index, const Loc& loc) {
+    return gather(x, axis, ops::int64_values("gather", "index", index, -1, loc), index.shape(),
+                  loc);
+}
+
 Variable gather(const Variable& x, long axis, const std::vector<std::int64_t>& index,
                 const Shape& index_shape, const Loc& loc) {
     ops::require_defined("gather", x, loc);

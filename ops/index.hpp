@@ -44,11 +44,15 @@ std::vector<Variable> unbind(const Variable& x, long axis = 0, const Loc& loc = 
 // result[..., j, ...] = x[..., indices[j], ...]. Indices lie in [0, size) (ValueError).
 Variable index_select(const Variable& x, long axis, const std::vector<std::int64_t>& indices,
                       const Loc& loc = Loc::current());
+Variable index_select(const Variable& x, long axis, const Tensor& indices,  // int64, 1-d
+                      const Loc& loc = Loc::current());
 // PyTorch's gather. The index is a row-major array of `index_shape` (the same rank as x,
 // index_shape[d] <= x.shape()[d] for d != axis); the result has index_shape and
 //   result[p] = x[p with coordinate `axis` replaced by index[p]]
 // e.g. for axis 1: result[i][j] = x[i][index[i][j]] (picking each row's target logit).
 Variable gather(const Variable& x, long axis, const std::vector<std::int64_t>& index,
                 const Shape& index_shape, const Loc& loc = Loc::current());
+// The same with the index as an int64 tensor (of index_shape).
+Variable gather(const Variable& x, long axis, const Tensor& index, const Loc& loc = Loc::current());
 
 }  // namespace tapegrad

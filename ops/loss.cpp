@@ -122,6 +122,30 @@ Variable binary_cross_entropy_with_logits(const Variable& logits, const Variable
     return reduce(per_element, reduction, loc);
 }
 
+Variable nll_loss(const Variable& log_probs, const Tensor& targets, std::int64_t ignore_index,
+                  Reduction reduction, const Loc& loc) {
+    return nll_loss(log_probs, ops::int64_values("nll_loss", "targets", targets, 1, loc),
+                    ignore_index, reduction, loc);
+}
+
+Variable cross_entropy(const Variable& logits, const Tensor& targets, std::int64_t ignore_index,
+                       Reduction reduction, const Loc& loc) {
+    return cross_entropy(logits, ops::int64_values("cross_entropy", "targets", targets, 1, loc),
+                         ignore_index, reduction, loc);
+}
+
+Variable accuracy(const Variable& logits, const Tensor& labels, const Loc& loc) {
+    const Shape rows = label_shape(logits, loc);
+    std::vector<std::int64_t> values = ops::int64_values("accuracy", "labels", labels, -1, loc);
+    if (labels.shape() != rows)
+        fail<ShapeError>(
+            "accuracy",
+            fmt::format("labels {} for logits {}: one label per row, shape {}",
+                        to_string(labels.shape()), to_string(logits.shape()), to_string(rows)),
+            loc);
+    return accuracy(logits, values, loc);
+}
+
 Variable accuracy(const Variable& logits, const std::vector<std::int64_t>& labels, const Loc& loc) {
     const Shape rows = label_shape(logits, loc);
     const std::size_t n = numel(rows), c = logits.shape().back();

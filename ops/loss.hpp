@@ -1,4 +1,4 @@
-// Losses. Integer class targets are given as std::vector<std::int64_t>.
+// Losses. Integer class targets are an int64 tensor or a std::vector<std::int64_t>.
 #pragma once
 
 #include <concepts>
@@ -21,11 +21,17 @@ Variable nll_loss(const Variable& log_probs, const std::vector<std::int64_t>& ta
                   std::int64_t ignore_index = -100, Reduction reduction = Reduction::mean,
                   const Loc& loc = Loc::current());
 
+Variable nll_loss(const Variable& log_probs, const Tensor& targets,  // int64 [N]
+                  std::int64_t ignore_index = -100, Reduction reduction = Reduction::mean,
+                  const Loc& loc = Loc::current());
 // nll_loss(log_softmax(logits, 1), targets): logits [N, C].
 Variable cross_entropy(const Variable& logits, const std::vector<std::int64_t>& targets,
                        std::int64_t ignore_index = -100, Reduction reduction = Reduction::mean,
                        const Loc& loc = Loc::current());
 
+Variable cross_entropy(const Variable& logits, const Tensor& targets,  // int64 [N]
+                       std::int64_t ignore_index = -100, Reduction reduction = Reduction::mean,
+                       const Loc& loc = Loc::current());
 // -[y log σ(x) + (1-y) log(1-σ(x))], computed stably as max(x,0) - x y + log(1 + exp(-|x|)).
 Variable binary_cross_entropy_with_logits(const Variable& logits, const Variable& target,
                                           Reduction reduction = Reduction::mean,
@@ -37,6 +43,8 @@ Variable binary_cross_entropy_with_logits(const Variable& logits, const Variable
 // one row.
 Variable accuracy(const Variable& logits, const std::vector<std::int64_t>& labels,
                   const Loc& loc = Loc::current());
+// The same with labels as an int64 tensor of logits' shape without its last axis.
+Variable accuracy(const Variable& logits, const Tensor& labels, const Loc& loc = Loc::current());
 
 namespace detail {
 // The integer values of a label tensor of logits' shape without its last axis (ValueError on

@@ -21,6 +21,20 @@ Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b,
     return out;
 }
 
+std::vector<std::int64_t> int64_values(const char* op, const char* what, const Tensor& t, int rank,
+                                       const std::source_location& loc) {
+    if (!t.defined()) fail<ValueError>(op, fmt::format("the {} tensor is undefined", what), loc);
+    if (t.dtype() != int64)
+        fail<DTypeError>(op, fmt::format("{} must be an int64 tensor, got {}", what, describe(t)),
+                         loc);
+    if (rank >= 0 && t.dim() != static_cast<std::size_t>(rank))
+        fail<ShapeError>(op,
+                         fmt::format("{} must have {} dimension{}, got {}", what, rank,
+                                     rank == 1 ? "" : "s", to_string(t.shape())),
+                         loc);
+    return t.values<std::int64_t>();
+}
+
 std::size_t normalize_axis(const char* op, long axis, std::size_t dim,
                            const std::source_location& loc) {
     const long d = static_cast<long>(dim);

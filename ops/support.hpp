@@ -42,6 +42,12 @@ inline void check_binary(const char* op, const Variable& a, const Variable& b,
             loc);
 }
 
+// The values of an int64 tensor passed where `op` takes integers (`what`: "targets", "ids",
+// ...), of exactly `rank` dimensions when rank >= 0. DTypeError or ShapeError naming the
+// op otherwise.
+std::vector<std::int64_t> int64_values(const char* op, const char* what, const Tensor& t, int rank,
+                                       const std::source_location& loc);
+
 // NumPy broadcasting: shapes align at the right; each pair of sizes is equal or one is 1.
 Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b,
                        const std::source_location& loc);

@@ -552,7 +552,7 @@ TEST_CASE("dot: a 2-layer bidirectional LSTM over T = 1000 draws like T = 20, an
 
 TEST_CASE("dot: color_by_grad fills ops by their gradient norm") {
     Generator g(4);
-    LSTM lstm(2, 3, {}, g, float64);
+    LSTM lstm(2, 3, {.dtype = float64}, g);
     Variable x(g.normal({6, 2, 2}, 0, 1, float64));
     Variable loss = sum(lstm.forward(x).output * 3.0);
 

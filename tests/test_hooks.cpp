@@ -232,7 +232,7 @@ TEST_CASE("StateGradients gives ‖∂L/∂h_t‖ and ‖∂L/∂c_t‖ of every
     // h_t = o_t tanh(c_t), within step t: ∂L/∂c_t = ∂L/∂c0 + ∂L/∂h0 o_t (1 - tanh²(c_t)).
     Generator gen(11);
     const std::size_t T = 6, B = 3, I = 2, H = 4;
-    LSTM lstm(I, H, {}, gen, float64);
+    LSTM lstm(I, H, {.dtype = float64}, gen);
     const Variable x(gen.normal({T, B, I}, 0, 1, float64));
     auto loss_of = [](const RecurrentOutput& out) {
         return sum(out.states[0] * out.states[0]) + sum(tanh(out.states[1]) * out.states[1]);
@@ -269,7 +269,7 @@ TEST_CASE("StateGradients gives ‖∂L/∂h_t‖ and ‖∂L/∂c_t‖ of every
 TEST_CASE("StateGradients indexes a bidirectional layer's steps by time") {
     Generator gen(12);
     const std::size_t T = 5;
-    GRU gru(2, 3, {.bidirectional = true}, gen, float64);
+    GRU gru(2, 3, {.bidirectional = true, .dtype = float64}, gen);
     StateGradients watch(gru);
     const auto out = gru.forward(Variable(gen.normal({T, 2, 2}, 0, 1, float64)));
     // only the output at t = 0 counts: the forward direction's gradient stops there, the

@@ -186,7 +186,7 @@ TEST_CASE("recurrent: hoisting the input projection changes nothing") {
         }
     };
     Generator g1(9), g2(9), gx(10);
-    LSTM hoisted(3, 4, {}, g1, float64);
+    LSTM hoisted(3, 4, {.dtype = float64}, g1);
     Recurrent plain(
         "LSTM",
         [](std::size_t in, Generator& g) {
@@ -203,7 +203,7 @@ TEST_CASE("recurrent: the Cho GRU slices W_hh once per sequence; the numbers are
     // and gradients.
     const std::size_t I = 3, H = 4, T = 5, B = 2;
     Generator g(21), gx(22);
-    GRU gru(I, H, {}, g, float64);
+    GRU gru(I, H, {.dtype = float64}, g);
     Cell& cell = gru.cell(0);
     const Variable x(gx.normal({T, B, I}, 0, 1, float64), true);
     auto params = gru.parameters();
@@ -260,12 +260,14 @@ TEST_CASE(
             const std::string p = kind + (packed ? "_packed." : ".");
             CAPTURE(p);
             Generator g(0);
-            const RecurrentOptions opt{.num_layers = 2, .bidirectional = true};
+            RecurrentOptions opt{.num_layers = 2, .bidirectional = true, .dtype = float64};
             std::unique_ptr<Recurrent> model;
-            if (kind == "rnn") model = std::make_unique<RNN>(I, H, opt, g, float64);
-            if (kind == "lstm") model = std::make_unique<LSTM>(I, H, opt, g, float64);
-            if (kind == "gru")
-                model = std::make_unique<GRU>(I, H, opt, g, float64, GRUVariant::reset_after);
+            if (kind == "rnn") model = std::make_unique<RNN>(I, H, opt, g);
+            if (kind == "lstm") model = std::make_unique<LSTM>(I, H, opt, g);
+            if (kind == "gru") {
+                opt.variant = GRUVariant::reset_after;
+                model = std::make_unique<GRU>(I, H, opt, g);
+            }
             std::vector<std::pair<std::string, Tensor>> state;
             for (auto& [n, t] : reference().tensors)
                 if (n.rfind(p + "param.", 0) == 0) state.emplace_back(n.substr(p.size() + 6), t);
@@ -305,7 +307,7 @@ TEST_CASE(
 
 TEST_CASE("recurrent: padding is invisible — each sequence as if run alone") {
     Generator g(11), gx(12);
-    GRU gru(2, 3, {.bidirectional = true}, g, float64);
+    GRU gru(2, 3, {.bidirectional = true, .dtype = float64}, g);
     const std::vector<std::size_t> lengths{7, 3, 5};
     Tensor x = gx.normal({7, 3, 2}, 0, 1, float64);
     // whole batch, padded
@@ -349,7 +351,7 @@ TEST_CASE("recurrent: padding is invisible — each sequence as if run alone") {
 
 TEST_CASE("recurrent: batch_first, dropout between layers, truncated BPTT") {
     Generator g(13), gx(14);
-    RNN rnn(2, 3, {.num_layers = 2, .batch_first = true, .dropout = 0.5}, g, float64);
+    RNN rnn(2, 3, {.num_layers = 2, .batch_first = true, .dropout = 0.5, .dtype = float64}, g);
     Tensor x = gx.normal({4, 6, 2}, 0, 1, float64);  // [B, T, F]
     rnn.eval();
     auto a = rnn.forward(Variable(x));
@@ -379,7 +381,7 @@ TEST_CASE("reference: tapegrad checkpoint for PyTorch") {
     // TAPEGRAD_WRITE_REFERENCE set to that path) and loaded into nn.LSTM by
     // make_rnn_reference.py; here we check the file still is what tapegrad writes.
     Generator g(21), gx(22);
-    LSTM lstm(3, 4, {.num_layers = 2, .bidirectional = true}, g, float64);
+    LSTM lstm(3, 4, {.num_layers = 2, .bidirectional = true, .dtype = float64}, g);
     const Tensor x = gx.normal({5, 3, 3}, 0, 1, float64);
     const Tensor out = lstm.forward(Variable(x)).output.value();
     auto tensors = lstm.state_dict();
@@ -409,8 +411,7 @@ TEST_CASE("reference: a checkpoint of PyTorch's state_dict loads in tapegrad") {
         (std::filesystem::temp_directory_path() / "torch_lstm_state.safetensors").string();
     save_safetensors(path, state);
     Generator g(0);
-    LSTM lstm(3, 4, {.num_layers = 2, .bidirectional = true}, g,
-              float32);  // float32 model: values converted
+    LSTM lstm(3, 4, {.num_layers = 2, .bidirectional = true}, g);  // float32: values converted
     CHECK(load(lstm, path).ok());
     CHECK(max_abs_diff(lstm.named_parameters()[0].second.value().to(float64), state[0].second) <
           1e-6);
@@ -456,7 +457,7 @@ TEST_CASE(
     // split projection (no destinations at all).
     const std::size_t I = 3, H = 4, T = 5, B = 2;
     Generator g(31), gx(32);
-    LSTM lstm(I, H, {}, g, float64);
+    LSTM lstm(I, H, {.dtype = float64}, g);
     Cell& cell = lstm.cell(0);
     const Variable x(gx.normal({T, B, I}, 0, 1, float64), true);
     auto params = lstm.parameters();

@@ -571,8 +571,7 @@ struct SeqRegressor : Module {
     std::shared_ptr<LSTM> lstm;
     std::shared_ptr<Linear> head;
     explicit SeqRegressor(Generator& g) : Module("SeqRegressor") {
-        lstm =
-            register_module("lstm", std::make_shared<LSTM>(1, H, RecurrentOptions{}, g, float32));
+        lstm = register_module("lstm", std::make_shared<LSTM>(1, H, RecurrentOptions{}, g));
         head = register_module("head", std::make_shared<Linear>(H, 1, g, float32));
     }
     Variable forward(const Variable& x) {

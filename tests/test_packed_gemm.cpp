@@ -56,10 +56,10 @@ void check_agree(const std::vector<Tensor>& packed, const std::vector<Tensor>& b
 // A one-layer float32 RNN, LSTM or GRU (kind "rnn", "lstm", "gru").
 std::shared_ptr<Recurrent> make_layer(const std::string& kind, std::size_t I, std::size_t H,
                                       Generator& g) {
-    if (kind == "rnn") return std::make_shared<RNN>(I, H, RecurrentOptions{}, g, float32);
-    if (kind == "lstm") return std::make_shared<LSTM>(I, H, RecurrentOptions{}, g, float32);
+    if (kind == "rnn") return std::make_shared<RNN>(I, H, RecurrentOptions{}, g);
+    if (kind == "lstm") return std::make_shared<LSTM>(I, H, RecurrentOptions{}, g);
     REQUIRE(kind == "gru");
-    return std::make_shared<GRU>(I, H, RecurrentOptions{}, g, float32);
+    return std::make_shared<GRU>(I, H, RecurrentOptions{}, g);
 }
 
 }  // namespace

@@ -46,12 +46,14 @@ private:
 };
 
 std::shared_ptr<Recurrent> make_layer(const std::string& kind, Generator& gen) {
-    const RecurrentOptions two_bi{.num_layers = 2, .bidirectional = true};
-    if (kind == "LSTM") return std::make_shared<LSTM>(3, 4, two_bi, gen, float64);
-    if (kind == "GRU") return std::make_shared<GRU>(3, 4, two_bi, gen, float64);
-    if (kind == "GRU reset_after")
-        return std::make_shared<GRU>(3, 4, two_bi, gen, float64, GRUVariant::reset_after);
-    if (kind == "RNN") return std::make_shared<RNN>(3, 4, two_bi, gen, float64);
+    RecurrentOptions two_bi{.num_layers = 2, .bidirectional = true, .dtype = float64};
+    if (kind == "LSTM") return std::make_shared<LSTM>(3, 4, two_bi, gen);
+    if (kind == "GRU") return std::make_shared<GRU>(3, 4, two_bi, gen);
+    if (kind == "GRU reset_after") {
+        two_bi.variant = GRUVariant::reset_after;
+        return std::make_shared<GRU>(3, 4, two_bi, gen);
+    }
+    if (kind == "RNN") return std::make_shared<RNN>(3, 4, two_bi, gen);
     return std::make_shared<Recurrent>(
         "GatedTanh",
         [](std::size_t in, Generator& g) { return std::make_shared<GatedTanhCell>(in, 4, g); }, 3,
@@ -114,7 +116,7 @@ TEST_CASE("padding: NaN, Inf or 1e30 in padded steps changes no output, state or
 
 TEST_CASE("padding: batch_first inputs are never read past each length either") {
     Generator gen(22);
-    LSTM lstm(2, 3, {.batch_first = true}, gen, float64);
+    LSTM lstm(2, 3, {.batch_first = true, .dtype = float64}, gen);
     Tensor x = gen.normal({2, 4, 2}, 0, 1, float64);  // [B, T, F]
     Tensor poisoned = x.clone();
     for (std::size_t t = 2; t < 4; ++t)
@@ -131,7 +133,7 @@ TEST_CASE("padding: batch_first inputs are never read past each length either") 
 
 TEST_CASE("anomaly mode: a NaN in the data is reported as the input's, at the caller's line") {
     Generator gen(23);
-    GRU gru(2, 3, {}, gen, float64);
+    GRU gru(2, 3, {.dtype = float64}, gen);
     Tensor x = gen.normal({4, 2, 2}, 0, 1, float64);
     x.set_flat((2 * 2 + 1) * 2 + 0, std::numeric_limits<double>::quiet_NaN());  // t 2, b 1
     AnomalyGuard anomaly;
@@ -151,7 +153,7 @@ TEST_CASE("anomaly mode: a NaN in the data is reported as the input's, at the ca
 
 TEST_CASE("anomaly mode: a NaN made inside a layer names the layer, direction and step") {
     Generator gen(24);
-    RNN rnn(1, 2, {.bidirectional = true}, gen, float64);
+    RNN rnn(1, 2, {.bidirectional = true, .dtype = float64}, gen);
     // an Inf in the reverse cell's W_hh: its first step (t = 2) multiplies it by h = 0
     rnn.cell(0, 1).parameters()[1].mutable_value().set_flat(
         0, std::numeric_limits<double>::infinity());

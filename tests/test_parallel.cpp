@@ -37,8 +37,9 @@ struct Model {
     std::shared_ptr<Recurrent> rnn;
     std::shared_ptr<Linear> head;
     Model(const std::string& kind, DType dtype) : gen(11) {
-        if (kind == "lstm") rnn = std::make_shared<LSTM>(3, hidden, RecurrentOptions{}, gen, dtype);
-        else rnn = std::make_shared<GRU>(3, hidden, RecurrentOptions{}, gen, dtype);
+        const RecurrentOptions options{.dtype = dtype};
+        if (kind == "lstm") rnn = std::make_shared<LSTM>(3, hidden, options, gen);
+        else rnn = std::make_shared<GRU>(3, hidden, options, gen);
         head = std::make_shared<Linear>(hidden, 2, gen, dtype);
     }
     std::vector<Variable> parameters() const {

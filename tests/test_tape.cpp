@@ -374,7 +374,7 @@ TEST_CASE(
         "in a float32 LSTM layer the recurrent weight's gradient takes this path and matches "
         "float64") {
         Generator g32(5), g64(5);
-        LSTM lstm32(3, 8, {}, g32, float32), lstm64(3, 8, {}, g64, float64);
+        LSTM lstm32(3, 8, {}, g32), lstm64(3, 8, {.dtype = float64}, g64);
         Tensor x = Generator(6).normal({6, 4, 3}, 0, 1, float64);
         const std::size_t before = detail::products_read_in_place();
         sum(lstm32.forward(Variable(x.to(float32))).output).backward();

@@ -72,8 +72,13 @@ Curve train(const std::string& kind, DType dtype) {
     Generator gen(0);  // the initialisation is overwritten by the reference's weights
     Embedding emb(V, E, gen, dtype);
     std::unique_ptr<Recurrent> rnn;
-    if (kind == "lstm") rnn = std::make_unique<LSTM>(E, H, RecurrentOptions{}, gen, dtype);
-    else rnn = std::make_unique<GRU>(E, H, RecurrentOptions{}, gen, dtype, GRUVariant::reset_after);
+    RecurrentOptions options{.dtype = dtype};
+    if (kind == "lstm") {
+        rnn = std::make_unique<LSTM>(E, H, options, gen);
+    } else {
+        options.variant = GRUVariant::reset_after;
+        rnn = std::make_unique<GRU>(E, H, options, gen);
+    }
     Linear head(H, V, gen, dtype);
     // tapegrad names the recurrent layer's parameters as PyTorch does: weight_ih_l0, ...
     emb.load_state_dict(weights(kind, "init", "emb", dtype));

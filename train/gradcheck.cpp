@@ -1,5 +1,6 @@
 #include "train/gradcheck.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/random.hpp"
@@ -47,10 +48,40 @@ bool GradcheckReport::ok() const {
     return true;
 }
 
+double GradcheckReport::max_abs_error() const {
+    double m = 0;
+    for (const auto& in : inputs) m = std::max(m, in.max_abs_error);
+    return m;
+}
+
+double GradcheckReport::max_rel_error() const {
+    double m = 0;
+    for (const auto& in : inputs) m = std::max(m, in.max_rel_error);
+    return m;
+}
+
+const GradcheckInput* GradcheckReport::worst() const {
+    const GradcheckInput* worst = nullptr;
+    double worst_ratio = -1;
+    for (const auto& in : inputs) {
+        if (!in.checked) continue;
+        const double ratio = std::abs(in.analytic - in.numeric) /
+                             (options.atol + options.rtol * std::abs(in.numeric));
+        // a NaN error is the worst of all
+        if (!worst || std::isnan(ratio) || (!std::isnan(worst_ratio) && ratio > worst_ratio)) {
+            worst = &in;
+            worst_ratio = ratio;
+        }
+    }
+    return worst;
+}
+
 std::string GradcheckReport::str() const {
     std::string s =
         fmt::format("gradcheck {}: {} (eps={:g}, atol={:g}, rtol={:g})", ok() ? "passed" : "FAILED",
                     mode, options.eps, options.atol, options.rtol);
+    if (const GradcheckInput* w = worst(); w && !w->worst_index.empty())
+        s += fmt::format("; worst: {} at {}", w->name, w->worst_index);
     for (const auto& in : inputs) {
         if (!in.checked) {
             s += fmt::format("\n  {} {}: not checked (does not require grad)", in.name,

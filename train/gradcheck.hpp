@@ -49,6 +49,12 @@ struct GradcheckReport {
     GradcheckOptions options;
     std::vector<GradcheckInput> inputs;
     bool ok() const;
+    // Over every checked input: the largest errors, and the input whose worst element is
+    // furthest past its tolerance (or nearest to it, when all pass), measured as
+    // |analytic - numeric| / (atol + rtol |numeric|); nullptr when no input was checked.
+    double max_abs_error() const;
+    double max_rel_error() const;
+    const GradcheckInput* worst() const;
     std::string str() const;
 };
 

@@ -30,7 +30,7 @@ constexpr std::uint64_t max_header_bytes = 100'000'000;
     throw IOError(fmt::format("safetensors '{}': {}", path, what));
 }
 
-const char* dtype_code(DType dt) { return dt == float32 ? "F32" : "F64"; }
+const char* dtype_code(DType dt) { return dt == float32 ? "F32" : dt == float64 ? "F64" : "I64"; }
 
 void write_all(int fd, const char* data, std::size_t n, const std::string& path) {
     while (n > 0) {
@@ -144,33 +144,24 @@ Widen widen_for(std::string_view code) {
     };
 }
 
-// Integers up to 2^53 in magnitude are exact in a float64, each one (2^53 + 1 is not).
-constexpr std::uint64_t max_exact = std::uint64_t{1} << 53;
-
 template <class I>
-std::optional<std::string> integers_to_double(const unsigned char* raw, std::size_t count,
-                                              double* out) {
+std::optional<std::string> integers_to_int64(const unsigned char* raw, std::size_t count,
+                                             std::int64_t* out) {
     for (std::size_t i = 0; i < count; ++i) {
         I v;
         std::memcpy(&v, raw + i * sizeof(I), sizeof(I));
-        if constexpr (sizeof(I) == 8) {
-            const bool exact = std::is_signed_v<I> ? (v >= -static_cast<I>(max_exact) &&
-                                                      v <= static_cast<I>(max_exact))
-                                                   : v <= max_exact;
-            if (!exact)
-                return fmt::format(
-                    "element {} is {}, beyond 2^53, past which a float64 does not hold every "
-                    "integer",
-                    i, v);
+        if constexpr (std::is_same_v<I, std::uint64_t>) {
+            if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+                return fmt::format("element {} is {}, beyond int64's largest value 2^63 - 1", i, v);
         }
-        out[i] = static_cast<double>(v);
+        out[i] = static_cast<std::int64_t>(v);
     }
     return std::nullopt;
 }
 
-// BOOL and the integers as float64; the reason they cannot be, when one value is not exact.
-std::optional<std::string> integers_to_double(const FileDType& d, const unsigned char* raw,
-                                              std::size_t count, double* out) {
+// BOOL and the integers as int64; the reason they cannot be, when one value does not fit.
+std::optional<std::string> integers_to_int64(const FileDType& d, const unsigned char* raw,
+                                             std::size_t count, std::int64_t* out) {
     if (d.kind == Kind::boolean) {
         for (std::size_t i = 0; i < count; ++i) {
             if (raw[i] > 1)
@@ -182,17 +173,17 @@ std::optional<std::string> integers_to_double(const FileDType& d, const unsigned
     }
     switch (d.bits) {
         case 8:
-            return d.is_signed ? integers_to_double<std::int8_t>(raw, count, out)
-                               : integers_to_double<std::uint8_t>(raw, count, out);
+            return d.is_signed ? integers_to_int64<std::int8_t>(raw, count, out)
+                               : integers_to_int64<std::uint8_t>(raw, count, out);
         case 16:
-            return d.is_signed ? integers_to_double<std::int16_t>(raw, count, out)
-                               : integers_to_double<std::uint16_t>(raw, count, out);
+            return d.is_signed ? integers_to_int64<std::int16_t>(raw, count, out)
+                               : integers_to_int64<std::uint16_t>(raw, count, out);
         case 32:
-            return d.is_signed ? integers_to_double<std::int32_t>(raw, count, out)
-                               : integers_to_double<std::uint32_t>(raw, count, out);
+            return d.is_signed ? integers_to_int64<std::int32_t>(raw, count, out)
+                               : integers_to_int64<std::uint32_t>(raw, count, out);
         default:
-            return d.is_signed ? integers_to_double<std::int64_t>(raw, count, out)
-                               : integers_to_double<std::uint64_t>(raw, count, out);
+            return d.is_signed ? integers_to_int64<std::int64_t>(raw, count, out)
+                               : integers_to_int64<std::uint64_t>(raw, count, out);
     }
 }
 
@@ -259,7 +250,7 @@ void save_safetensors(const std::string& path,
         write_all(fd, len, 8, path);
         write_all(fd, text.data(), text.size(), path);
         for (const auto& [name, t] : tensors)
-            dispatch(t.dtype(), [&]<class T>() {
+            dispatch_any(t.dtype(), [&]<class T>() {
                 write_all(fd, reinterpret_cast<const char*>(t.xt<T>().data()), t.nbytes(), path);
             });
         if (::fsync(fd) != 0) io_fail(path, fmt::format("fsync failed: {}", std::strerror(errno)));
@@ -428,8 +419,9 @@ TensorFile load_safetensors(const std::string& path) {
             out.tensors.emplace_back(e.name, std::move(t));
             continue;
         }
-        Tensor t = Tensor::empty(e.shape, float64);
-        if (auto why = integers_to_double(d, raw.data(), e.count, t.mutable_xt<double>().data()))
+        Tensor t = Tensor::empty(e.shape, int64);
+        if (auto why =
+                integers_to_int64(d, raw.data(), e.count, t.mutable_xt<std::int64_t>().data()))
             out.skipped.push_back({e.name, std::string(d.code), e.shape, std::move(*why)});
         else out.tensors.emplace_back(e.name, std::move(t));
     }

@@ -4,17 +4,18 @@
 //
 // Writes are atomic: the data goes to a temporary file in the same folder, is flushed to disk,
 // then renamed over the target, so a crash mid-save leaves the previous file intact. The writer
-// writes F32 and F64, the dtypes of tapegrad's tensors, so every file it writes reads back
+// writes F32, F64 and I64, the dtypes of tapegrad's tensors, so every file it writes reads back
 // bit for bit.
 //
 // Reads check every header field against the file and say exactly what is wrong. The reader
-// knows every dtype of the format; tapegrad tensors are float32 or float64, so it makes of each:
+// knows every dtype of the format; tapegrad tensors are float32, float64 or int64, so it makes
+// of each:
 //   F32, F64                       float32, float64, as stored
 //   F16, BF16, F8_E4M3, F8_E5M2,   float32, exactly (each of their values is a float32,
 //   F8_E4M3FNUZ, F8_E5M2FNUZ,      subnormals, infinities and NaN included)
 //   F8_E8M0
-//   BOOL, U8, I8, U16, I16, U32,   float64 holding the integers (BOOL: 0 and 1), when every
-//   I32, U64, I64                  value is exact in a float64 (|v| <= 2^53); otherwise skipped
+//   BOOL, U8, I8, U16, I16, U32,   int64 holding the integers (BOOL: 0 and 1), exactly; a U64
+//   I32, U64, I64                  tensor with a value beyond 2^63 - 1 is skipped
 //   F4, F6_E2M3, F6_E3M2, C64      skipped: packed sub-byte floats and complex numbers
 // A skipped tensor is checked like any other but listed in TensorFile::skipped with the reason
 // instead of in TensorFile::tensors: one tensor tapegrad cannot hold does not make a file
@@ -42,12 +43,12 @@ struct TensorFile {
         std::string name;
         std::string dtype;  // as in the file
         Shape shape;
-        std::string reason;  // "element 3 is 9007199254740993, beyond 2^53, ..."
+        std::string reason;  // "element 0 is 18446744073709551615, beyond int64's ..."
     };
     std::vector<Skipped> skipped;
 
     const Tensor* find(const std::string& name) const;
-    // The tensor's dtype in the file: its entry in `dtypes`, else "F32"/"F64" from the value
+    // The tensor's dtype in the file: its entry in `dtypes`, else F32, F64 or I64 from the value
     // for a tensor in `tensors`; empty for a name the file does not hold.
     std::string dtype(const std::string& name) const;
 };
@@ -56,7 +57,7 @@ struct TensorFile {
 // a parameter's value: F16, BF16, F32, F64 and the 8-bit floats. Integers and BOOL do not.
 bool is_floating_dtype(std::string_view dtype);
 
-// Writes tensors as F32 (float32) and F64 (float64).
+// Writes tensors as F32 (float32), F64 (float64) and I64 (int64).
 void save_safetensors(const std::string& path,
                       const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});

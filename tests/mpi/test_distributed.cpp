@@ -49,9 +49,8 @@ struct Net : Module {
     Net(std::uint64_t seed, DType dtype, std::size_t hidden = H, std::size_t layers = 1)
         : Module("Net") {
         Generator gen(seed);
-        rnn = register_module(
-            "rnn",
-            std::make_shared<LSTM>(F, hidden, RecurrentOptions{.num_layers = layers}, gen, dtype));
+        const RecurrentOptions options{.num_layers = layers, .dtype = dtype};
+        rnn = register_module("rnn", std::make_shared<LSTM>(F, hidden, options, gen));
         head = register_module("head", std::make_shared<Linear>(hidden, O, gen, dtype));
     }
     Variable loss(const Variable& x, const Variable& y) {

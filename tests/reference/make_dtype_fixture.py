@@ -5,7 +5,7 @@ The state of a small model (nn.Linear(3, 2) as "fc", nn.LSTM(2, 3) as "rnn") sto
 and F32, beside what such files also hold: integer buffers (I64 "num_batches_tracked" and
 "lengths"), a BOOL "mask", F16 and BF16 tensors of special values (subnormals, infinities, NaN,
 -0), integers of every width PyTorch has, and one I64 tensor with a value beyond 2^53, which
-tapegrad cannot hold exactly and must skip. For every tensor but that one, "expected.<name>" is
+a float64 cannot hold (tapegrad reads it as int64, exactly). For every tensor but that one, "expected.<name>" is
 its F64 copy as PyTorch widens it (tensor.double()), which tests/test_safetensors_dtypes.cpp
 compares with what tapegrad reads. Run once with Debian's PyTorch (python3-torch); the output
 is committed:
