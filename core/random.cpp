@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <numbers>
+#include <utility>
+#include <vector>
 
 namespace tapegrad {
 
@@ -81,6 +83,13 @@ Tensor Generator::normal(const Shape& shape, double mean, double stddev, DType d
         for (auto& v : t.mutable_xt<T>()) v = static_cast<T>(mean + stddev * normal());
     });
     return t;
+}
+
+Tensor randperm(std::size_t n, Generator& gen) {
+    std::vector<std::int64_t> order(n);
+    for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::int64_t>(i);
+    for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[gen.below(i)]);
+    return Tensor::from(order, Shape{n});
 }
 
 }  // namespace tapegrad

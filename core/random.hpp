@@ -37,4 +37,8 @@ private:
     double spare_ = 0;
 };
 
+// 0 .. n-1 in a random order (Fisher-Yates with gen.below), as an int64 tensor [n]: the same
+// order for the same generator state on every platform.
+Tensor randperm(std::size_t n, Generator& gen);
+
 }  // namespace tapegrad
