@@ -29,6 +29,7 @@
 #include "layers/basic.hpp"
 #include "layers/cell.hpp"
 #include "layers/cells.hpp"
+#include "layers/init.hpp"
 #include "layers/module.hpp"
 #include "layers/recurrent.hpp"
 // optimizers, clipping, schedules
@@ -40,6 +41,7 @@
 #include "optim/schedule.hpp"
 #include "optim/sgd.hpp"
 // training utilities: gradcheck, parallel_backward, checkpoints
+#include "train/data.hpp"
 #include "train/dot.hpp"
 #include "train/gradcheck.hpp"
 #include "train/parallel.hpp"

@@ -185,9 +185,8 @@ public:
     // ids: T*B time-major ids; initial: empty (zeros) or the states of a previous call.
     Output forward(const std::vector<std::int64_t>& ids, std::size_t T, std::size_t B,
                    const std::vector<Variable>& initial = {}) {
-        const Variable x =
-            tapegrad::reshape(embed->forward(ids), tapegrad::Shape{T, B, config_.embed});
-        auto [out, states] = rnn->forward(x, initial);
+        auto [out, states] =
+            rnn->forward(embed->forward(tapegrad::Tensor::from(ids, {T, B})), initial);
         return {(*head)(tapegrad::reshape(out, tapegrad::Shape{T * B, config_.hidden})),
                 std::move(states)};
     }

@@ -93,9 +93,8 @@ int main(int argc, char** argv) {
         }
         auto out = rnn.forward(Variable(x), {}, lengths);
         // the final states of both directions of the last layer summarise each sequence
-        Variable summary =
-            concat({narrow(out.states[0], 0, 2, 1), narrow(out.states[0], 0, 3, 1)}, 2);
-        Variable loss = mse_loss(head(reshape(summary, Shape{B, 16})), Variable(y));
+        Variable summary = concat({select(out.states[0], 0, 2), select(out.states[0], 0, 3)}, 1);
+        Variable loss = mse_loss(head(summary), Variable(y));
         opt.zero_grad();
         loss.backward();
         clip_grad_norm(opt.parameters(), 1.0);
