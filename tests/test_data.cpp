@@ -13,14 +13,11 @@
 #include "tests/test_support.hpp"
 
 using namespace tapegrad;
+using tapegrad::test::has;
 using tapegrad::test::message_of;
 
 namespace {
 using Ints = std::vector<std::int64_t>;
-
-bool has(const std::string& message, const std::string& part) {
-    return message.find(part) != std::string::npos;
-}
 
 Ints sorted(Ints v) {
     std::sort(v.begin(), v.end());

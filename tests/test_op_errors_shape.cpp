@@ -11,6 +11,7 @@
 #include "tests/test_support.hpp"
 
 using namespace tapegrad;
+using tapegrad::test::has;
 using tapegrad::test::message_of;
 
 namespace {
@@ -28,9 +29,6 @@ Variable param(const Shape& shape, DType dtype = float64) {
 std::vector<double> values(const Variable& v) { return v.value().to_vector(); }
 std::vector<double> grad_values(const Variable& v) { return v.grad().to_vector(); }
 
-bool has(const std::string& message, const std::string& part) {
-    return message.find(part) != std::string::npos;
-}
 }  // namespace
 
 // ---- values and closed-form gradients

@@ -12,6 +12,7 @@
 #include "tests/test_support.hpp"
 
 using namespace tapegrad;
+using tapegrad::test::has;
 using tapegrad::test::message_of;
 
 namespace {
@@ -27,9 +28,6 @@ Tensor iota(const Shape& shape, DType dtype = float64) {
 
 std::vector<double> values(const Variable& v) { return v.value().to_vector(); }
 
-bool has(const std::string& message, const std::string& part) {
-    return message.find(part) != std::string::npos;
-}
 }  // namespace
 
 // ---- argmax, argmin

@@ -28,6 +28,11 @@ std::string message_of(const std::function<void()>& f) {
     return "(no exception)";
 }
 
+// Whether an error message contains `part`.
+inline bool has(const std::string& message, const std::string& part) {
+    return message.find(part) != std::string::npos;
+}
+
 // A folder of this process's own (tapegrad_<tag>_<pid> in the temp folder), so concurrent test
 // runs do not share files.
 inline std::filesystem::path scratch_dir(const std::string& tag) {
