@@ -173,6 +173,8 @@ const std::vector<Op>& ops() {
              const double beta = p.value();
              return V{softplus(in.x, beta, p.value())};
          }},
+        {"silu", [](I in, Bytes&) { return V{silu(in.x)}; }},
+        {"gelu", [](I in, Bytes& p) { return V{gelu(in.x, p.flag())}; }},
         {"clamp",
          [](I in, Bytes& p) {
              const auto lo = maybe(p);
@@ -228,6 +230,21 @@ const std::vector<Op>& ops() {
          [](I in, Bytes& p) {
              const auto axes = p.axes();
              return V{logsumexp(in.x), logsumexp(in.x, axes, p.flag())};
+         }},
+        {"cumsum",
+         [](I in, Bytes& p) {
+             const long axis = p.axis();
+             return V{cumsum(in.x, axis, p.flag())};
+         }},
+        {"logcumsumexp", [](I in, Bytes& p) { return V{logcumsumexp(in.x, p.axis())}; }},
+        {"linear_scan",
+         [](I in, Bytes& p) {
+             // a = x, b = y (often of x's shape); h0 usually x's shape without its first axis
+             Shape h0 = in.x.shape();
+             if (!h0.empty()) h0.erase(h0.begin());
+             if (p.u8() % 8 == 0) h0 = p.shape();
+             const bool grad = p.flag();
+             return V{linear_scan(in.x, in.y, Variable(p.tensor(h0, in.dtype), grad), p.flag())};
          }},
         {"var",
          [](I in, Bytes& p) {

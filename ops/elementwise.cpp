@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <numbers>
 #include <optional>
 #include <type_traits>
 
@@ -183,6 +184,107 @@ Variable softplus(const Variable& x, double beta, double threshold, const Loc& l
             });
             Variable s = sigmoid(beta == 1 ? x : x * beta);
             bw.add(0, bw.grad_out() * where(linear, constant(1.0, x.dtype()), s));
+        },
+        loc);
+}
+
+namespace {
+// An activation's derivative d(x), which tends to 1 as x -> +Inf and to 0 as x -> -Inf, with
+// those limits taken where |x| > bound or x is ±Inf (d evaluated there would give Inf * 0 =
+// NaN); d itself sees 0 there, so no NaN reaches a gradient of the gradient. NaN propagates.
+template <class F>
+Variable saturating_derivative(const Variable& x, double bound, F&& d) {
+    const bool tails = dispatch(x.dtype(), [&]<class T>() {
+        const T* p = x.value().xt<T>().data();
+        return std::any_of(p, p + x.numel(),
+                           [bound](T v) { return std::isinf(v) || std::abs(v) > bound; });
+    });
+    if (!tails) return d(x);
+    Tensor inside = map(x.value(), [bound]<class T>(const Array<T>& v) {
+        return xt::where(xt::isinf(v) || xt::abs(v) > T(bound), T(0), T(1));
+    });
+    Tensor limit =
+        map(x.value(), []<class T>(const Array<T>& v) { return xt::where(v > T(0), T(1), T(0)); });
+    const Variable xs = where(inside, x, constant(0.0, x.dtype()));
+    return where(inside, d(xs), constant(limit));
+}
+
+constexpr double inv_sqrt2 = 1 / std::numbers::sqrt2;
+constexpr double inv_sqrt_2pi = std::numbers::inv_sqrtpi * inv_sqrt2;
+constexpr double gelu_k = std::numbers::sqrt2 * std::numbers::inv_sqrtpi;  // √(2/π)
+constexpr double gelu_a = 0.044715;
+
+// Φ(x) = erfc(-x / √2) / 2, the standard normal CDF (gelu's rule). Gradient φ(x) =
+// exp(-x² / 2) / √(2π).
+Variable normal_cdf(const Variable& x, const Loc& loc) {
+    Tensor out = map(
+        x.value(), []<class T>(const Array<T>& v) { return T(0.5) * xt::erfc(v * T(-inv_sqrt2)); });
+    return record(
+        "normal_cdf", std::move(out), {x},
+        [](Backward& bw) {
+            const Variable& x = bw.input(0);
+            bw.add(0, bw.grad_out() * (exp(x * x * -0.5) * inv_sqrt_2pi));
+        },
+        loc);
+}
+}  // namespace
+
+Variable silu(const Variable& x, const Loc& loc) {
+    require_defined("silu", x, loc);
+    // x / (1 + e^-x): -0 for x -> -Inf, where it would be -Inf / Inf
+    Tensor out = map(x.value(), []<class T>(const Array<T>& v) {
+        return xt::where(xt::isinf(v) && v < T(0), T(0), v / (T(1) + xt::exp(-v)));
+    });
+    return record(
+        "silu", std::move(out), {x},
+        [](Backward& bw) {
+            // d silu(x) = s (1 + x (1 - s)), s = sigmoid(x); 1 at +Inf, 0 at -Inf
+            const Variable d = saturating_derivative(
+                bw.input(0), std::numeric_limits<double>::infinity(), [](const Variable& x) {
+                    const Variable s = sigmoid(x);
+                    return s * (1.0 + x * (1.0 - s));
+                });
+            bw.add(0, bw.grad_out() * d);
+        },
+        loc);
+}
+
+Variable gelu(const Variable& x, bool tanh_approximation, const Loc& loc) {
+    require_defined("gelu", x, loc);
+    if (tanh_approximation) {
+        // x (1 + tanh(u)) / 2 = x sigmoid(2u), u = √(2/π) (x + a x³): no cancellation for x < 0
+        Tensor out = map(x.value(), []<class T>(const Array<T>& v) -> Array<T> {
+            const Array<T> w = T(2 * gelu_k) * (v + T(gelu_a) * v * v * v);
+            return xt::where(xt::isinf(v) && v < T(0), T(0), v / (T(1) + xt::exp(-w)));
+        });
+        return record(
+            "gelu", std::move(out), {x},
+            [](Backward& bw) {
+                // d = s + x s (1 - s) 2√(2/π) (1 + 3a x²), s = sigmoid(2u). Past |x| = 30 it is
+                // 1 or 0 to double precision, and x³ or x² could overflow: limits taken there.
+                const Variable d = saturating_derivative(bw.input(0), 30.0, [](const Variable& x) {
+                    const Variable x2 = x * x;
+                    const Variable s = sigmoid(x * ((x2 * gelu_a + 1.0) * (2 * gelu_k)));
+                    return s + x * (s * (1.0 - s)) * ((x2 * (3 * gelu_a) + 1.0) * (2 * gelu_k));
+                });
+                bw.add(0, bw.grad_out() * d);
+            },
+            loc);
+    }
+    // x Φ(x), Φ(x) = erfc(-x / √2) / 2: accurate far into x < 0; 0 at -Inf
+    Tensor out = map(x.value(), []<class T>(const Array<T>& v) {
+        return xt::where(xt::isinf(v) && v < T(0), T(0),
+                         v * (T(0.5) * xt::erfc(v * T(-inv_sqrt2))));
+    });
+    return record(
+        "gelu", std::move(out), {x},
+        [loc](Backward& bw) {
+            // d gelu(x) = Φ(x) + x φ(x), φ(x) = exp(-x² / 2) / √(2π); 1 at +Inf, 0 at -Inf
+            const Variable d = saturating_derivative(
+                bw.input(0), std::numeric_limits<double>::infinity(), [&](const Variable& x) {
+                    return normal_cdf(x, loc) + x * (exp(x * x * -0.5) * inv_sqrt_2pi);
+                });
+            bw.add(0, bw.grad_out() * d);
         },
         loc);
 }

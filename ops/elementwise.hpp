@@ -21,6 +21,11 @@ Variable leaky_relu(const Variable& x, double negative_slope = 0.01,
 // PyTorch). Gradient sigmoid(beta x), and 1 in the linear part. beta must be > 0.
 Variable softplus(const Variable& x, double beta = 1, double threshold = 20,
                   const Loc& loc = Loc::current());
+// x sigmoid(x) (F.silu). Gradient sigmoid(x) (1 + x (1 - sigmoid(x))); silu(-Inf) = 0.
+Variable silu(const Variable& x, const Loc& loc = Loc::current());
+// x Φ(x) = x (1 + erf(x / √2)) / 2 (F.gelu); with tanh_approximation, approximate='tanh':
+// x (1 + tanh(√(2/π) (x + 0.044715 x³))) / 2. Gradient Φ(x) + x φ(x), resp. its tanh form.
+Variable gelu(const Variable& x, bool tanh_approximation = false, const Loc& loc = Loc::current());
 // x limited to [min, max]; either bound may be absent, not both; min <= max. Gradient 1
 // where min <= x <= max (bounds included, as PyTorch), else 0.
 Variable clamp(const Variable& x, std::optional<double> min, std::optional<double> max,

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <xtensor/xmath.hpp>
 
 #include "core/tape.hpp"
+#include "ops/elementwise.hpp"
 #include "ops/shape.hpp"
 #include "ops/support.hpp"
 #include "ops/unary.hpp"
@@ -129,6 +131,113 @@ Variable arg_extreme(const char* op, const Variable& x, long axis, bool keepdims
     });
     return constant(out);  // not recorded: indices have no gradient
 }
+
+// x's shape around one axis: `outer` lanes before it, `n` elements along it, `inner` after it.
+// Element (o, j, i) of a contiguous array is at (o * n + j) * inner + i.
+struct Lanes {
+    std::size_t outer = 1, n = 0, inner = 1;
+};
+
+Lanes lanes(const Shape& shape, std::size_t axis) {
+    Lanes l;
+    l.n = shape[axis];
+    for (std::size_t d = 0; d < shape.size(); ++d) {
+        if (d < axis) l.outer *= shape[d];
+        if (d > axis) l.inner *= shape[d];
+    }
+    return l;
+}
+
+// Runs step(k, prev, cur) over every lane of l in scan order: k counts steps from the lane's
+// start (the front, or the back when `reverse`), prev and cur are the offsets of the previous
+// step's and this step's element (prev is meaningless at k = 0). Lanes run side by side, the
+// inner axis innermost, so a scan along a leading axis reads memory in order.
+template <class F>
+void scan(const Lanes& l, bool reverse, F&& step) {
+    for (std::size_t o = 0; o < l.outer; ++o)
+        for (std::size_t k = 0; k < l.n; ++k) {
+            const std::size_t j = reverse ? l.n - 1 - k : k;
+            const std::size_t jp = reverse ? j + 1 : j - 1;
+            const std::size_t cur = (o * l.n + j) * l.inner, prev = (o * l.n + jp) * l.inner;
+            for (std::size_t i = 0; i < l.inner; ++i) step(k, prev + i, cur + i);
+        }
+}
+
+// log(exp(a) + exp(b)) without overflow: -Inf and -Inf give -Inf, +Inf wins, NaN propagates.
+template <class T>
+T log_add_exp(T a, T b) {
+    if (std::isnan(a) || std::isnan(b)) return a + b;
+    const T hi = std::max(a, b), lo = std::min(a, b);
+    if (lo == -std::numeric_limits<T>::infinity() || hi == std::numeric_limits<T>::infinity())
+        return hi;
+    return hi + std::log1p(std::exp(lo - hi));
+}
+
+// logcumsumexp along `axis`, front to back or (reverse) back to front. The public op is the
+// forward one; the reverse one is its gradient's building block under create_graph.
+Variable log_cum_sum_exp(const Variable& x, std::size_t axis, bool reverse, const Loc& loc) {
+    const Lanes l = lanes(x.shape(), axis);
+    Tensor out = dispatch(x.dtype(), [&]<class T>() {
+        auto r = Array<T>::from_shape(x.shape());
+        const T* src = x.value().xt<T>().data();
+        T* dst = r.data();
+        scan(l, reverse, [&](std::size_t k, std::size_t prev, std::size_t cur) {
+            dst[cur] = k == 0 ? src[cur] : log_add_exp(dst[prev], src[cur]);
+        });
+        return Tensor(std::move(r));
+    });
+    return record(
+        "logcumsumexp", std::move(out), {x},
+        [axis, reverse, l, loc](Backward& bw) {
+            // dL/dx_s = Σ_{t after s} g_t exp(x_s - y_t) ("after": in scan order, s included)
+            const Variable& g = bw.grad_out();
+            const Variable& x = bw.input(0);
+            const Variable y = bw.result();
+            if (!grad_enabled()) {
+                // one pass back against the scan, with every factor <= 1 (y is monotone and
+                // y_t >= x_t): Q_s = g_s + exp(y_s - y_next) Q_next, dL/dx_s = exp(x_s - y_s) Q_s
+                // (a factor of two equal values is 1: -Inf prefixes pass their gradient on
+                // to the element that starts them, as y_0 = x_0 does)
+                bw.add(
+                    0, Variable(dispatch(g.dtype(), [&]<class T>() {
+                        auto q = Array<T>::from_shape(g.shape());
+                        const T* gv = g.value().xt<T>().data();
+                        const T* xv = x.value().xt<T>().data();
+                        const T* yv = y.value().xt<T>().data();
+                        T* dst = q.data();
+                        const auto ratio = [](T a, T b) { return a == b ? T(1) : std::exp(a - b); };
+                        scan(l, !reverse, [&](std::size_t k, std::size_t next, std::size_t cur) {
+                            dst[cur] =
+                                k == 0 ? gv[cur] : gv[cur] + ratio(yv[cur], yv[next]) * dst[next];
+                        });
+                        for (std::size_t e = 0; e < q.size(); ++e) dst[e] *= ratio(xv[e], yv[e]);
+                        return Tensor(std::move(q));
+                    })));
+                return;
+            }
+            // under create_graph, with ops, in log space with g split by sign:
+            // exp(x_s + logcumsumexp_back(log g±_t - y_t)_s)
+            const DType dt = g.dtype();
+            const auto mask = [&](bool positive) {
+                return dispatch(dt, [&]<class T>() {
+                    auto m = Array<T>::from_shape(g.shape());
+                    const T* gv = g.value().xt<T>().data();
+                    for (std::size_t e = 0; e < m.size(); ++e)
+                        m.data()[e] = (positive ? gv[e] > T(0) : gv[e] < T(0)) ? T(1) : T(0);
+                    return Tensor(std::move(m));
+                });
+            };
+            const auto part = [&](bool positive) {
+                const Tensor m = mask(positive);
+                const Variable sg = positive ? g : -g;
+                const Variable lg = where(m, log(where(m, sg, constant(1.0, dt))),
+                                          constant(-std::numeric_limits<double>::infinity(), dt));
+                return exp(log_cum_sum_exp(lg - y, axis, !reverse, loc) + x);
+            };
+            bw.add(0, part(true) - part(false));
+        },
+        loc);
+}
 }  // namespace
 
 Variable sum(const Variable& x, const std::vector<long>& axes, bool keepdims, const Loc& loc) {
@@ -198,6 +307,33 @@ Variable logsumexp(const Variable& x, const std::vector<long>& axes, bool keepdi
 }
 
 Variable logsumexp(const Variable& x, const Loc& loc) { return logsumexp(x, {}, false, loc); }
+
+Variable cumsum(const Variable& x, long axis, bool reverse, const Loc& loc) {
+    ops::require_defined("cumsum", x, loc);
+    const std::size_t a = ops::normalize_axis("cumsum", axis, x.dim(), loc);
+    const Lanes l = lanes(x.shape(), a);
+    Tensor out = dispatch(x.dtype(), [&]<class T>() {
+        auto r = Array<T>::from_shape(x.shape());
+        const T* src = x.value().xt<T>().data();
+        T* dst = r.data();
+        scan(l, reverse, [&](std::size_t k, std::size_t prev, std::size_t cur) {
+            dst[cur] = k == 0 ? src[cur] : dst[prev] + src[cur];
+        });
+        return Tensor(std::move(r));
+    });
+    return record(
+        "cumsum", std::move(out), {x}, Reads{no_inputs, false},
+        [axis = static_cast<long>(a), reverse](Backward& bw) {
+            // x_s enters every y_t after it: its gradient sums g_t the other way
+            bw.add(0, cumsum(bw.grad_out(), axis, !reverse));
+        },
+        loc);
+}
+
+Variable logcumsumexp(const Variable& x, long axis, const Loc& loc) {
+    ops::require_defined("logcumsumexp", x, loc);
+    return log_cum_sum_exp(x, ops::normalize_axis("logcumsumexp", axis, x.dim(), loc), false, loc);
+}
 
 Variable var(const Variable& x, const std::vector<long>& axes, double correction, bool keepdims,
              const Loc& loc) {

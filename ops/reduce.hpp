@@ -43,6 +43,20 @@ Variable logsumexp(const Variable& x, const Loc& loc = Loc::current());
 Variable logsumexp(const Variable& x, const std::vector<long>& axes, bool keepdims = false,
                    const Loc& loc = Loc::current());
 
+// Running sums along `axis` (negative: from the end), of x's shape, as torch.cumsum:
+// y_t = Σ_{s<=t} x_s. reverse sums from the end instead (y_t = Σ_{s>=t} x_s, as
+// torch.flip(torch.cumsum(torch.flip(x)))). The gradient is the cumsum of the incoming gradient
+// in the opposite direction. An empty axis gives an empty result.
+Variable cumsum(const Variable& x, long axis, bool reverse = false,
+                const Loc& loc = Loc::current());
+
+// Running logsumexp along `axis` (negative: from the end), as torch.logcumsumexp:
+// y_t = log Σ_{s<=t} exp(x_s), accumulated as a running max plus log1p (no overflow: x = 1000
+// gives 1000; -Inf inputs give -Inf prefixes, not NaN). The gradient
+// Σ_{t>=s} g_t exp(x_s - y_t) is computed without overflow too: in one backward pass in a plain
+// backward, with ops (in log space) under create_graph. An empty axis gives an empty result.
+Variable logcumsumexp(const Variable& x, long axis, const Loc& loc = Loc::current());
+
 // Variance Σ (x - mean)^2 / (N - correction) over N reduced elements: unbiased by default, as
 // torch.var; correction = 0 gives the population variance. N - correction must be > 0.
 Variable var(const Variable& x, const Loc& loc = Loc::current());

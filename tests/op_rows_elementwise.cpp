@@ -1,6 +1,7 @@
-// Gradcheck rows for more elementwise ops: pow, sqrt, abs, log1p, leaky_relu, softplus, clamp,
-// maximum, minimum, where, lerp. Inputs come from Domain::any (|x| >= 0.1, off the kinks at 0) or
-// Domain::positive; bounds and thresholds are chosen so random inputs fall on both sides.
+// Gradcheck rows for more elementwise ops: pow, sqrt, abs, log1p, leaky_relu, softplus, silu,
+// gelu, clamp, maximum, minimum, where, lerp. Inputs come from Domain::any (|x| >= 0.1, off the
+// kinks at 0) or Domain::positive; bounds and thresholds are chosen so random inputs fall on both
+// sides ("wide range" rows scale them to [-8, 8], the activations' tails).
 // Piecewise-linear ops have second derivative 0 away from their kinks, so every row also runs
 // gradgradcheck.
 #include "op_table.hpp"
@@ -53,6 +54,12 @@ std::vector<OpRow> rows_elementwise() {
         {"softplus beta 2 threshold 1 (linear part hit)",
          {{3, 4}},
          [](V x) { return softplus(x[0], 2.0, 1.0); }},
+        {"silu", {{3, 4}}, [](V x) { return silu(x[0]); }},
+        {"silu wide range", {{3, 4}}, [](V x) { return silu(x[0] * 4.0); }},
+        {"gelu", {{3, 4}}, [](V x) { return gelu(x[0]); }},
+        {"gelu wide range", {{3, 4}}, [](V x) { return gelu(x[0] * 4.0); }},
+        {"gelu tanh", {{3, 4}}, [](V x) { return gelu(x[0], true); }},
+        {"gelu tanh wide range", {{3, 4}}, [](V x) { return gelu(x[0] * 4.0, true); }},
         {"clamp", {{3, 4}}, [](V x) { return clamp(x[0], -1.0, 1.0); }},
         {"clamp min only", {{3, 4}}, [](V x) { return clamp(x[0], 0.5, std::nullopt); }},
         {"clamp max only", {{3, 4}}, [](V x) { return clamp(x[0], std::nullopt, -0.5); }},

@@ -1,5 +1,5 @@
 // Gradcheck rows for the reductions: sum, mean, max, min, argmax, argmin (and the accuracy
-// metric built on argmax), logsumexp, var. Random inputs have no
+// metric built on argmax), logsumexp, var, and the running ones, cumsum and logcumsumexp. Random inputs have no
 // ties, so max/min are smooth there (second derivative 0).
 #include "op_table.hpp"
 
@@ -54,6 +54,12 @@ std::vector<OpRow> rows_reduce() {
          [](V x) {
              return logsumexp(x[0], {0, 2}, true);
          }},
+        {"cumsum axis 0", {{3, 4}}, [](V x) { return cumsum(x[0], 0); }},
+        {"cumsum last axis", {{2, 3, 4}}, [](V x) { return cumsum(x[0], -1); }},
+        {"cumsum reverse", {{2, 5, 3}}, [](V x) { return cumsum(x[0], 1, true); }},
+        {"logcumsumexp axis 0", {{4, 3}}, [](V x) { return logcumsumexp(x[0], 0); }},
+        {"logcumsumexp last axis", {{2, 3, 5}}, [](V x) { return logcumsumexp(x[0], -1); }},
+        {"logcumsumexp middle axis", {{2, 4, 3}}, [](V x) { return logcumsumexp(x[0], 1); }},
         {"var all", {{2, 3}}, [](V x) { return var(x[0]); }},
         {"var axis", {{2, 3, 4}}, [](V x) { return var(x[0], {1}); }},
         {"var last axis", {{3, 20}}, [](V x) { return var(x[0], {-1}); }},

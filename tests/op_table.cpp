@@ -5,8 +5,8 @@ namespace tapegrad::testing {
 const std::vector<OpRow>& op_table() {
     static const std::vector<OpRow> rows = [] {
         std::vector<OpRow> all;
-        for (auto family :
-             {rows_arith, rows_elementwise, rows_reduce, rows_shape, rows_linalg, rows_nn})
+        for (auto family : {rows_arith, rows_elementwise, rows_reduce, rows_shape, rows_linalg,
+                            rows_nn, rows_scan})
             for (auto& row : family()) all.push_back(std::move(row));
         return all;
     }();

@@ -32,6 +32,7 @@ std::vector<OpRow> rows_reduce();
 std::vector<OpRow> rows_shape();
 std::vector<OpRow> rows_linalg();
 std::vector<OpRow> rows_nn();
+std::vector<OpRow> rows_scan();
 std::vector<Tensor> make_inputs(const OpRow& row, DType dtype, std::uint64_t seed = 0);
 
 }  // namespace tapegrad::testing
