@@ -23,6 +23,7 @@
 #include "ops/loss.hpp"
 #include "ops/nn.hpp"
 #include "ops/reduce.hpp"
+#include "ops/scan.hpp"
 #include "ops/shape.hpp"
 #include "ops/unary.hpp"
 // modules, cells and the recurrent driver

@@ -104,6 +104,40 @@ void check_finite_input(const std::string& op, const Variable& x, bool batch_fir
 }
 }  // namespace
 
+namespace {
+// One layer and direction of a cell that runs whole sequences (Cell::sequence), its results
+// checked: outputs [T, B, H] and a state of the cell's own count and shapes.
+Cell::SequenceResult run_sequence(const std::string& op, Cell& cell, const Variable& input,
+                                  const State& state, const Tensor& keep, bool reverse,
+                                  const std::source_location& loc) {
+    const std::size_t T = input.shape()[0], B = input.shape()[1], H = cell.hidden_size();
+    Variable x = input;
+    if (cell.projects_input()) {
+        const Variable rows = cell.project_input(reshape(input, Shape{T * B, input.shape()[2]}));
+        x = reshape(rows, Shape{T, B, rows.shape()[1]});
+    }
+    Cell::SequenceResult r = cell.sequence(x, state, {keep, reverse});
+    if (!r.outputs.defined() || r.outputs.shape() != Shape{T, B, H})
+        fail<ShapeError>(
+            op,
+            fmt::format("{}::sequence must return outputs [{},{},{}], got {}", cell.type_name(), T,
+                        B, H,
+                        r.outputs.defined() ? to_string(r.outputs.shape()) : std::string("none")),
+            loc);
+    if (r.state.size() != state.size())
+        fail<ShapeError>(op,
+                         fmt::format("{}::sequence returned {} state tensors, the cell has {}",
+                                     cell.type_name(), r.state.size(), state.size()),
+                         loc);
+    for (const Variable& s : r.state)
+        if (!s.defined() || s.shape() != Shape{B, H})
+            fail<ShapeError>(
+                op, fmt::format("{}::sequence must return states [{},{}]", cell.type_name(), B, H),
+                loc);
+    return r;
+}
+}  // namespace
+
 RecurrentOutput Recurrent::forward(const Variable& x, const std::vector<Variable>& initial,
                                    const Tensor& lengths, const std::source_location& loc) {
     const std::string op = type_name() + ".forward";
@@ -199,6 +233,9 @@ RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Varia
                                       constant(0.0, x_in.dtype()));
     if (bf) x = transpose(x, 0, 1);
     const Variable zero = constant(0.0, x.dtype());
+    // For cells that run whole sequences: every step's keep at once, [T, B, 1].
+    const Tensor sequence_keep =
+        keep.empty() ? Tensor() : padding_mask(lengths, T, B, false, x.dtype());
 
     const std::shared_ptr<detail::StateGradientLog> watch = watch_;
     if (watch)
@@ -210,6 +247,7 @@ RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Varia
     for (std::size_t l = 0; l < L; ++l) {
         const GraphScope layer_scope(fmt::format("layer {}", l));
         std::vector<std::vector<Variable>> outputs(D, std::vector<Variable>(T));
+        std::vector<Variable> whole(D);  // [T, B, H] from a cell that ran the whole sequence
         for (std::size_t d = 0; d < D; ++d) {
             const GraphScope direction_scope(d ? "reverse" : "forward");
             Cell& cell = *cells_[l * D + d];
@@ -219,6 +257,13 @@ RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Varia
                                ? constant(Tensor::zeros({B, H}, x.dtype()))
                                : reshape(narrow(initial[k], 0, static_cast<long>(l * D + d), 1),
                                          Shape{B, H});
+            if (cell.runs_sequences()) {
+                auto [outs, last] =
+                    run_sequence(op, cell, layer_input, state, sequence_keep, d == 1, loc);
+                whole[d] = sequence_keep.defined() ? where(sequence_keep, outs, zero) : outs;
+                for (std::size_t k = 0; k < S; ++k) finals[k].push_back(last[k]);
+                continue;
+            }
             // Before the projection: what the cell records once per sequence (a GRU's weight
             // slices) then runs backward after the projection's gradient is joined, so the
             // slices' per-step products read that gradient in place (core/products.hpp).
@@ -258,12 +303,18 @@ RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Varia
             }
             for (std::size_t k = 0; k < S; ++k) finals[k].push_back(state[k]);
         }
-        std::vector<Variable> per_step(T);
-        for (std::size_t t = 0; t < T; ++t) {
-            const GraphScope step_scope("", static_cast<long>(t));
-            per_step[t] = D == 1 ? outputs[0][t] : concat({outputs[0][t], outputs[1][t]}, 1);
+        if (std::ranges::all_of(whole, [](const Variable& w) { return w.defined(); })) {
+            layer_input = D == 1 ? whole[0] : concat(whole, 2);  // [T, B, D*H]
+        } else {
+            for (std::size_t d = 0; d < D; ++d)
+                if (whole[d].defined()) outputs[d] = unbind(whole[d], 0);
+            std::vector<Variable> per_step(T);
+            for (std::size_t t = 0; t < T; ++t) {
+                const GraphScope step_scope("", static_cast<long>(t));
+                per_step[t] = D == 1 ? outputs[0][t] : concat({outputs[0][t], outputs[1][t]}, 1);
+            }
+            layer_input = stack(per_step, 0);  // [T, B, D*H]
         }
-        layer_input = stack(per_step, 0);  // [T, B, D*H]
         if (l + 1 < L && options_.dropout > 0 && is_training())
             layer_input = dropout(layer_input, options_.dropout, true, dropout_gen_);
     }

@@ -98,7 +98,8 @@ private:
 //   std::vector<double> dh = watch.norms(0);         // layer 0, forward direction, h
 //   std::vector<double> dc = watch.norms(0, 0, 1);   // ... c
 //
-// A norm is the Frobenius norm over the batch, of the last backward that reached the step
+// A cell that runs whole sequences (Cell::sequence) has no per-step state to watch: its norms
+// stay 0. A norm is the Frobenius norm over the batch, of the last backward that reached the step
 // (0 where none did), indexed by time step t, whatever the direction. Each forward starts
 // anew. Not for a layer shared by parallel shards.
 class StateGradients {
