@@ -283,6 +283,16 @@ Variable argmin(const Variable& x, long axis, bool keepdims, const Loc& loc) {
     return arg_extreme<false>("argmin", x, axis, keepdims, loc);
 }
 
+ValuesIndices max_with_indices(const Variable& x, long axis, bool keepdims, const Loc& loc) {
+    return {max(x, std::vector<long>{axis}, keepdims, loc),
+            argmax(x, axis, keepdims, loc).value().to(int64)};
+}
+
+ValuesIndices min_with_indices(const Variable& x, long axis, bool keepdims, const Loc& loc) {
+    return {min(x, std::vector<long>{axis}, keepdims, loc),
+            argmin(x, axis, keepdims, loc).value().to(int64)};
+}
+
 Variable logsumexp(const Variable& x, const std::vector<long>& axes, bool keepdims,
                    const Loc& loc) {
     ops::require_defined("logsumexp", x, loc);

@@ -37,6 +37,19 @@ Variable argmax(const Variable& x, long axis, bool keepdims = false,
 Variable argmin(const Variable& x, long axis, bool keepdims = false,
                 const Loc& loc = Loc::current());
 
+// PyTorch's torch.max(x, dim) / torch.min(x, dim) (named apart from max(x, {axis}), which a
+// braced axis would otherwise turn into this): the extreme along one axis and where it is,
+// as an int64 tensor (argmax's index). The values are max(x, {axis}) / min(x, {axis}), with
+// their gradient: k tied elements share it evenly, where PyTorch gives it all to the index.
+struct ValuesIndices {
+    Variable values;
+    Tensor indices;  // int64
+};
+ValuesIndices max_with_indices(const Variable& x, long axis, bool keepdims = false,
+                               const Loc& loc = Loc::current());
+ValuesIndices min_with_indices(const Variable& x, long axis, bool keepdims = false,
+                               const Loc& loc = Loc::current());
+
 // log Σ exp(x), computed as m + log Σ exp(x - m) with m the max (no overflow). Its gradient
 // is the softmax of x over the reduced axes. An empty reduction gives -Inf.
 Variable logsumexp(const Variable& x, const Loc& loc = Loc::current());

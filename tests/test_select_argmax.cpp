@@ -238,3 +238,18 @@ TEST_CASE("accuracy: errors") {
     m = message_of<ValueError>([&] { accuracy(logits, Variable()); });
     CHECK(m.find("accuracy: an input variable is undefined") == 0);
 }
+
+TEST_CASE("max_with_indices, min_with_indices: values with their gradient, int64 indices") {
+    const Variable x(Tensor::from({3, 1, 4, 1, 5, 9}, {2, 3}, float64), true);
+    const auto [values, indices] = max_with_indices(x, 1);
+    CHECK(values.value().to_vector() == std::vector<double>{4, 9});
+    CHECK(indices.dtype() == int64);
+    CHECK(indices.values<std::int64_t>() == std::vector<std::int64_t>{2, 2});
+    const auto lo = min_with_indices(x, 0, true);
+    CHECK(lo.values.shape() == Shape{1, 3});
+    CHECK(lo.indices.shape() == Shape{1, 3});
+    CHECK(lo.indices.values<std::int64_t>() == std::vector<std::int64_t>{1, 0, 0});
+    sum(values).backward();
+    CHECK(x.grad().to_vector() == std::vector<double>{0, 0, 1, 0, 0, 1});
+    CHECK(has(message_of<ShapeError>([&] { (void)max_with_indices(x, 2); }), "axis 2"));
+}
