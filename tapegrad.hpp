@@ -31,6 +31,7 @@
 #include "layers/cell.hpp"
 #include "layers/cells.hpp"
 #include "layers/init.hpp"
+#include "layers/modern_cells.hpp"
 #include "layers/module.hpp"
 #include "layers/recurrent.hpp"
 // optimizers, clipping, schedules
