@@ -1,11 +1,15 @@
 // The article's three cells beside today's (minGRU, minLSTM, IndRNN, a selective state space,
 // sLSTM) on the demo's protocol: the adding problem at the lengths given, and, with --text, a
 // character-level language model, each cell with the same wall-time budget. Prints a Markdown
-// table per task: parameters, ms per training step, steps and seconds to solve, final loss.
+// table per task: parameters, ms per training step, steps and seconds to solve, final loss;
+// with --out DIR also writes them to DIR/cell_zoo.md, every evaluation to DIR/cell_zoo.csv and
+// the held-out loss against wall time to DIR/cell_zoo.png (gnuplot).
 //
-//   build/examples/cell_zoo --length 100 --length 1000 --seconds 60 --text input.txt
+//   build/examples/cell_zoo --length 100 --length 1000 --seconds 60 --text input.txt --out dir
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -83,11 +87,18 @@ struct Model : Module {
     }
 };
 
+struct Point {
+    double seconds;  // training wall time so far
+    std::size_t step;
+    double loss;  // held out
+};
+
 struct Row {
-    std::size_t params = 0, steps = 0;
+    std::size_t steps = 0;
     double ms_per_step = 0, solved_s = -1;
     std::size_t solved_step = 0;
     double final_loss = 0;
+    std::vector<Point> curve;
 };
 
 double seconds_since(Clock::time_point t0) {
@@ -110,6 +121,7 @@ Row train_for(double budget, std::size_t every, const std::function<double()>& s
         ++r.steps;
         if (r.steps % every == 0 || spent >= budget) {
             r.final_loss = eval();
+            r.curve.push_back({spent, r.steps, r.final_loss});
             if (r.solved_s < 0 && solved(r.final_loss)) {
                 r.solved_s = spent;
                 r.solved_step = r.steps;
@@ -127,7 +139,7 @@ int main(int argc, char** argv) {
     std::vector<std::size_t> lengths{100};
     double seconds = 30;
     std::size_t hidden = 64, batch = 64;
-    std::string text, out_path;
+    std::string text, out_dir;
     std::vector<std::string> only;
     CLI::App app("RNN, LSTM, GRU and today's recurrent cells, each with the same wall-time budget");
     app.add_option("--length", lengths, "adding-problem lengths T")->capture_default_str();
@@ -138,10 +150,15 @@ int main(int argc, char** argv) {
     app.add_option("--text", text,
                    "a text file for the character-level model (e.g. tinyshakespeare)");
     app.add_option("--cells", only, "only these cells (names as printed)");
-    app.add_option("--out", out_path, "also write the tables to this Markdown file");
+    app.add_option("--out", out_dir, "also write cell_zoo.md, .csv and .png into this folder");
     CLI11_PARSE(app, argc, argv);
 
-    std::string report;
+    std::string report, csv = "task,cell,seconds,step,loss\n";
+    std::vector<std::string> tasks;  // one plot panel each
+    auto record = [&](const std::string& task, const std::string& cell, const Row& r) {
+        for (const Point& p : r.curve)
+            csv += fmt::format("{},{},{:.3f},{},{:.6g}\n", task, cell, p.seconds, p.step, p.loss);
+    };
     auto emit = [&](const std::string& s) {
         fmt::print("{}", s);
         report += s;
@@ -181,12 +198,14 @@ int main(int argc, char** argv) {
                                 ? "no"
                                 : fmt::format("step {}, {:.1f} s", r.solved_step, r.solved_s),
                             fmt::format("{:.4f}", r.final_loss)});
+            record(fmt::format("adding T={}", T), z.name, r);
             fmt::print(stderr, "adding T={} {}: done\n", T, z.name);
         }
         emit(
             fmt::format("\nAdding problem, T = {}, H = {}, batch {}, Adam 2e-3, clip 1, {} s per "
                         "cell (solved: test MSE < 0.01; predicting 1.0 scores 0.1667)\n\n",
                         T, hidden, batch, seconds));
+        tasks.push_back(fmt::format("adding T={}", T));
         emit(markdown_table({"cell", "parameters", "ms/step", "steps", "solved", "test MSE"}, rows,
                             {1, 2, 3, 5}));
     }
@@ -249,6 +268,7 @@ int main(int argc, char** argv) {
             rows.push_back({z.name, std::to_string(model.parameter_count()),
                             fmt::format("{:.2f}", r.ms_per_step), std::to_string(r.steps),
                             fmt::format("{:.3f}", r.final_loss)});
+            record("char LM", z.name, r);
             fmt::print(stderr, "char LM {}: done\n", z.name);
         }
         emit(
@@ -256,8 +276,35 @@ int main(int argc, char** argv) {
                         "embedding 32, H = 128, windows of {}, batch 32, Adam 3e-3, {} s per cell; "
                         "validation loss in nats per character\n\n",
                         text.substr(text.find_last_of('/') + 1), ids.size(), vocab, seq, seconds));
+        tasks.push_back("char LM");
         emit(markdown_table({"cell", "parameters", "ms/step", "steps", "validation nats"}, rows,
                             {1, 2, 3, 4}));
     }
-    if (!out_path.empty()) std::ofstream(out_path) << report;
+    if (out_dir.empty()) return 0;
+    std::filesystem::create_directories(out_dir);
+    std::ofstream(out_dir + "/cell_zoo.md") << report;
+    std::ofstream(out_dir + "/cell_zoo.csv") << csv;
+    // one panel per task: held-out loss against wall time, a line per cell
+    std::string gp = fmt::format(
+        "set terminal pngcairo size {},420 font 'sans,9'\nset output 'cell_zoo.png'\n"
+        "set datafile separator ','\nset logscale y\nset grid\nset key outside right\n"
+        "set xlabel 'training wall time (s)'\nset multiplot layout 1,{}\n",
+        480 * tasks.size(), tasks.size());
+    for (const std::string& task : tasks) {
+        gp += fmt::format("set title '{}'\nset ylabel '{}'\nplot ", task,
+                          task == "char LM" ? "validation nats" : "test MSE");
+        for (std::size_t i = 0; const Zoo& z : zoo()) {
+            if (!chosen(z)) continue;
+            gp += fmt::format(
+                "{}'cell_zoo.csv' using (strcol(1) eq '{}' && strcol(2) eq '{}' ? "
+                "$3 : 1/0):5 with linespoints pointsize 0.4 title '{}'",
+                i++ ? ", " : "", task, z.name, z.name);
+        }
+        gp += "\n";
+    }
+    std::ofstream(out_dir + "/cell_zoo.gp") << gp << "unset multiplot\n";
+    const std::string cmd = fmt::format("cd '{}' && gnuplot cell_zoo.gp", out_dir);
+    if (std::system("command -v gnuplot >/dev/null 2>&1") != 0 || std::system(cmd.c_str()) != 0)
+        fmt::print(stderr, "cell_zoo: no plot (gnuplot missing or failed)\n");
+    return 0;
 }

@@ -2,6 +2,8 @@
 // of ops, both directions, with gradients of gradients through the backward scan.
 #include <doctest/doctest.h>
 
+#include <cstring>
+
 #include "op_table.hpp"
 #include "tests/test_support.hpp"
 
@@ -79,4 +81,27 @@ TEST_CASE("linear_scan: shapes, dtypes and zero steps") {
     CHECK(has(message_of<DTypeError>(
                   [&] { (void)linear_scan(a, b, Variable(Tensor::zeros({2}, float64))); }),
               "linear_scan: dtypes differ"));
+}
+
+TEST_CASE("linear_scan: bitwise the same results with 1, 2 and 4 threads") {
+    Generator gen(9);
+    const Tensor a = gen.uniform({50, 8, 700}, -1, 1, float32);  // 5600 lanes: several blocks
+    const Tensor b = gen.normal({50, 8, 700}, 0, 1, float32);
+    const Tensor h0 = gen.normal({8, 700}, 0, 1, float32);
+    std::vector<std::vector<Tensor>> runs;
+    for (const std::size_t threads : {1, 2, 4}) {
+        set_num_threads(threads);
+        const Variable av(a, true), bv(b, true), hv(h0, true);
+        const Variable h = linear_scan(av, bv, hv);
+        const auto g = grad(sum(h * h), {av, bv, hv});
+        runs.push_back({h.value(), g[0].value(), g[1].value(), g[2].value()});
+    }
+    set_num_threads(0);
+    for (std::size_t r = 1; r < runs.size(); ++r)
+        for (std::size_t i = 0; i < 4; ++i) {
+            CAPTURE(r);
+            CAPTURE(i);
+            CHECK(std::memcmp(runs[r][i].data<float>(), runs[0][i].data<float>(),
+                              runs[0][i].nbytes()) == 0);
+        }
 }
