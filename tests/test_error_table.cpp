@@ -1,4 +1,4 @@
-// The README's error table, row by row: each example situation throws the class the table
+// The error table of docs/design.md, row by row: each example situation throws the class the table
 // names, with the message it shows.
 #include <doctest/doctest.h>
 
