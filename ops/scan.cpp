@@ -3,6 +3,7 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
+#include "core/tape.hpp"
 #include "ops/index.hpp"
 #include "ops/shape.hpp"
 #include "ops/support.hpp"
@@ -25,6 +26,29 @@ void scan(const T* a, const T* b, const T* h0, T* h, std::size_t steps, std::siz
             for (std::size_t l = r.begin(); l < r.end(); ++l)
                 h[at + l] = a[at + l] * prev[l] + b[at + l];
             prev = h + at;
+        }
+    });
+}
+
+// The plain backward in one pass per lane block, nothing recorded: g_t = ∂L/∂h_t + a_next ⊙
+// g_next from the last step back, with ∂b_t = g_t, ∂a_t = g_t ⊙ h_prev and ∂h0 = a_first ⊙
+// g_first written as it goes (what the create_graph rule below computes with ops).
+template <class T>
+void scan_backward(const T* a, const T* h0, const T* h, const T* g_out, T* da, T* db, T* dh0,
+                   std::size_t steps, std::size_t lanes, bool reverse) {
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, lanes, 1024), [&](const auto& r) {
+        for (std::size_t s = steps; s-- > 0;) {  // s: position in the scan's own order
+            const std::size_t t = reverse ? steps - 1 - s : s;
+            const std::size_t at = t * lanes;
+            const bool has_next = s + 1 < steps, has_prev = s > 0;
+            const std::size_t next = (reverse ? t - 1 : t + 1) * lanes;
+            const std::size_t prev = (reverse ? t + 1 : t - 1) * lanes;
+            for (std::size_t l = r.begin(); l < r.end(); ++l) {
+                const T g = g_out[at + l] + (has_next ? a[next + l] * db[next + l] : T(0));
+                db[at + l] = g;
+                if (da) da[at + l] = g * (has_prev ? h[prev + l] : h0[l]);
+                if (!has_prev && dh0) dh0[l] = a[at + l] * g;
+            }
         }
     });
 }
@@ -70,6 +94,23 @@ Variable linear_scan(const Variable& a, const Variable& b, const Variable& h0, b
             const Loc here = Loc::current();
             if (a.shape()[0] == 0) {  // no steps: h0 passes through untouched by any gradient
                 if (bw.needs(2)) bw.add(2, constant(Tensor::zeros(h0.shape(), h0.dtype())));
+                return;
+            }
+            if (!grad_enabled()) {  // plain backward: one fused pass
+                Tensor da, db = Tensor::empty(a.shape(), a.dtype()), dh0;
+                if (bw.needs(0)) da = Tensor::empty(a.shape(), a.dtype());
+                if (bw.needs(2)) dh0 = Tensor::empty(h0.shape(), h0.dtype());
+                dispatch(a.dtype(), [&]<class T>() {
+                    scan_backward<T>(a.value().data<T>(), h0.value().data<T>(), h.value().data<T>(),
+                                     bw.grad_out().value().data<T>(),
+                                     da.defined() ? da.mutable_xt<T>().data() : nullptr,
+                                     db.mutable_xt<T>().data(),
+                                     dh0.defined() ? dh0.mutable_xt<T>().data() : nullptr,
+                                     a.shape()[0], numel(h0.shape()), reverse);
+                });
+                if (da.defined()) bw.add(0, Variable(std::move(da)));
+                if (bw.needs(1)) bw.add(1, Variable(std::move(db)));
+                if (dh0.defined()) bw.add(2, Variable(std::move(dh0)));
                 return;
             }
             // g_t = ∂L/∂h_t + a_{t+1} g_{t+1}: the scan the other way, over the shifted a
