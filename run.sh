@@ -3,7 +3,7 @@
 set -euo pipefail
 
 DEMO=compare_cells           # the executable under build/examples/ that `demo` runs
-BENCHES=(tape_overhead ops rnn)  # expected under build/bench/; any other executable there runs too
+BENCHES=(tape_overhead ops rnn scan)  # expected under build/bench/; any other executable there runs too
 BUILD_DIR=build
 PACKAGES=(cmake g++ make libxtensor-dev libxsimd-dev xtl-dev libxtensor-blas-dev libopenblas-dev
           liblapack-dev libtbb-dev doctest-dev libfmt-dev nlohmann-json3-dev libcli11-dev
