@@ -7,13 +7,12 @@ the last hidden state, float32) of one cell in one config, done one way:
 
 Usage: /usr/bin/python3 rnn_torch.py CELL CONFIG WAY THREADS REPS
 Prints one JSON line: median ms per step, min, and this process's peak RSS in MiB."""
-import json
-import resource
 import sys
-import time
 
 import torch
 import torch.nn as nn
+
+from torch_timing import time_and_report
 
 CONFIGS = {"small": (50, 32, 32, 128), "large": (100, 64, 64, 256)}
 
@@ -115,24 +114,8 @@ def main():
     torch.set_num_threads(threads)
     T, B, I, H = CONFIGS[config]
     step = make_step(cell, way, T, B, I, H)
-    # Warm-up: at least 3 steps (TorchScript's profiling executor optimises after two runs)
-    # and at least 0.25 s, the same rule as bench/rnn.cpp.
-    warm, start = 0, time.perf_counter()
-    while warm < 3 or time.perf_counter() - start < 0.25:
-        step()
-        warm += 1
-    # Each repetition counts as the smaller of its wall and process CPU time, as bench/rnn
-    # does for tapegrad: on a shared machine a preempted run keeps its CPU time, and a run
-    # on two threads is measured by its wall time.
-    times = []
-    for _ in range(reps):
-        wall, cpu = time.perf_counter(), time.process_time()
-        step()
-        times.append(min(time.perf_counter() - wall, time.process_time() - cpu) * 1e3)
-    times.sort()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"ms": times[len(times) // 2], "ms_min": times[0], "peak_rss_mib": peak,
-                      "torch": torch.__version__}))
+    # at least 3 warm-up steps: TorchScript's profiling executor optimises after two runs
+    time_and_report(step, reps, 3)
 
 
 if __name__ == "__main__":

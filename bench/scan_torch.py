@@ -9,15 +9,14 @@ w fixed, float32, h0 = 0.5) of a 1-layer minGRU written from the paper's equatio
 Both project every step's input at once with nn.Linear (as tapegrad's cell does).
 Usage: /usr/bin/python3 scan_torch.py FORM T B I H REPS
 Prints one JSON line: median ms per step, min, and this process's peak RSS in MiB."""
-import json
 import math
-import resource
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_timing import time_and_report
 
 
 def g(x):  # positive candidate: x + 0.5 for x >= 0, sigmoid(x) below
@@ -73,19 +72,7 @@ def main():
     torch.manual_seed(0)
     torch.set_num_threads(1)
     step = make_step(form, T, B, I, H)
-    warm, start = 0, time.perf_counter()  # at least 2 steps and 0.25 s, as bench/scan.cpp
-    while warm < 2 or time.perf_counter() - start < 0.25:
-        step()
-        warm += 1
-    times = []  # each step: the smaller of wall and CPU time, as tapegrad's side
-    for _ in range(reps):
-        wall, cpu = time.perf_counter(), time.process_time()
-        step()
-        times.append(min(time.perf_counter() - wall, time.process_time() - cpu) * 1e3)
-    times.sort()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"ms": times[len(times) // 2], "ms_min": times[0], "peak_rss_mib": peak,
-                      "torch": torch.__version__}))
+    time_and_report(step, reps, 2)  # at least 2 steps and 0.25 s, as bench/scan.cpp
 
 
 if __name__ == "__main__":

@@ -101,6 +101,15 @@ struct Row {
     std::vector<Point> curve;
 };
 
+// One optimizer step on `loss`, clipped to norm 1; returns the loss.
+double update(Adam& opt, const Variable& loss) {
+    opt.zero_grad();
+    loss.backward();
+    clip_grad_norm(opt.parameters(), 1.0);
+    opt.step();
+    return loss.item();
+}
+
 double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -180,12 +189,7 @@ int main(int argc, char** argv) {
                 seconds, 50,
                 [&] {
                     const AddingBatch b = adding_batch(T, batch, batches);
-                    const Variable loss = mse_loss(model.last(Variable(b.x)), Variable(b.y));
-                    opt.zero_grad();
-                    loss.backward();
-                    clip_grad_norm(opt.parameters(), 1.0);
-                    opt.step();
-                    return loss.item();
+                    return update(opt, mse_loss(model.last(Variable(b.x)), Variable(b.y)));
                 },
                 [&] {
                     NoGradGuard no_grad;
@@ -253,12 +257,7 @@ int main(int argc, char** argv) {
                     std::vector<std::size_t> starts(32);
                     for (auto& s : starts) s = picks.below(split - seq - 1);
                     const auto [x, y] = windows(starts);
-                    const Variable loss = cross_entropy(model.every(x), y);
-                    opt.zero_grad();
-                    loss.backward();
-                    clip_grad_norm(opt.parameters(), 1.0);
-                    opt.step();
-                    return loss.item();
+                    return update(opt, cross_entropy(model.every(x), y));
                 },
                 [&] {
                     NoGradGuard no_grad;

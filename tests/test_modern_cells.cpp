@@ -16,6 +16,7 @@
 #include <tapegrad/layers/modern_cells.hpp>
 #include <tapegrad/tapegrad.hpp>
 #include <tapegrad/train/gradcheck_doctest.hpp>
+#include "tests/test_support.hpp"
 
 using namespace tapegrad;
 
@@ -379,14 +380,7 @@ TEST_CASE("modern cells: padding is never read by the scan cells (NaN there chan
     const std::size_t T = 5, B = 3;
     const std::vector<std::size_t> lengths{5, 2, 4};
     const Tensor x = Generator(12).normal({T, B, 2}, 0, 1, float64);
-    auto padded_with = [&](double fill) {
-        Tensor p = x.clone();
-        for (std::size_t t = 0; t < T; ++t)
-            for (std::size_t b = 0; b < B; ++b)
-                if (t >= lengths[b])
-                    for (std::size_t f = 0; f < 2; ++f) p.set_flat((t * B + b) * 2 + f, fill);
-        return p;
-    };
+    auto padded_with = [&](double fill) { return tapegrad::test::padded_with(x, lengths, fill); };
     for (const Kind k : scan_kinds) {
         CAPTURE(kind_name(k));
         auto layer = stack(k, false, 13);

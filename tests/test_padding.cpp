@@ -11,6 +11,7 @@
 #include <string>
 
 #include <tapegrad/tapegrad.hpp>
+#include "tests/test_support.hpp"
 
 using namespace tapegrad;
 
@@ -89,12 +90,7 @@ TEST_CASE("padding: NaN, Inf or 1e30 in padded steps changes no output, state or
         Tensor x = gen.normal({T, B, 3}, 0, 1, float64);
         const Tensor out_weight = gen.normal({T, B, 8}, 0, 1, float64);
         auto padded_with = [&](double fill) {
-            Tensor p = x.clone();
-            for (std::size_t t = 0; t < T; ++t)
-                for (std::size_t b = 0; b < B; ++b)
-                    if (t >= lengths[b])
-                        for (std::size_t f = 0; f < 3; ++f) p.set_flat((t * B + b) * 3 + f, fill);
-            return p;
+            return tapegrad::test::padded_with(x, lengths, fill);
         };
         const Run zeros = run(*layer, padded_with(0.0), lengths, out_weight);
         for (const double fill : {std::numeric_limits<double>::quiet_NaN(),

@@ -6,10 +6,12 @@
 #include <functional>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include <tapegrad/core/error.hpp>
+#include <tapegrad/core/tensor.hpp>
 
 namespace tapegrad::test {
 
@@ -31,6 +33,17 @@ std::string message_of(const std::function<void()>& f) {
 // Whether an error message contains `part`.
 inline bool has(const std::string& message, const std::string& part) {
     return message.find(part) != std::string::npos;
+}
+
+// x [T, B, F] with every step past its sequence's length set to `fill`.
+inline Tensor padded_with(const Tensor& x, const std::vector<std::size_t>& lengths, double fill) {
+    Tensor p = x.clone();
+    const std::size_t T = x.shape()[0], B = x.shape()[1], F = x.shape()[2];
+    for (std::size_t t = 0; t < T; ++t)
+        for (std::size_t b = 0; b < B; ++b)
+            if (t >= lengths[b])
+                for (std::size_t f = 0; f < F; ++f) p.set_flat((t * B + b) * F + f, fill);
+    return p;
 }
 
 // A folder of this process's own (tapegrad_<tag>_<pid> in the temp folder), so concurrent test
