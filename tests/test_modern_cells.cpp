@@ -19,6 +19,7 @@
 #include "tests/test_support.hpp"
 
 using namespace tapegrad;
+using tapegrad::test::bitwise_equal;
 
 namespace {
 using V = const std::vector<Variable>&;
@@ -96,14 +97,6 @@ double largest_diff(const Tensor& a, const Tensor& b) {
     double d = 0;
     for (std::size_t i = 0; i < a.numel(); ++i) d = std::max(d, std::abs(a.flat(i) - b.flat(i)));
     return d;
-}
-
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-    if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
-    for (std::size_t i = 0; i < a.numel(); ++i)
-        if (std::bit_cast<std::uint64_t>(a.flat(i)) != std::bit_cast<std::uint64_t>(b.flat(i)))
-            return false;
-    return true;
 }
 
 struct Run {

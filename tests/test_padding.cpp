@@ -14,16 +14,9 @@
 #include "tests/test_support.hpp"
 
 using namespace tapegrad;
+using tapegrad::test::bitwise_equal;
 
 namespace {
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-    if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
-    for (std::size_t i = 0; i < a.numel(); ++i)
-        if (std::bit_cast<std::uint64_t>(a.flat(i)) != std::bit_cast<std::uint64_t>(b.flat(i)))
-            return false;
-    return true;
-}
-
 // A user's cell, without an input projection: h_t = tanh(x_t U + h_{t-1} W) gated by
 // g = σ(x_t V), h_t = g h_t + (1 - g) h_{t-1}.
 class GatedTanhCell : public Cell {

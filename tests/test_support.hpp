@@ -2,6 +2,8 @@
 #pragma once
 
 #include <unistd.h>
+#include <bit>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -33,6 +35,15 @@ std::string message_of(const std::function<void()>& f) {
 // Whether an error message contains `part`.
 inline bool has(const std::string& message, const std::string& part) {
     return message.find(part) != std::string::npos;
+}
+
+// Same shape, dtype and bits (NaN payloads and the sign of zero included).
+inline bool bitwise_equal(const Tensor& a, const Tensor& b) {
+    if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+    for (std::size_t i = 0; i < a.numel(); ++i)
+        if (std::bit_cast<std::uint64_t>(a.flat(i)) != std::bit_cast<std::uint64_t>(b.flat(i)))
+            return false;
+    return true;
 }
 
 // x [T, B, F] with every step past its sequence's length set to `fill`.
