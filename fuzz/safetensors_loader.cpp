@@ -51,7 +51,7 @@ struct Net : Module {
 
 bool same_bytes(const Tensor& a, const Tensor& b) {
     if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
-    return dispatch(a.dtype(), [&]<class T>() {
+    return dispatch_any(a.dtype(), [&]<class T>() {
         return a.nbytes() == 0 || std::memcmp(a.xt<T>().data(), b.xt<T>().data(), a.nbytes()) == 0;
     });
 }

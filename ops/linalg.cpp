@@ -286,8 +286,8 @@ Variable linear(const Variable& x, const Variable& weight, const Variable& bias,
     if (x.dim() != 2) {  // [..., in] as rows, and back
         Shape out_shape = x.shape();
         out_shape.back() = weight.shape()[0];
-        const Variable rows =
-            reshape(x, Shape{x.numel() / x.shape().back(), x.shape().back()}, loc);
+        const std::size_t n = numel(Shape(x.shape().begin(), x.shape().end() - 1));
+        const Variable rows = reshape(x, Shape{n, x.shape().back()}, loc);  // in = 0 too
         return reshape(linear(rows, weight, bias, loc), out_shape, loc);
     }
     if (!bias.defined()) return matmul(x, weight, false, true, loc);

@@ -428,3 +428,14 @@ TEST_CASE("matmul: batched shape and dtype errors") {
     m = message_of<ShapeError>([&] { matmul(p, q); });
     CHECK(m.find("matmul: [32,64] x [128,16]: inner dimensions 64 and 128 differ") == 0);
 }
+
+TEST_CASE("linear: an input of 0 features on 3 dimensions gives the bias, no division by zero") {
+    const Variable x(Tensor::zeros({3, 2, 0}, float64), true);
+    const Variable w(Tensor::zeros({4, 0}, float64), true), b(Tensor::ones({4}, float64), true);
+    const Variable y = linear(x, w, b);
+    CHECK(y.shape() == Shape{3, 2, 4});
+    CHECK(y.value().to_vector() == std::vector<double>(24, 1.0));
+    sum(y).backward();
+    CHECK(w.grad().shape() == Shape{4, 0});
+    CHECK(b.grad().to_vector() == std::vector<double>(4, 6.0));
+}
