@@ -75,8 +75,10 @@ namespace {
 // accumulates gradients this way.
 template <class F>
 void update(const char* op, Tensor& self, const Tensor& other, F f) {
-    const Shape out = check_operands(op, self, other);
-    if (out != self.shape())
+    // The tape's case, equal shapes and one float dtype, needs no broadcast shape worked out.
+    const bool same = self.defined() && other.defined() && self.dtype() == other.dtype() &&
+                      is_floating(self.dtype()) && other.shape() == self.shape();
+    if (!same && check_operands(op, self, other) != self.shape())
         throw ShapeError(fmt::format("{}: {} does not broadcast to {} in place", op,
                                      to_string(other.shape()), to_string(self.shape())));
     dispatch(self.dtype(), [&]<class T>() {

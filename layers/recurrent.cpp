@@ -234,8 +234,11 @@ RecurrentOutput Recurrent::forward(const Variable& x_in, const std::vector<Varia
     if (bf) x = transpose(x, 0, 1);
     const Variable zero = constant(0.0, x.dtype());
     // For cells that run whole sequences: every step's keep at once, [T, B, 1].
-    const Tensor sequence_keep =
-        keep.empty() ? Tensor() : padding_mask(lengths, T, B, false, x.dtype());
+    const bool any_sequence_cell =
+        std::ranges::any_of(cells_, [](const auto& c) { return c->runs_sequences(); });
+    const Tensor sequence_keep = keep.empty() || !any_sequence_cell
+                                     ? Tensor()
+                                     : padding_mask(lengths, T, B, false, x.dtype());
 
     const std::shared_ptr<detail::StateGradientLog> watch = watch_;
     if (watch)
