@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <unistd.h>
+
 namespace tapegrad {
 
 namespace {
@@ -15,24 +17,36 @@ bool on_unless_zero(const char* name) {
     return !(v && std::strcmp(v, "0") == 0);
 }
 
-std::size_t buffer_cache_bytes() {
-#if defined(__SANITIZE_ADDRESS__)
-    const std::size_t fallback = 0;  // AddressSanitizer sees every free: a use after free is caught
-#else
-    const std::size_t fallback = std::size_t{256} << 20;
-#endif
-    const char* v = std::getenv("TAPEGRAD_BUFFER_CACHE_MIB");
+// A size in MiB from the environment, or `fallback` (reported on stderr when not a number).
+std::size_t mib_switch(const char* name, std::size_t fallback) {
+    const char* v = std::getenv(name);
     if (!v || !*v) return fallback;
     char* end = nullptr;
     errno = 0;
     const unsigned long long mib = std::strtoull(v, &end, 10);
     if (errno == 0 && end && *end == '\0' && v[0] != '-' && mib <= (std::size_t{1} << 40))
         return static_cast<std::size_t>(mib) << 20;
-    std::fprintf(stderr,
-                 "tapegrad: TAPEGRAD_BUFFER_CACHE_MIB='%s' is not a number of MiB "
-                 "from 0 to 2^40; using %zu\n",
-                 v, fallback >> 20);
+    std::fprintf(stderr, "tapegrad: %s='%s' is not a number of MiB from 0 to 2^40; using %zu\n",
+                 name, v, fallback >> 20);
     return fallback;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool sanitized = true;  // AddressSanitizer sees every free: a use after free is caught
+#else
+constexpr bool sanitized = false;
+#endif
+
+std::size_t buffer_cache_bytes() {
+    return mib_switch("TAPEGRAD_BUFFER_CACHE_MIB", sanitized ? 0 : std::size_t{256} << 20);
+}
+
+std::size_t large_cache_bytes() {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    const std::size_t memory =
+        pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page)
+                              : std::size_t{4} << 30;
+    return mib_switch("TAPEGRAD_LARGE_CACHE_MIB", sanitized ? 0 : memory / 4);
 }
 
 }  // namespace
@@ -41,6 +55,7 @@ const Switches& switches() {
     static const Switches s{.packed_gemm = on_unless_zero("TAPEGRAD_PACKED_GEMM"),
                             .vector_math = on_unless_zero("TAPEGRAD_VECTOR_MATH"),
                             .buffer_cache_bytes = buffer_cache_bytes(),
+                            .large_cache_bytes = large_cache_bytes(),
                             .malloc_tuning = on_unless_zero("TAPEGRAD_MALLOC_TUNING")};
     return s;
 }

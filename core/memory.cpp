@@ -18,16 +18,19 @@ namespace tapegrad {
 
 namespace {
 
-// Size classes: 64 bytes, then four per power of two: 2^k + j * 2^(k-2) for j = 1..4, up to
-// 64 KiB. Larger buffers go to malloc and free: glibc's cost per call is fixed while the work
-// on a buffer grows with its size.
-constexpr unsigned min_log = 6;   // 64 bytes
-constexpr unsigned max_log = 16;  // 64 KiB
-constexpr std::size_t num_classes = 1 + (max_log - min_log) * 4;
+// Size classes: 64 bytes, then four per power of two: 2^k + j * 2^(k-2) for j = 1..4. Classes
+// up to 64 KiB are small (the per-thread lists and the shared pool); above are large (the large
+// cache); above 2^47 bytes there is no class and the request goes to the system as it is.
+constexpr unsigned min_log = 6;     // 64 bytes
+constexpr unsigned small_log = 16;  // 64 KiB
+constexpr unsigned max_log = 47;
+constexpr std::size_t num_classes = 1 + (small_log - min_log) * 4;  // small ones
+constexpr std::size_t num_all_classes = 1 + (max_log - min_log) * 4;
+constexpr std::size_t small_bytes = std::size_t{1} << small_log;
 
 struct Class {
     std::size_t index = 0;
-    std::size_t bytes = 0;  // 0: not cached
+    std::size_t bytes = 0;  // 0: no class
 };
 
 Class class_of(std::size_t bytes) {
@@ -137,6 +140,97 @@ ThreadCache::~ThreadCache() {
     bytes = 0;
 }
 
+// ---- large buffers (over 64 KiB)
+
+// (posix_memalign: aligned_alloc wants a multiple of the alignment, which 80 bytes is not.)
+void* system_acquire(const Class& c) {
+    void* p = nullptr;
+    if (posix_memalign(&p, buffers::alignment, c.bytes) != 0 || !p) throw std::bad_alloc();
+    return p;
+}
+
+// Freed large blocks by class, shared by all threads, up to large_cache_limit() bytes; a free
+// that would pass the limit first returns the least recently freed blocks to the system.
+struct LargeCache {
+    struct Block {
+        void* p;
+        std::uint64_t freed;  // when, on the cache's clock
+    };
+    std::mutex mutex;
+    std::array<std::vector<Block>, num_all_classes> free;  // oldest first in each list
+    std::size_t bytes = 0;
+    std::uint64_t clock = 0;
+
+    // Takes blocks out, oldest first, until `room` more bytes fit under `cap`; the caller
+    // returns them to the system outside the lock.
+    void evict(std::size_t room, std::size_t cap, std::vector<void*>& out) {
+        while (bytes > 0 && bytes + room > cap) {
+            std::size_t oldest = num_all_classes;
+            for (std::size_t i = 0; i < num_all_classes; ++i)
+                if (!free[i].empty() && (oldest == num_all_classes ||
+                                         free[i].front().freed < free[oldest].front().freed))
+                    oldest = i;
+            out.push_back(free[oldest].front().p);
+            free[oldest].erase(free[oldest].begin());
+            bytes -= class_of_index(oldest);
+        }
+    }
+};
+
+LargeCache& large() {
+    static LargeCache* cache = new LargeCache;  // never destroyed, as the shared pool
+    return *cache;
+}
+
+std::atomic<std::size_t>& large_limit() {
+    static std::atomic<std::size_t> bytes{switches().large_cache_bytes};
+    return bytes;
+}
+
+void* take_large(const Class& c) {
+    LargeCache& cache = large();
+    std::lock_guard lock(cache.mutex);
+    auto& list = cache.free[c.index];
+    if (list.empty()) return nullptr;
+    void* p = list.back().p;  // the most recently freed: its pages are the likeliest mapped
+    list.pop_back();
+    cache.bytes -= c.bytes;
+    return p;
+}
+
+void give_large(void* p, const Class& c) noexcept {
+    std::vector<void*> evicted;
+    bool kept = false;
+    {
+        LargeCache& cache = large();
+        std::lock_guard lock(cache.mutex);
+        const std::size_t cap = large_cache_limit();
+        if (c.bytes <= cap) {
+            try {
+                cache.evict(c.bytes, cap, evicted);
+                cache.free[c.index].push_back({p, ++cache.clock});
+                cache.bytes += c.bytes;
+                kept = true;
+            } catch (...) {  // no room for the list entry: give the block back instead
+            }
+        }
+    }
+    for (void* q : evicted) std::free(q);
+    if (!kept) std::free(p);
+}
+
+void drop_large(std::size_t cap) noexcept {
+    std::vector<void*> evicted;
+    {
+        LargeCache& cache = large();
+        std::lock_guard lock(cache.mutex);
+        try {
+            cache.evict(0, cap, evicted);
+        } catch (...) {}
+    }
+    for (void* q : evicted) std::free(q);
+}
+
 }  // namespace
 
 MallocTuning tune_malloc() {
@@ -164,6 +258,13 @@ void set_buffer_cache_limit(std::size_t bytes) {
 
 std::size_t buffer_cache_limit() { return limit().load(std::memory_order_relaxed); }
 
+void set_large_cache_limit(std::size_t bytes) {
+    large_limit().store(bytes, std::memory_order_relaxed);
+    drop_large(bytes);
+}
+
+std::size_t large_cache_limit() { return large_limit().load(std::memory_order_relaxed); }
+
 namespace buffers {
 
 std::size_t class_bytes(std::size_t bytes) { return class_of(bytes).bytes; }
@@ -171,26 +272,25 @@ std::size_t class_bytes(std::size_t bytes) { return class_of(bytes).bytes; }
 void* acquire(std::size_t bytes) {
     if (bytes == 0) return nullptr;
     const Class c = class_of(bytes);
-    if (c.bytes != 0) {
-        ThreadCache* tc = cache_gone ? nullptr : &cache();
-        void* p = tc ? tc->pop(c) : nullptr;
-        if (!p) p = take_shared(c);
-        if (tc) ++(p ? tc->hits : tc->misses);
-        if (p) return p;
-    }
-    // Always the class's size, so the buffer can serve any request of its class later.
-    // (posix_memalign: aligned_alloc wants a multiple of the alignment, which 80 bytes is not.)
+    if (c.bytes == 0) throw std::bad_alloc();  // over 2^47 bytes
+    ThreadCache* tc = cache_gone ? nullptr : &cache();
     void* p = nullptr;
-    if (posix_memalign(&p, alignment, c.bytes != 0 ? c.bytes : bytes) != 0 || !p)
-        throw std::bad_alloc();
-    return p;
+    if (c.bytes > small_bytes) {
+        p = take_large(c);
+    } else {
+        p = tc ? tc->pop(c) : nullptr;
+        if (!p) p = take_shared(c);
+    }
+    if (tc) ++(p ? tc->hits : tc->misses);
+    // Always the class's size, so the buffer can serve any request of its class later.
+    return p ? p : system_acquire(c);
 }
 
 void release(void* p, std::size_t bytes) noexcept {
     if (!p) return;
     const Class c = class_of(bytes);
-    if (c.bytes == 0) {
-        std::free(p);
+    if (c.bytes > small_bytes) {
+        give_large(p, c);
         return;
     }
     if (!cache_gone) {
@@ -208,16 +308,24 @@ CacheStats stats() {
         s = {tc.hits, tc.misses, tc.bytes};
     }
     SharedPool& pool = shared();
-    std::lock_guard lock(pool.mutex);
-    s.shared_bytes = pool.bytes;
+    {
+        std::lock_guard lock(pool.mutex);
+        s.shared_bytes = pool.bytes;
+    }
+    LargeCache& big = large();
+    std::lock_guard lock(big.mutex);
+    s.large_bytes = big.bytes;
     return s;
 }
 
 void trim() {
     if (!cache_gone) cache().drop();
-    SharedPool& pool = shared();
-    std::lock_guard lock(pool.mutex);
-    pool.drop();
+    {
+        SharedPool& pool = shared();
+        std::lock_guard lock(pool.mutex);
+        pool.drop();
+    }
+    drop_large(0);
 }
 
 }  // namespace buffers

@@ -20,6 +20,13 @@
 // default 256; 0 turns the cache off, the default under AddressSanitizer, so that it sees
 // every free). PyTorch's caching allocator does the same for its device tensors.
 //
+// Larger buffers (a scan's [T, B, H] temporaries) keep the same classes in a second cache,
+// shared by all threads, of at most large_cache_limit() bytes (TAPEGRAD_LARGE_CACHE_MIB; a
+// quarter of the machine's memory by default, 0 under AddressSanitizer). A free that would pass
+// it first returns the least recently freed blocks. Without it, glibc gives blocks over its mmap
+// threshold back to the kernel, and the next step faults each page in afresh: at T = 10,000 a
+// minGRU step took twice as long per time step as at T = 1000.
+//
 // glibc itself: tune_malloc() raises its mmap and trim thresholds (mallopt), so large blocks
 // freed by one step are reused by the next instead of page-faulting afresh. It changes malloc
 // for the whole process, so tapegrad never calls it on its own: a program opts in.
@@ -57,7 +64,7 @@ inline constexpr std::size_t alignment = 64;  // every buffer starts on a cache 
 void* acquire(std::size_t bytes);
 void release(void* p, std::size_t bytes) noexcept;
 
-// The size a request of `bytes` is served with (its class), or 0 when too large to cache.
+// The size a request of `bytes` is served with (its class; at most 25% above), or 0 above 2^47.
 std::size_t class_bytes(std::size_t bytes);
 
 struct CacheStats {
@@ -65,9 +72,10 @@ struct CacheStats {
     std::uint64_t misses = 0;      // ... and those that went to malloc
     std::size_t cached_bytes = 0;  // held by the calling thread's cache, ready for reuse
     std::size_t shared_bytes = 0;  // held by the shared pool
+    std::size_t large_bytes = 0;   // held by the large-buffer cache
 };
 CacheStats stats();
-void trim();  // returns the calling thread's cached buffers and the shared pool's to malloc
+void trim();  // returns the calling thread's cached buffers, the shared pool's and the large ones
 
 }  // namespace buffers
 
@@ -75,6 +83,10 @@ void trim();  // returns the calling thread's cached buffers and the shared pool
 // next call.
 void set_buffer_cache_limit(std::size_t bytes);
 std::size_t buffer_cache_limit();
+
+// Bytes the large-buffer cache may hold (0: none); lasts until the next call.
+void set_large_cache_limit(std::size_t bytes);
+std::size_t large_cache_limit();
 
 // The allocator of every tensor's storage (see above); all instances are interchangeable.
 template <class T>

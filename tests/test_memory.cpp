@@ -6,6 +6,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include <tapegrad/core/config.hpp>
 #include <tapegrad/tapegrad.hpp>
 
@@ -17,6 +19,11 @@ namespace {
 struct LimitGuard {
     std::size_t saved = buffer_cache_limit();
     ~LimitGuard() { set_buffer_cache_limit(saved); }
+};
+
+struct LargeLimitGuard {
+    std::size_t saved = large_cache_limit();
+    ~LargeLimitGuard() { set_large_cache_limit(saved); }
 };
 
 bool aligned(const void* p) {
@@ -34,8 +41,11 @@ TEST_CASE("memory: size classes hold the request and waste at most a quarter") {
     CHECK(buffers::class_bytes(8192) == 8192);
     CHECK(buffers::class_bytes(8193) == 10240);
     CHECK(buffers::class_bytes(std::size_t{64} << 10) == std::size_t{64} << 10);
-    CHECK(buffers::class_bytes((std::size_t{64} << 10) + 1) == 0);  // too large to cache
-    for (std::size_t b = 1; b <= (std::size_t{64} << 10); b = b * 3 / 2 + 7) {
+    CHECK(buffers::class_bytes((std::size_t{64} << 10) + 1) == std::size_t{80} << 10);
+    CHECK(buffers::class_bytes(std::size_t{33} << 20) == std::size_t{40} << 20);
+    CHECK(buffers::class_bytes((std::size_t{1} << 47) + 1) == 0);  // no class: bad_alloc
+    CHECK_THROWS_AS(buffers::acquire((std::size_t{1} << 47) + 1), std::bad_alloc);
+    for (std::size_t b = 1; b <= (std::size_t{1} << 40); b = b * 3 / 2 + 7) {
         const std::size_t c = buffers::class_bytes(b);
         CHECK(c >= b);
         CHECK((b <= 64 || 4 * c <= 5 * b + 4 * 64));  // within 25% above b
@@ -71,8 +81,9 @@ TEST_CASE("memory: a freed buffer serves the next request of its class on the sa
     CHECK(buffers::stats().shared_bytes == 0);
 }
 
-TEST_CASE("memory: limit 0 caches nothing; buffers above 64 KiB are never cached") {
+TEST_CASE("memory: limit 0 caches nothing; buffers above 64 KiB go to the large cache") {
     LimitGuard guard;
+    LargeLimitGuard large_guard;
     set_buffer_cache_limit(0);
     void* a = buffers::acquire(4096);
     CHECK(aligned(a));
@@ -81,12 +92,66 @@ TEST_CASE("memory: limit 0 caches nothing; buffers above 64 KiB are never cached
     CHECK(buffers::stats().shared_bytes == 0);
 
     set_buffer_cache_limit(std::size_t{1} << 30);
+    set_large_cache_limit(std::size_t{1} << 30);
+    buffers::trim();
     const std::size_t big = (std::size_t{64} << 10) + 64;
     void* p = buffers::acquire(big);
     CHECK(aligned(p));
     buffers::release(p, big);
-    CHECK(buffers::stats().cached_bytes == 0);
+    CHECK(buffers::stats().cached_bytes == 0);  // not the small lists
     CHECK(buffers::stats().shared_bytes == 0);
+    CHECK(buffers::stats().large_bytes == buffers::class_bytes(big));
+    set_large_cache_limit(0);  // a lower limit returns what it no longer allows
+    CHECK(buffers::stats().large_bytes == 0);
+    void* q = buffers::acquire(big);
+    buffers::release(q, big);
+    CHECK(buffers::stats().large_bytes == 0);
+}
+
+TEST_CASE("memory: a freed large buffer serves the next request of its class, on any thread") {
+    LargeLimitGuard guard;
+    set_large_cache_limit(std::size_t{256} << 20);
+    buffers::trim();
+    const std::size_t bytes = std::size_t{5} << 20;  // class 5 MiB
+    void* a = buffers::acquire(bytes);
+    CHECK(aligned(a));
+    static_cast<char*>(a)[buffers::class_bytes(bytes) - 1] = 1;  // the whole class is usable
+    std::thread([&] { buffers::release(a, bytes); }).join();
+    CHECK(buffers::stats().large_bytes == buffers::class_bytes(bytes));
+    const auto before = buffers::stats();
+    void* b = buffers::acquire(bytes - 1000);  // same class
+    CHECK(b == a);
+    CHECK(buffers::stats().hits == before.hits + 1);
+    CHECK(buffers::stats().large_bytes == 0);
+    buffers::release(b, bytes - 1000);
+    buffers::trim();
+    CHECK(buffers::stats().large_bytes == 0);
+}
+
+TEST_CASE("memory: the large cache stays within its limit and returns the oldest blocks first") {
+    LargeLimitGuard guard;
+    buffers::trim();
+    const std::size_t one = std::size_t{1} << 20, two = std::size_t{2} << 20;
+    set_large_cache_limit(4 * one);
+    void* a = buffers::acquire(one);
+    void* b = buffers::acquire(two);
+    void* c = buffers::acquire(one);
+    void* d = buffers::acquire(two);
+    buffers::release(a, one);  // oldest
+    buffers::release(b, two);
+    buffers::release(c, one);  // 4 MiB held: at the limit
+    CHECK(buffers::stats().large_bytes == 4 * one);
+    buffers::release(d, two);  // evicts a (1 MiB, too little), then b
+    CHECK(buffers::stats().large_bytes == one + two);
+    CHECK(buffers::acquire(two) == d);  // d and c remain; a and b went back to the system
+    CHECK(buffers::acquire(one) == c);
+    CHECK(buffers::stats().large_bytes == 0);
+    buffers::release(c, one);
+    buffers::release(d, two);
+    void* huge = buffers::acquire(8 * one);  // larger than the limit: never kept
+    buffers::release(huge, 8 * one);
+    CHECK(buffers::stats().large_bytes == one + two);
+    buffers::trim();
 }
 
 TEST_CASE(
@@ -186,6 +251,16 @@ TEST_CASE("memory: the cache's limit at start-up is TAPEGRAD_BUFFER_CACHE_MIB, 2
 #endif
     if (!std::getenv("TAPEGRAD_BUFFER_CACHE_MIB")) CHECK(switches().buffer_cache_bytes == fallback);
     CHECK(buffer_cache_limit() == switches().buffer_cache_bytes);  // tests restore the limit
+    CHECK(large_cache_limit() == switches().large_cache_bytes);
+    if (!std::getenv("TAPEGRAD_LARGE_CACHE_MIB")) {
+#if defined(__SANITIZE_ADDRESS__)
+        CHECK(switches().large_cache_bytes == 0);
+#else
+        const auto memory = static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) *
+                            static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+        CHECK(switches().large_cache_bytes == memory / 4);
+#endif
+    }
 }
 
 TEST_CASE("memory: tune_malloc() sets glibc's thresholds unless TAPEGRAD_MALLOC_TUNING=0") {
