@@ -13,6 +13,7 @@
 #include "core/variable.hpp"
 // kernels the ops run on (and the switches users may want: warn_if_slow_blas, say)
 #include "kernels/blas.hpp"
+#include "kernels/isa.hpp"
 #include "kernels/packed_gemm.hpp"
 #include "kernels/vector_math.hpp"
 // differentiable ops, each with its backward rule

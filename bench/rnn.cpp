@@ -668,7 +668,8 @@ int main(int argc, char** argv) {
 
     const BlasInfo blas = blas_info();
     std::string table = fmt::format(
-        "- Date: {}; CPU: {}; OpenBLAS core: {} (OPENBLAS_CORETYPE={}); command: `{}`\n"
+        "- Date: {}; CPU: {}; kernels: {} (TAPEGRAD_ISA={}); OpenBLAS core: {} "
+        "(OPENBLAS_CORETYPE={}); command: `{}`\n"
         "- ms per training step (forward + backward + SGD, float32): median of {} repetitions "
         "after "
         "warm-up (at least {} steps and {} s), each side in its own process, in {} rounds with the "
@@ -702,8 +703,9 @@ int main(int argc, char** argv) {
         "= the step's matrix products timed alone "
         "with one-thread sgemm on the same shapes, over tapegrad 1T. RSS = peak resident MiB of "
         "the 1T process (PyTorch: its nn.* layer's process).\n\n",
-        tb::today(), tb::cpu_model(), blas.corename, tb::env_or("OPENBLAS_CORETYPE", "unset"),
-        "./run.sh bench", reps, warmup_steps, warmup_seconds, rounds,
+        tb::today(), tb::cpu_model(), isa_name(isa()), tb::env_or("TAPEGRAD_ISA", "unset"),
+        blas.corename, tb::env_or("OPENBLAS_CORETYPE", "unset"), "./run.sh bench", reps,
+        warmup_steps, warmup_seconds, rounds,
         pin >= 0
             ? fmt::format("Every 1-thread run, of both sides, is pinned to CPU {} (`--pin`), so a "
                           "slower vCPU cannot land on one side only; 2T runs use every CPU.",
@@ -805,7 +807,10 @@ int main(int argc, char** argv) {
         summary +=
             fmt::format("; lowest 2T speed-up, paired: {:.2f} ({})", worst_paired, worst_paired_at);
     fmt::print("\n{}\n", summary);
-    tb::write_section(out, "rnn", table + "\n" + summary + "\n");
+    // one section per instruction set: a run capped at AVX2 (TAPEGRAD_ISA=avx2) keeps the
+    // AVX-512 run's table
+    const std::string section = isa() == cpu_isa() ? "rnn" : fmt::format("rnn-{}", isa_name(isa()));
+    tb::write_section(out, section, table + "\n" + summary + "\n");
     fmt::print("bench/rnn: table written to {}\n", out);
     return 0;
 }

@@ -20,7 +20,8 @@ foreach(dir core kernels ops layers optim train)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/
     DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/tapegrad/${dir}
     FILES_MATCHING PATTERN "*.hpp"
-    PATTERN "support.hpp" EXCLUDE PATTERN "engine_ops.hpp" EXCLUDE PATTERN "counters.hpp" EXCLUDE)
+    PATTERN "support.hpp" EXCLUDE PATTERN "engine_ops.hpp" EXCLUDE PATTERN "counters.hpp" EXCLUDE
+    PATTERN "vector_math_kernels.hpp" EXCLUDE)
 endforeach()
 
 install(EXPORT tapegradTargets

@@ -4,10 +4,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 
 #include <unistd.h>
 
 namespace tapegrad {
+
+const char* isa_name(Isa isa) {
+    switch (isa) {
+        case Isa::generic: return "generic";
+        case Isa::avx2: return "avx2";
+        case Isa::avx512: return "avx512";
+    }
+    return "?";
+}
 
 namespace {
 
@@ -29,6 +39,16 @@ std::size_t mib_switch(const char* name, std::size_t fallback) {
     std::fprintf(stderr, "tapegrad: %s='%s' is not a number of MiB from 0 to 2^40; using %zu\n",
                  name, v, fallback >> 20);
     return fallback;
+}
+
+Isa isa_cap() {
+    const char* name = "TAPEGRAD_ISA";
+    const char* v = std::getenv(name);
+    if (!v || !*v) return Isa::avx512;
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::generic})
+        if (std::strcmp(v, isa_name(isa)) == 0) return isa;
+    std::fprintf(stderr, "tapegrad: %s='%s' is not avx512, avx2 or generic; ignored\n", name, v);
+    return Isa::avx512;
 }
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -54,6 +74,7 @@ std::size_t large_cache_bytes() {
 const Switches& switches() {
     static const Switches s{.packed_gemm = on_unless_zero("TAPEGRAD_PACKED_GEMM"),
                             .vector_math = on_unless_zero("TAPEGRAD_VECTOR_MATH"),
+                            .isa_cap = isa_cap(),
                             .buffer_cache_bytes = buffer_cache_bytes(),
                             .large_cache_bytes = large_cache_bytes(),
                             .malloc_tuning = on_unless_zero("TAPEGRAD_MALLOC_TUNING")};

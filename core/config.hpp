@@ -6,12 +6,22 @@
 
 namespace tapegrad {
 
+// Instruction sets the kernels have code for, in order: each runs everything the one before
+// runs (avx2 means AVX2 with FMA).
+enum class Isa { generic, avx2, avx512 };
+// "generic", "avx2", "avx512": the names TAPEGRAD_ISA takes.
+const char* isa_name(Isa isa);
+
 struct Switches {
     // TAPEGRAD_PACKED_GEMM: "0" keeps the packed GEMM kernel off (kernels/packed_gemm.hpp).
     bool packed_gemm = true;
-    // TAPEGRAD_VECTOR_MATH: "0" keeps the AVX-512 exp, sigmoid and tanh off
+    // TAPEGRAD_VECTOR_MATH: "0" keeps the vectorized exp, sigmoid and tanh off
     // (kernels/vector_math.hpp).
     bool vector_math = true;
+    // TAPEGRAD_ISA: "avx512", "avx2" or "generic", the best instruction set the kernels may
+    // use (kernels/vector_math.hpp: isa()), to try the slower paths on a faster CPU. No cap by
+    // default; another value is reported on stderr and ignored.
+    Isa isa_cap = Isa::avx512;
     // TAPEGRAD_BUFFER_CACHE_MIB, in bytes: the buffer cache's limit at start-up
     // (core/memory.hpp). 256 MiB by default, 0 (no cache) under AddressSanitizer. A value that
     // is not a whole number of MiB from 0 to 2^40 is reported on stderr and the default kept.

@@ -1,26 +1,36 @@
-// What the CPU runs, and the on/off state of the AVX-512 code paths (kernels/packed_gemm,
-// kernels/vector_math).
+// What the CPU runs, and the on/off state of the code paths written for an instruction set
+// (kernels/packed_gemm, kernels/vector_math).
 #pragma once
 
 #include <atomic>
 
+#include "kernels/isa.hpp"
+
 namespace tapegrad::detail {
 
-inline bool cpu_has_avx512f() {
+// The best instruction set this CPU runs, whatever the cap (isa() applies it).
+inline Isa cpu_isa_uncapped() {
+#if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+    if (__builtin_cpu_supports("avx512f")) return Isa::avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+#endif
+    return Isa::generic;
 }
 
-// On when `allowed` (the path's switch in switches()), the CPU runs AVX-512F and set(false) is
-// not in force.
-class Avx512Switch {
+// On when `allowed` (the path's switch in switches()), isa() is at least `needs` and set(false)
+// is not in force. isa() is read at each call: set_isa_cap() takes effect at once.
+class IsaSwitch {
 public:
-    explicit Avx512Switch(bool allowed) : supported_(allowed && cpu_has_avx512f()) {}
-    bool on() const { return supported_ && enabled_.load(std::memory_order_relaxed); }
+    IsaSwitch(bool allowed, Isa needs) : allowed_(allowed), needs_(needs) {}
+    bool on() const {
+        return allowed_ && enabled_.load(std::memory_order_relaxed) && isa() >= needs_;
+    }
     void set(bool on) { enabled_.store(on, std::memory_order_relaxed); }
 
 private:
-    const bool supported_;
+    const bool allowed_;
+    const Isa needs_;
     std::atomic<bool> enabled_{true};
 };
 

@@ -83,8 +83,9 @@ constexpr auto kernel_table(std::index_sequence<R...>) {
 constexpr std::array kernels{kernel_table<false>(std::make_index_sequence<mr + 1>{}),
                              kernel_table<true>(std::make_index_sequence<mr + 1>{})};
 
-detail::Avx512Switch& state() {
-    static detail::Avx512Switch s(switches().packed_gemm);
+// the kernels are AVX-512 intrinsics
+detail::IsaSwitch& state() {
+    static detail::IsaSwitch s(switches().packed_gemm, Isa::avx512);
     return s;
 }
 

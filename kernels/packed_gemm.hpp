@@ -16,7 +16,7 @@
 
 namespace tapegrad::packed_gemm {
 
-// True when the CPU runs AVX-512F, TAPEGRAD_PACKED_GEMM is not "0" in the environment (read
+// True when isa() is avx512 (kernels/isa.hpp), TAPEGRAD_PACKED_GEMM is not "0" in the environment (read
 // once per process) and set_enabled(false) is not in force.
 bool available();
 // Turns the packed kernel off (products go to BLAS) or back on, for the whole process; for

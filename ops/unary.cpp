@@ -13,8 +13,8 @@ using kernels::map;
 using ops::require_defined;
 
 namespace {
-// f elementwise: float32 through the AVX-512 routine `fast` where the CPU has it (about twice
-// xsimd's AVX2 speed), otherwise, and for float64, through xtensor's `f`.
+// f elementwise: float32 through kernels/vector_math's `fast` where isa() allows it, otherwise,
+// and for float64, through xtensor's `f`.
 template <class F>
 Tensor map_fast(const Tensor& x, void (*fast)(const float*, float*, std::size_t), F&& f) {
     if (x.dtype() == float32 && vector_math::available()) {

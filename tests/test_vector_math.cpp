@@ -1,12 +1,22 @@
-// The AVX-512 exp, sigmoid and tanh (kernels/vector_math.hpp) behind the float32 forward of the
-// exp, sigmoid and tanh ops: within a few ulps of a double-precision reference over their whole
-// range, and the special values (NaN, ±inf, ±0, overflow, underflow) as std:: gives them.
+// The vectorized exp, sigmoid and tanh (kernels/vector_math.hpp) behind the float32 forward of
+// the exp, sigmoid and tanh ops: within a few ulps of a double-precision reference over their
+// whole range, and the special values (NaN, ±inf, ±0, overflow, underflow) as std:: gives them,
+// on each instruction set the CPU runs (AVX-512, AVX2); and the cap on the instruction set.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
+#include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include <tapegrad/tapegrad.hpp>
 
@@ -38,13 +48,32 @@ const Case cases[] = {
     {"tanh", vector_math::tanh, [](double x) { return std::tanh(x); }, 3},
 };
 
+// Restores the cap the environment gave when it goes out of scope.
+struct RestoreCap {
+    ~RestoreCap() { set_isa_cap(switches().isa_cap); }
+};
+
+// Runs `check` on each path the CPU offers (avx512, avx2), the cap set to each in turn.
+template <class F>
+void on_every_path(F check) {
+    RestoreCap restore;
+    int paths = 0;
+    for (Isa path : {Isa::avx512, Isa::avx2}) {
+        if (cpu_isa() < path) continue;
+        set_isa_cap(path);
+        if (!vector_math::available()) break;  // TAPEGRAD_VECTOR_MATH=0
+        const char* isa = isa_name(path);
+        CAPTURE(isa);
+        check();
+        ++paths;
+    }
+    if (paths == 0)
+        MESSAGE("no AVX2 here (or TAPEGRAD_VECTOR_MATH=0): xtensor's versions are used");
+}
+
 }  // namespace
 
 TEST_CASE("vector math: exp, sigmoid and tanh stay within a few ulps everywhere") {
-    if (!vector_math::available()) {
-        MESSAGE("no AVX-512F here (or TAPEGRAD_VECTOR_MATH=0): xtensor's versions are used");
-        return;
-    }
     // every 397th float32 bit pattern between -120 and 120: ~5.6 million values, all exponents
     std::vector<float> x;
     for (std::uint32_t bits = 0; bits < 0x7f800000u; bits += 397) {
@@ -55,57 +84,60 @@ TEST_CASE("vector math: exp, sigmoid and tanh stay within a few ulps everywhere"
         x.push_back(-v);
     }
     std::vector<float> y(x.size());
-    for (const Case& c : cases) {
-        CAPTURE(c.name);
-        c.fast(x.data(), y.data(), x.size());
-        double worst = 0;
-        float worst_at = 0;
-        for (std::size_t i = 0; i < x.size(); ++i) {
-            const double want = c.exact(x[i]);
-            // below the normal range only the absolute error means anything
-            if (std::abs(want) < std::numeric_limits<float>::min()) {
-                CHECK(std::abs(y[i] - want) <= std::numeric_limits<float>::min());
-                continue;
+    on_every_path([&] {
+        for (const Case& c : cases) {
+            CAPTURE(c.name);
+            c.fast(x.data(), y.data(), x.size());
+            double worst = 0;
+            float worst_at = 0;
+            for (std::size_t i = 0; i < x.size(); ++i) {
+                const double want = c.exact(x[i]);
+                // below the normal range only the absolute error means anything
+                if (std::abs(want) < std::numeric_limits<float>::min()) {
+                    CHECK(std::abs(y[i] - want) <= std::numeric_limits<float>::min());
+                    continue;
+                }
+                const double e = ulps(y[i], want);
+                if (e > worst) {
+                    worst = e;
+                    worst_at = x[i];
+                }
             }
-            const double e = ulps(y[i], want);
-            if (e > worst) {
-                worst = e;
-                worst_at = x[i];
-            }
+            CAPTURE(worst_at);
+            CHECK(worst <= c.max_ulps);
         }
-        CAPTURE(worst_at);
-        CHECK(worst <= c.max_ulps);
-    }
+    });
 }
 
 TEST_CASE("vector math: special values and lengths that are not a multiple of 16") {
-    if (!vector_math::available()) return;
     const float inf = std::numeric_limits<float>::infinity(),
                 nan = std::numeric_limits<float>::quiet_NaN();
     const std::vector<float> x{nan,     inf,    -inf,   0.0f,    -0.0f, 89.0f, 88.0f,
                                -104.0f, -87.5f, 1e-30f, -1e-30f, 20.0f, -20.0f};
-    for (const Case& c : cases) {
-        CAPTURE(c.name);
-        // every length from 1 to 13 with a 1-element offset: the masked tail and unaligned starts
-        for (std::size_t n = 1; n <= x.size(); ++n) {
-            std::vector<float> y(n + 1, 12345.0f);
-            c.fast(x.data(), y.data() + 1, n);
-            CHECK(y[0] == 12345.0f);  // nothing written before the output
-            for (std::size_t i = 0; i < n; ++i) {
-                CAPTURE(x[i]);
-                const float want = static_cast<float>(c.exact(x[i]));
-                if (std::isnan(want)) CHECK(std::isnan(y[i + 1]));
-                else if (want == 0)
-                    CHECK(std::abs(y[i + 1]) <= std::numeric_limits<float>::denorm_min());
-                else CHECK(ulps(y[i + 1], c.exact(x[i])) <= c.max_ulps);
+    on_every_path([&] {
+        for (const Case& c : cases) {
+            CAPTURE(c.name);
+            // every length from 1 to 13 with a 1-element offset: the tail and unaligned starts
+            for (std::size_t n = 1; n <= x.size(); ++n) {
+                std::vector<float> y(n + 1, 12345.0f);
+                c.fast(x.data(), y.data() + 1, n);
+                CHECK(y[0] == 12345.0f);  // nothing written before the output
+                for (std::size_t i = 0; i < n; ++i) {
+                    CAPTURE(x[i]);
+                    const float want = static_cast<float>(c.exact(x[i]));
+                    if (std::isnan(want)) CHECK(std::isnan(y[i + 1]));
+                    else if (want == 0)
+                        CHECK(std::abs(y[i + 1]) <= std::numeric_limits<float>::denorm_min());
+                    else CHECK(ulps(y[i + 1], c.exact(x[i])) <= c.max_ulps);
+                }
             }
         }
-    }
-    // tanh keeps the sign of zero and of tiny inputs, as std::tanh
-    float z[2] = {-0.0f, -1e-30f}, t[2];
-    vector_math::tanh(z, t, 2);
-    CHECK(std::signbit(t[0]));
-    CHECK(t[1] == -1e-30f);
+        // tanh keeps the sign of zero and of tiny inputs, as std::tanh
+        float z[2] = {-0.0f, -1e-30f}, t[2];
+        vector_math::tanh(z, t, 2);
+        CHECK(std::signbit(t[0]));
+        CHECK(t[1] == -1e-30f);
+    });
 }
 
 TEST_CASE("vector math: the float32 ops use it and agree with their float64 versions") {
@@ -132,4 +164,63 @@ TEST_CASE("vector math: the float32 ops use it and agree with their float64 vers
     const Tensor plain = tanh(x32).value();
     vector_math::set_enabled(true);
     CHECK(max_abs_diff(fast, plain) < 1e-6);
+}
+
+TEST_CASE("vector math: isa() honours the cap, and the cap at generic turns the kernels off") {
+    RestoreCap restore;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    const Isa expected = __builtin_cpu_supports("avx512f") ? Isa::avx512
+                         : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                             ? Isa::avx2
+                             : Isa::generic;
+    CHECK(cpu_isa() == expected);
+#endif
+    for (Isa cap : {Isa::generic, Isa::avx2, Isa::avx512}) {
+        set_isa_cap(cap);
+        CHECK(isa() == std::min(cap, cpu_isa()));
+    }
+    set_isa_cap(Isa::generic);
+    CHECK_FALSE(vector_math::available());
+    CHECK_FALSE(packed_gemm::available());
+    // the packed GEMM kernel is AVX-512 only; the vector math runs on AVX2
+    set_isa_cap(Isa::avx2);
+    CHECK_FALSE(packed_gemm::available());
+    CHECK(vector_math::available() == (cpu_isa() >= Isa::avx2 && switches().vector_math));
+    CHECK(std::string(isa_name(Isa::generic)) == "generic");
+    CHECK(std::string(isa_name(Isa::avx2)) == "avx2");
+    CHECK(std::string(isa_name(Isa::avx512)) == "avx512");
+}
+
+// Run by the next case in a child process, with TAPEGRAD_ISA set and the cap it should give in
+// TAPEGRAD_TEST_ISA_CAP; nothing to check otherwise.
+TEST_CASE("vector math: TAPEGRAD_ISA as read at start (child process)") {
+    const char* want = std::getenv("TAPEGRAD_TEST_ISA_CAP");
+    if (!want) return;
+    CHECK(std::string(isa_name(switches().isa_cap)) == want);
+}
+
+TEST_CASE("vector math: TAPEGRAD_ISA sets the cap; another value is reported and ignored") {
+    const std::string self = std::filesystem::read_symlink("/proc/self/exe").string(),
+                      err = (std::filesystem::temp_directory_path() /
+                             ("tapegrad_isa_" + std::to_string(getpid()) + ".err"))
+                                .string();
+    for (auto [value, cap] : {std::pair<const char*, const char*>{"avx2", "avx2"},
+                              {"generic", "generic"},
+                              {"avx512", "avx512"},
+                              {"sse2", "avx512"}}) {
+        CAPTURE(value);
+        const std::string cmd = std::string("TAPEGRAD_ISA=") + value +
+                                " TAPEGRAD_TEST_ISA_CAP=" + cap + " '" + self +
+                                "' '--test-case=vector math: TAPEGRAD_ISA as read at start "
+                                "(child process)' > /dev/null 2> '" +
+                                err + "'";
+        CHECK(std::system(cmd.c_str()) == 0);
+        std::ifstream in(err);
+        const std::string text{std::istreambuf_iterator<char>(in), {}};
+        const bool reported = text.find("TAPEGRAD_ISA='sse2'") != std::string::npos &&
+                              text.find("avx512, avx2 or generic") != std::string::npos;
+        CHECK(reported == (std::string(value) == "sse2"));
+    }
+    std::remove(err.c_str());
 }
