@@ -288,7 +288,7 @@ int main(int argc, char** argv) {
         "set terminal pngcairo size {},420 font 'sans,9'\nset output 'cell_zoo.png'\n"
         "set datafile separator ','\nset logscale y\nset grid\nset key outside right\n"
         "set xlabel 'training wall time (s)'\nset multiplot layout 1,{}\n",
-        480 * tasks.size(), tasks.size());
+        480 * tasks.size() + 240, tasks.size());
     for (const std::string& task : tasks) {
         gp += fmt::format("set title '{}'\nset ylabel '{}'\nplot ", task,
                           task == "char LM" ? "validation nats" : "test MSE");
