@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command for everything: ./run.sh deps|build|test|demo|bench|docs|help
+# One command for everything: ./run.sh deps|build|test|demo|bench|arm64|docs|help
 set -euo pipefail
 
 DEMO=compare_cells           # the executable under build/examples/ that `demo` runs
@@ -14,6 +14,11 @@ PACKAGES=(cmake g++ make libxtensor-dev libxsimd-dev xtl-dev libxtensor-blas-dev
 FUZZ_CXX=clang++-16
 FUZZ_PACKAGES=(clang-16 libclang-rt-16-dev)
 FUZZ_TARGETS=(safetensors_loader ops)   # fuzz/<name>.cpp -> build-fuzz/fuzz/fuzz_<name>
+# Only for `arm64`: Debian's cross toolchain, qemu-user and the arm64 builds of the libraries
+# tapegrad links (multiarch); the header-only ones in PACKAGES serve as they are
+# (cmake/aarch64-linux-gnu.cmake).
+ARM64_PACKAGES=(crossbuild-essential-arm64 qemu-user libtbb-dev:arm64 libopenblas-dev:arm64
+                liblapack-dev:arm64 libfmt-dev:arm64)
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 
@@ -32,6 +37,9 @@ Usage: ./run.sh <command> [args]
           and run each on a copy of its seed corpus fuzz/corpus/<target> (default 60 s each)
   format  check that every C++ file follows .clang-format (clang-format 14, installed when
           missing); \`./run.sh format fix\` rewrites them
+  arm64   cross-compile the library and the tests for aarch64 (Debian's cross toolchain and
+          :arm64 packages, installed when missing) into ./build-arm64 and run ctest under
+          qemu-user
   docs    render docs/design.dot to docs/design.svg and .png (graphviz, installed when missing)
   soak [steps]  build, then run bench/soak: LSTM training for [steps] (default 100000) steps,
           RSS at the start and the end; fails if memory grows
@@ -46,7 +54,9 @@ EOF
 }
 
 installed() {
-    dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed$'
+    # with the arm64 packages in too (`arm64`), a bare name is ambiguous: this machine's is meant
+    { dpkg -s "$1" 2>/dev/null || dpkg -s "$1:$(dpkg --print-architecture)" 2>/dev/null; } |
+        grep -q '^Status: install ok installed$'
 }
 
 as_root() {
@@ -226,6 +236,29 @@ format() {
     clang-format --dry-run --Werror "${files[@]}"
 }
 
+arm64() {
+    local dir=build-arm64 missing=() p
+    deps
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        echo "run.sh: adding the arm64 architecture to dpkg"
+        as_root dpkg --add-architecture arm64
+        APT_UPDATED=0  # its package lists are not there yet
+    fi
+    for p in "${ARM64_PACKAGES[@]}"; do
+        installed "$p" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "run.sh: installing ${missing[*]}"
+        apt_install "${missing[@]}"
+    fi
+    cmake -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake" \
+        -DCMAKE_BUILD_TYPE=Release -DTAPEGRAD_BUILD_EXAMPLES=OFF -DTAPEGRAD_BUILD_BENCH=OFF \
+        -DTAPEGRAD_WITH_MPI=OFF
+    cmake --build "$dir" -j"$(nproc)"
+    # every test binary runs under qemu-aarch64 (CMAKE_CROSSCOMPILING_EMULATOR)
+    ctest --test-dir "$dir" --output-on-failure -j"$(nproc)"
+}
+
 docs() {
     installed graphviz || apt_install graphviz
     dot -Tsvg docs/design.dot -o docs/design.svg
@@ -255,6 +288,7 @@ case "$cmd" in
     sanitize) sanitize ;;
     fuzz) fuzz "$@" ;;
     format) format "$@" ;;
+    arm64) arm64 ;;
     docs) docs ;;
     soak) soak "$@" ;;
     help|-h|--help) usage ;;

@@ -9,9 +9,13 @@ namespace tapegrad {
 
 BlasInfo blas_info() {
     const char* core = openblas_get_corename();
+#if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     return classify_blas(core ? core : "unknown", __builtin_cpu_supports("avx2"),
                          __builtin_cpu_supports("avx512f"));
+#else
+    return classify_blas(core ? core : "unknown", false, false);  // no AVX: nothing to warn of
+#endif
 }
 
 BlasInfo classify_blas(std::string corename, bool cpu_has_avx2, bool cpu_has_avx512) {

@@ -1,12 +1,15 @@
 #include "kernels/packed_gemm.hpp"
 
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -28,6 +31,7 @@ constexpr std::size_t kc = one_pass_depth;   // depth per pass: one panel's slic
 // transposed products' share of the kernels' time fell from 41-44% to 36-38% (perf samples).
 constexpr std::size_t prefetch_ahead = 8;
 
+#if defined(__x86_64__)
 // c[r, 0:cols] = addend[r, 0:cols] (when given) + sum over kk < depth of a[r, kk] * panel[kk, :], r < MR. MR*NV accumulators
 // stay in registers; each depth step broadcasts one element of each row of a against NV vectors
 // of the panel, whose rows are NV vectors long. The last panels of a matrix may use fewer
@@ -67,6 +71,18 @@ __attribute__((target("avx512f"))) void kernel(std::size_t depth, const float* a
         }
     }
 }
+#else
+// Off x86-64 the kernels do not exist: isa() is generic there, so available() is false and
+// nothing calls them.
+[[noreturn]] void unavailable() {
+    throw std::logic_error("packed_gemm: the kernels are AVX-512 (x86-64 only)");
+}
+template <std::size_t MR, std::size_t NV, bool TransA>
+void kernel(std::size_t, const float*, std::size_t, const float*, float*, std::size_t, std::size_t,
+            const float*, std::size_t) {
+    unavailable();
+}
+#endif
 
 using Kernel = void (*)(std::size_t, const float*, std::size_t, const float*, float*, std::size_t,
                         std::size_t, const float*, std::size_t);
@@ -113,6 +129,7 @@ std::vector<PackedMatrix::Panel> panel_layout(std::size_t n) {
 }
 
 // to[0, 16 nv) = from[0, cols), then zeros: one row of a panel from a contiguous row of B.
+#if defined(__x86_64__)
 __attribute__((target("avx512f"))) void copy_panel_row(const float* from, std::size_t cols,
                                                        std::size_t nv, float* to) {
     for (std::size_t v = 0; v < nv; ++v) {
@@ -125,6 +142,9 @@ __attribute__((target("avx512f"))) void copy_panel_row(const float* from, std::s
         _mm512_store_ps(to + at, x);
     }
 }
+#else
+void copy_panel_row(const float*, std::size_t, std::size_t, float*) { unavailable(); }
+#endif
 }  // namespace
 
 PackedMatrix::PackedMatrix(const float* b, std::size_t k, std::size_t n, std::size_t ld,

@@ -1,5 +1,7 @@
 #include "kernels/vector_math.hpp"
 
+#include <stdexcept>
+
 #include "core/config.hpp"
 #include "kernels/cpu.hpp"
 #include "kernels/vector_math_kernels.hpp"
@@ -15,12 +17,19 @@ tapegrad::detail::IsaSwitch& state() {
     return s;
 }
 
+#if !defined(__x86_64__)
+[[noreturn]] void unavailable() {
+    throw std::logic_error("vector_math: the kernels are AVX2 / AVX-512 (x86-64 only)");
+}
+#endif
+
 }  // namespace
 
 bool available() { return state().on(); }
 
 void set_enabled(bool on) { state().set(on); }
 
+#if defined(__x86_64__)
 // isa() again at each call rather than a pointer chosen once: set_isa_cap() applies at once, and
 // the branch costs nothing next to an array.
 void exp(const float* x, float* y, std::size_t n) {
@@ -35,6 +44,12 @@ void tanh(const float* x, float* y, std::size_t n) {
     if (isa() == Isa::avx512) detail::tanh_avx512(x, y, n);
     else detail::tanh_avx2(x, y, n);
 }
+#else
+// Off x86-64 (isa() generic, available() false) nothing calls these.
+void exp(const float*, float*, std::size_t) { unavailable(); }
+void sigmoid(const float*, float*, std::size_t) { unavailable(); }
+void tanh(const float*, float*, std::size_t) { unavailable(); }
+#endif
 
 }  // namespace vector_math
 

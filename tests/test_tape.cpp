@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -253,7 +254,10 @@ TEST_CASE("tape: 10,000 training iterations do not grow memory") {
     // AddressSanitizer keeps freed memory in quarantine, so RSS grows by design there;
     // LeakSanitizer checks for leaks in that build instead.
 #else
-    CHECK(end - warm < 2048);
+    // Under qemu-user (./run.sh arm64; tests/discover_tests.cmake sets the variable) RSS is the
+    // emulator's, its cache of translated code included, and that grows.
+    if (std::getenv("TAPEGRAD_TEST_EMULATOR")) MESSAGE("under an emulator: RSS not checked");
+    else CHECK(end - warm < 2048);
 #endif
     CHECK(last_loss < first_loss);
 }

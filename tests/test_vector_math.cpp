@@ -210,8 +210,11 @@ TEST_CASE("vector math: TAPEGRAD_ISA sets the cap; another value is reported and
                               {"avx512", "avx512"},
                               {"sse2", "avx512"}}) {
         CAPTURE(value);
+        // cross-compiled, ctest runs this binary under an emulator: the child too
+        const char* emulator = std::getenv("TAPEGRAD_TEST_EMULATOR");
         const std::string cmd = std::string("TAPEGRAD_ISA=") + value +
-                                " TAPEGRAD_TEST_ISA_CAP=" + cap + " '" + self +
+                                " TAPEGRAD_TEST_ISA_CAP=" + cap + " " + (emulator ? emulator : "") +
+                                " '" + self +
                                 "' '--test-case=vector math: TAPEGRAD_ISA as read at start "
                                 "(child process)' > /dev/null 2> '" +
                                 err + "'";

@@ -1,7 +1,9 @@
 # Installs a tapegrad build tree into a fresh prefix, then configures, builds and runs the
 # consumer project against that prefix alone.
 #   cmake -DBUILD_DIR=<tapegrad build> -DSOURCE_DIR=<tests/consumer> -DWORK_DIR=<scratch>
-#         [-DCONFIG=Release] [-DCXX_COMPILER=...] -P run_consumer.cmake
+#         [-DCONFIG=Release] [-DCXX_COMPILER=...] [-DTOOLCHAIN_FILE=...] [-DEMULATOR=<command>]
+#         -P run_consumer.cmake
+# (cross-compiling: the consumer is built with the same toolchain file and run under EMULATOR)
 foreach(var BUILD_DIR SOURCE_DIR WORK_DIR)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "run_consumer.cmake: -D${var}=... is required")
@@ -28,6 +30,9 @@ set(configure_args -S "${SOURCE_DIR}" -B "${build}" -DCMAKE_BUILD_TYPE=${CONFIG}
 if(CXX_COMPILER)
   list(APPEND configure_args "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}")
 endif()
+if(TOOLCHAIN_FILE)
+  list(APPEND configure_args "-DCMAKE_TOOLCHAIN_FILE=${TOOLCHAIN_FILE}")
+endif()
 run(configure "${CMAKE_COMMAND}" ${configure_args})
 
 # The package must come from the fresh prefix, not from anywhere else on the machine.
@@ -43,4 +48,5 @@ endif()
 run(build "${CMAKE_COMMAND}" --build "${build}" --config ${CONFIG})
 
 find_program(consumer consumer PATHS "${build}" "${build}/${CONFIG}" NO_DEFAULT_PATH REQUIRED)
-run(run "${consumer}")
+separate_arguments(emulator UNIX_COMMAND "${EMULATOR}")
+run(run ${emulator} "${consumer}")
