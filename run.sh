@@ -79,9 +79,10 @@ apt_install() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
 }
 
-deps() {
+# Installs those of the given packages that are missing.
+install_missing() {
     local missing=() p
-    for p in "${PACKAGES[@]}"; do
+    for p in "$@"; do
         installed "$p" || missing+=("$p")
     done
     if [ ${#missing[@]} -eq 0 ]; then
@@ -90,6 +91,10 @@ deps() {
     fi
     echo "run.sh: installing ${missing[*]}"
     apt_install "${missing[@]}"
+}
+
+deps() {
+    install_missing "${PACKAGES[@]}"
 }
 
 build() {
@@ -177,15 +182,9 @@ sanitize() {
 }
 
 fuzz() {
-    local seconds="${1:-60}" dir=build-fuzz missing=() p target
+    local seconds="${1:-60}" dir=build-fuzz p target
     deps
-    for p in "${FUZZ_PACKAGES[@]}"; do
-        installed "$p" || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        echo "run.sh: installing ${missing[*]}"
-        apt_install "${missing[@]}"
-    fi
+    install_missing "${FUZZ_PACKAGES[@]}"
     cmake -S . -B "$dir" -DCMAKE_CXX_COMPILER="$FUZZ_CXX" -DCMAKE_BUILD_TYPE=Debug \
         -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DTAPEGRAD_SANITIZE=address,undefined \
         -DTAPEGRAD_FUZZ=ON -DTAPEGRAD_BUILD_TESTS=OFF -DTAPEGRAD_BUILD_EXAMPLES=OFF \
@@ -237,20 +236,14 @@ format() {
 }
 
 arm64() {
-    local dir=build-arm64 missing=() p
+    local dir=build-arm64
     deps
     if ! dpkg --print-foreign-architectures | grep -qx arm64; then
         echo "run.sh: adding the arm64 architecture to dpkg"
         as_root dpkg --add-architecture arm64
         APT_UPDATED=0  # its package lists are not there yet
     fi
-    for p in "${ARM64_PACKAGES[@]}"; do
-        installed "$p" || missing+=("$p")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        echo "run.sh: installing ${missing[*]}"
-        apt_install "${missing[@]}"
-    fi
+    install_missing "${ARM64_PACKAGES[@]}"
     cmake -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake" \
         -DCMAKE_BUILD_TYPE=Release -DTAPEGRAD_BUILD_EXAMPLES=OFF -DTAPEGRAD_BUILD_BENCH=OFF \
         -DTAPEGRAD_WITH_MPI=OFF

@@ -8,14 +8,14 @@
 
 #include <tapegrad/tapegrad.hpp>
 
+#include "tests/test_support.hpp"
+
 using namespace tapegrad;
 namespace fs = std::filesystem;
 
 namespace {
 std::string temp_path(const std::string& name) {
-    const auto dir = fs::temp_directory_path() / "tapegrad_tests";
-    fs::create_directories(dir);
-    return (dir / name).string();
+    return (tapegrad::test::scratch_dir("tests") / name).string();  // per process
 }
 
 std::string read_bytes(const std::string& path) {

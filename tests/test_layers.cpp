@@ -8,7 +8,9 @@
 
 #include <tapegrad/core/counters.hpp>
 #include <tapegrad/tapegrad.hpp>
+
 #include <tapegrad/train/gradcheck_doctest.hpp>
+#include "tests/test_support.hpp"
 
 using namespace tapegrad;
 
@@ -408,7 +410,7 @@ TEST_CASE("reference: a checkpoint of PyTorch's state_dict loads in tapegrad") {
     for (auto& [n, t] : reference().tensors)
         if (n.rfind("lstm.param.", 0) == 0) state.emplace_back(n.substr(11), t);
     const auto path =
-        (std::filesystem::temp_directory_path() / "torch_lstm_state.safetensors").string();
+        (tapegrad::test::scratch_dir("layers") / "torch_lstm_state.safetensors").string();
     save_safetensors(path, state);
     Generator g(0);
     LSTM lstm(3, 4, {.num_layers = 2, .bidirectional = true}, g);  // float32: values converted

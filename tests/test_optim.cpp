@@ -12,6 +12,8 @@
 
 #include <tapegrad/tapegrad.hpp>
 
+#include "tests/test_support.hpp"
+
 using namespace tapegrad;
 namespace fs = std::filesystem;
 
@@ -42,9 +44,7 @@ double worst_rel_error(const Tensor& actual, const Tensor& table, std::size_t ro
 }
 
 std::string temp_path(const std::string& name) {
-    const auto dir = fs::temp_directory_path() / "tapegrad_tests";
-    fs::create_directories(dir);
-    return (dir / name).string();
+    return (tapegrad::test::scratch_dir("tests") / name).string();  // per process
 }
 
 // ---- the two problems of the reference script ----

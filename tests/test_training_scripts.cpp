@@ -14,6 +14,8 @@
 
 #include <tapegrad/tapegrad.hpp>
 
+#include "tests/test_support.hpp"
+
 #include "examples/char_lm.hpp"
 #include "examples/sine_forecast.hpp"
 
@@ -54,7 +56,7 @@ char_lm::ModelConfig tiny_lm(CellType cell = CellType::lstm) {
 }
 
 fs::path temp_dir(const std::string& name) {
-    const fs::path dir = fs::temp_directory_path() / "tapegrad_tests" / name;
+    const fs::path dir = tapegrad::test::scratch_dir("tests") / name;  // per process
     fs::remove_all(dir);
     return dir;
 }
