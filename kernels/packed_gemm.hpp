@@ -3,9 +3,10 @@
 // A recurrent weight is multiplied at every time step by a few dozen rows of state. BLAS
 // repacks the weight on each of those calls, and for few rows that packing and its small-row
 // kernels dominate: OpenBLAS 0.3.21 multiplies [32,128] x [128,512] at about half of its
-// large-matrix throughput. PackedMatrix stores the operand once in the layout an AVX-512
-// kernel streams (panels of 48 columns, each row of a panel contiguous), and multiply() runs
-// that kernel directly. matmul and addmm use it inside a WeightPackScope (ops/linalg.hpp), and
+// large-matrix throughput. PackedMatrix stores the operand once in the layout a SIMD kernel
+// streams (panels a few vectors wide, each row of a panel contiguous), and multiply() runs that
+// kernel directly. The kernels are written once on xsimd (kernels/packed_gemm_kernels.hpp) for
+// AVX-512 and AVX2; a matrix is packed for isa() at the time and multiplied with that set. matmul and addmm use it inside a WeightPackScope (ops/linalg.hpp), and
 // for products of many rows and a shallow depth (a sequence's input projection, see max_rows).
 #pragma once
 
@@ -16,7 +17,11 @@
 
 namespace tapegrad::packed_gemm {
 
-// True when isa() is avx512 (kernels/isa.hpp), TAPEGRAD_PACKED_GEMM is not "0" in the environment (read
+namespace detail {
+struct Kernels;  // one instruction set's kernels (kernels/packed_gemm_kernels.hpp)
+}
+
+// True when isa() is at least avx2 (kernels/isa.hpp), TAPEGRAD_PACKED_GEMM is not "0" in the environment (read
 // once per process) and set_enabled(false) is not in force.
 bool available();
 // Turns the packed kernel off (products go to BLAS) or back on, for the whole process; for
@@ -48,8 +53,7 @@ public:
     std::size_t rows() const { return k_; }
     std::size_t cols() const { return n_; }
 
-    // Columns [col0, col0 + cols) of B, stored as k rows of `vectors` zmm vectors (16 floats),
-    // zero-padded.
+    // Columns [col0, col0 + cols) of B, stored as k rows of `vectors` SIMD vectors, zero-padded.
     struct Panel {
         std::size_t col0, cols, vectors;
     };
@@ -72,6 +76,7 @@ private:
         void operator()(float* p) const { std::free(p); }
     };
     float* panel_data(const Panel& p) const;
+    const detail::Kernels* kernels_;  // the instruction set packed for
     std::size_t k_, n_;
     std::vector<Panel> layout_;  // left to right (kernels/packed_gemm.cpp: panel_layout)
     std::unique_ptr<float[], Free>

@@ -1,5 +1,5 @@
 // Matrix products through OpenBLAS gemm, batched over leading axes, or through the packed
-// AVX-512 kernel (kernels/packed_gemm.hpp): for a weight reused inside a WeightPackScope, and,
+// SIMD kernel (kernels/packed_gemm.hpp): for a weight reused inside a WeightPackScope, and,
 // scope or not, for a float32 product of more than packed_gemm::max_rows rows whose depth is
 // at most packed_gemm::one_pass_depth (a sequence's input projection), packed for itself.
 #pragma once

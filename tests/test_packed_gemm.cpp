@@ -66,7 +66,9 @@ std::shared_ptr<Recurrent> make_layer(const std::string& kind, std::size_t I, st
 
 TEST_CASE("packed gemm: the kernel matches a double-precision product on ragged shapes") {
     if (!packed_gemm::available()) {
-        MESSAGE("no AVX-512F here (or TAPEGRAD_PACKED_GEMM=0): the packed kernel is not used");
+        MESSAGE(
+            "no AVX2 + FMA here, TAPEGRAD_ISA=generic or TAPEGRAD_PACKED_GEMM=0: the packed kernel "
+            "is not used");
         return;
     }
     Generator g(3);
@@ -106,6 +108,36 @@ TEST_CASE("packed gemm: the kernel matches a double-precision product on ragged 
                             }
                         CHECK(worst < 1e-5 * std::sqrt(static_cast<double>(k)));
                     }
+}
+
+TEST_CASE("packed gemm: a matrix keeps the path it was packed for when the cap changes") {
+    if (cpu_isa() < Isa::avx512 || !packed_gemm::available()) {
+        MESSAGE("one path only here: nothing to switch between");
+        return;
+    }
+    struct RestoreCap {
+        ~RestoreCap() { set_isa_cap(switches().isa_cap); }
+    } restore;
+    Generator g(9);
+    const std::size_t m = 13, k = 70, n = 50;  // ragged for both blockings (8 x 48, 6 x 16)
+    const Tensor a = g.normal({m, k}, 0, 1, float32), b = g.normal({k, n}, 0, 1, float32);
+    auto product = [&](const packed_gemm::PackedMatrix& packed) {
+        Tensor c = Tensor::zeros({m, n}, float32);
+        packed.multiply(m, a.xt<float>().data(), k, c.mutable_xt<float>().data());
+        return c;
+    };
+    set_isa_cap(Isa::avx512);
+    const packed_gemm::PackedMatrix wide(b.xt<float>().data(), k, n, n, false);
+    const Tensor before = product(wide);
+    set_isa_cap(Isa::avx2);
+    // packed for AVX-512, so multiplied with the AVX-512 kernel still: the same bits
+    CHECK(max_abs_diff(product(wide), before) == 0);
+    const packed_gemm::PackedMatrix narrow(b.xt<float>().data(), k, n, n, false);
+    const Tensor avx2 = product(narrow);
+    set_isa_cap(Isa::avx512);
+    CHECK(max_abs_diff(product(narrow), avx2) == 0);
+    // the two paths sum in the same order per element, but may round differently: close
+    CHECK(relative_diff(avx2, before) < 1e-5);
 }
 
 TEST_CASE("packed gemm: atᵀ B with a read as it lies matches a double-precision product") {
