@@ -738,6 +738,14 @@ int main(int argc, char** argv) {
     }
 
     const BlasInfo blas = blas_info();
+    // how this table was made: ./run.sh bench, or a run capped by hand (its variables and flags)
+    std::string command = "./run.sh bench";
+    if (isa() < cpu_isa()) {
+        command = fmt::format("TAPEGRAD_ISA={} OPENBLAS_CORETYPE={} build/bench/rnn",
+                              tb::env_or("TAPEGRAD_ISA", "unset"),
+                              tb::env_or("OPENBLAS_CORETYPE", "unset"));
+        for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+    }
     std::string table = fmt::format(
         "- Date: {}; CPU: {}; kernels: {} (TAPEGRAD_ISA={}; PyTorch's ATEN_CPU_CAPABILITY={}); "
         "OpenBLAS core: {} (OPENBLAS_CORETYPE={}); command: `{}`\n"
@@ -776,8 +784,8 @@ int main(int argc, char** argv) {
         "the 1T process (PyTorch: its nn.* layer's process).\n\n",
         tb::today(), tb::cpu_model(), isa_name(isa()), tb::env_or("TAPEGRAD_ISA", "unset"),
         tb::env_or("ATEN_CPU_CAPABILITY", "unset"), blas.corename,
-        tb::env_or("OPENBLAS_CORETYPE", "unset"), "./run.sh bench", reps, warmup_steps,
-        warmup_seconds, rounds,
+        tb::env_or("OPENBLAS_CORETYPE", "unset"), command, reps, warmup_steps, warmup_seconds,
+        rounds,
         pin >= 0
             ? fmt::format("Every 1-thread run, of both sides, is pinned to CPU {} (`--pin`), so a "
                           "slower vCPU cannot land on one side only; 2T runs use every CPU.",
