@@ -13,6 +13,7 @@ namespace tapegrad {
 const char* isa_name(Isa isa) {
     switch (isa) {
         case Isa::generic: return "generic";
+        case Isa::neon: return "neon";
         case Isa::avx2: return "avx2";
         case Isa::avx512: return "avx512";
     }
@@ -45,9 +46,10 @@ Isa isa_cap() {
     const char* name = "TAPEGRAD_ISA";
     const char* v = std::getenv(name);
     if (!v || !*v) return Isa::avx512;
-    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::generic})
+    for (Isa isa : {Isa::avx512, Isa::avx2, Isa::neon, Isa::generic})
         if (std::strcmp(v, isa_name(isa)) == 0) return isa;
-    std::fprintf(stderr, "tapegrad: %s='%s' is not avx512, avx2 or generic; ignored\n", name, v);
+    std::fprintf(stderr, "tapegrad: %s='%s' is not avx512, avx2, neon or generic; ignored\n", name,
+                 v);
     return Isa::avx512;
 }
 

@@ -6,10 +6,10 @@
 
 namespace tapegrad {
 
-// Instruction sets the kernels have code for, in order: each runs everything the one before
-// runs (avx2 means AVX2 with FMA).
-enum class Isa { generic, avx2, avx512 };
-// "generic", "avx2", "avx512": the names TAPEGRAD_ISA takes.
+// Instruction sets the kernels have code for. A CPU offers generic and one family: neon (aarch64's
+// Advanced SIMD), or avx2 (AVX2 with FMA) and avx512, of which each runs what the one before runs.
+enum class Isa { generic, neon, avx2, avx512 };
+// "generic", "neon", "avx2", "avx512": the names TAPEGRAD_ISA takes.
 const char* isa_name(Isa isa);
 
 struct Switches {
@@ -18,8 +18,8 @@ struct Switches {
     // TAPEGRAD_VECTOR_MATH: "0" keeps the vectorized exp, sigmoid and tanh off
     // (kernels/vector_math.hpp).
     bool vector_math = true;
-    // TAPEGRAD_ISA: "avx512", "avx2" or "generic", the best instruction set the kernels may
-    // use (kernels/vector_math.hpp: isa()), to try the slower paths on a faster CPU. No cap by
+    // TAPEGRAD_ISA: "avx512", "avx2", "neon" or "generic", the best instruction set the kernels
+    // may use (kernels/isa.hpp: isa()), to try the slower paths on a faster CPU. No cap by
     // default; another value is reported on stderr and ignored.
     Isa isa_cap = Isa::avx512;
     // TAPEGRAD_BUFFER_CACHE_MIB, in bytes: the buffer cache's limit at start-up

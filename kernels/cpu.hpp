@@ -14,23 +14,24 @@ inline Isa cpu_isa_uncapped() {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f")) return Isa::avx512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+#elif defined(__aarch64__)
+    return Isa::neon;  // Advanced SIMD is part of every AArch64 CPU
 #endif
     return Isa::generic;
 }
 
-// On when `allowed` (the path's switch in switches()), isa() is at least `needs` and set(false)
-// is not in force. isa() is read at each call: set_isa_cap() takes effect at once.
+// On when `allowed` (the path's switch in switches()), isa() is not generic and set(false) is
+// not in force. isa() is read at each call: set_isa_cap() takes effect at once.
 class IsaSwitch {
 public:
-    IsaSwitch(bool allowed, Isa needs) : allowed_(allowed), needs_(needs) {}
+    explicit IsaSwitch(bool allowed) : allowed_(allowed) {}
     bool on() const {
-        return allowed_ && enabled_.load(std::memory_order_relaxed) && isa() >= needs_;
+        return allowed_ && enabled_.load(std::memory_order_relaxed) && isa() != Isa::generic;
     }
     void set(bool on) { enabled_.store(on, std::memory_order_relaxed); }
 
 private:
     const bool allowed_;
-    const Isa needs_;
     std::atomic<bool> enabled_{true};
 };
 

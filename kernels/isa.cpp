@@ -21,8 +21,10 @@ Isa cpu_isa() {
 }
 
 Isa isa() {
-    const Isa cap = isa_cap().load(std::memory_order_relaxed);
-    return cap < cpu_isa() ? cap : cpu_isa();
+    const Isa cap = isa_cap().load(std::memory_order_relaxed), cpu = cpu_isa();
+    if (cap == Isa::generic || cpu == Isa::generic) return Isa::generic;
+    if (cpu == Isa::neon) return Isa::neon;
+    return cap == Isa::neon ? Isa::generic : cap < cpu ? cap : cpu;
 }
 
 void set_isa_cap(Isa cap) { isa_cap().store(cap, std::memory_order_relaxed); }

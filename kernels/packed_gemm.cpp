@@ -19,19 +19,21 @@ namespace {
 
 constexpr std::size_t kc = one_pass_depth;  // depth per pass: one panel's slice stays in L1
 
-// the kernels for isa(), which available() has checked is at least avx2
+// the kernels for isa(), which available() has checked is not generic
 const detail::Kernels& current_kernels() {
 #if defined(__x86_64__)
     return isa() == Isa::avx512 ? detail::kernels_avx512() : detail::kernels_avx2();
+#elif defined(__aarch64__)
+    return detail::kernels_neon();
 #else
-    // Off x86-64 the kernels do not exist: isa() is generic there, so available() is false and
-    // nothing packs.
-    throw std::logic_error("packed_gemm: the kernels are AVX-512 / AVX2 (x86-64 only)");
+    // Elsewhere the kernels do not exist: isa() is generic, so available() is false and nothing
+    // packs.
+    throw std::logic_error("packed_gemm: no kernels for this architecture");
 #endif
 }
 
 tapegrad::detail::IsaSwitch& state() {
-    static tapegrad::detail::IsaSwitch s(switches().packed_gemm, Isa::avx2);
+    static tapegrad::detail::IsaSwitch s(switches().packed_gemm);
     return s;
 }
 

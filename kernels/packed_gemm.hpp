@@ -6,8 +6,9 @@
 // large-matrix throughput. PackedMatrix stores the operand once in the layout a SIMD kernel
 // streams (panels a few vectors wide, each row of a panel contiguous), and multiply() runs that
 // kernel directly. The kernels are written once on xsimd (kernels/packed_gemm_kernels.hpp) for
-// AVX-512 and AVX2; a matrix is packed for isa() at the time and multiplied with that set. matmul and addmm use it inside a WeightPackScope (ops/linalg.hpp), and
-// for products of many rows and a shallow depth (a sequence's input projection, see max_rows).
+// AVX-512, AVX2 and NEON; a matrix is packed for isa() at the time and multiplied with that set.
+// matmul and addmm use it inside a WeightPackScope (ops/linalg.hpp), and for products of many
+// rows and a shallow depth (a sequence's input projection, see max_rows).
 #pragma once
 
 #include <cstddef>
@@ -21,7 +22,7 @@ namespace detail {
 struct Kernels;  // one instruction set's kernels (kernels/packed_gemm_kernels.hpp)
 }
 
-// True when isa() is at least avx2 (kernels/isa.hpp), TAPEGRAD_PACKED_GEMM is not "0" in the environment (read
+// True when isa() is not generic (kernels/isa.hpp), TAPEGRAD_PACKED_GEMM is not "0" in the environment (read
 // once per process) and set_enabled(false) is not in force.
 bool available();
 // Turns the packed kernel off (products go to BLAS) or back on, for the whole process; for

@@ -1,8 +1,9 @@
-// The packed GEMM kernels written once on xsimd batches, for kernels/packed_gemm_avx512.cpp and
-// kernels/packed_gemm_avx2.cpp to compile each for its instruction set; kernels/packed_gemm.cpp
-// packs and multiplies with the set isa() names when the matrix is packed. Include it from those
-// two files only: the rule of kernels/vector_math_kernels.hpp holds here too (everything in an
-// anonymous namespace, no std algorithms, no weak symbol built for a CPU that may lack it).
+// The packed GEMM kernels written once on xsimd batches, for kernels/packed_gemm_avx512.cpp,
+// kernels/packed_gemm_avx2.cpp and kernels/packed_gemm_neon.cpp to compile each for its
+// instruction set; kernels/packed_gemm.cpp packs and multiplies with the set isa() names when the
+// matrix is packed. Include it from those files only: the rule of kernels/vector_math_kernels.hpp
+// holds here too (everything in an anonymous namespace, no std algorithms, no weak symbol built
+// for a CPU that may lack it).
 #pragma once
 
 #include <cstddef>
@@ -33,6 +34,7 @@ struct Kernels {
 
 const Kernels& kernels_avx512();  // 16 lanes, 3 vectors, 8 rows: 24 of the 32 zmm registers
 const Kernels& kernels_avx2();    // 8 lanes, 2 vectors, 6 rows: 12 of the 16 ymm registers
+const Kernels& kernels_neon();    // 4 lanes, 3 vectors, 8 rows: 24 of the 32 q registers
 
 }  // namespace tapegrad::packed_gemm::detail
 

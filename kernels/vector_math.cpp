@@ -13,13 +13,13 @@ namespace vector_math {
 namespace {
 
 tapegrad::detail::IsaSwitch& state() {
-    static tapegrad::detail::IsaSwitch s(switches().vector_math, Isa::avx2);
+    static tapegrad::detail::IsaSwitch s(switches().vector_math);
     return s;
 }
 
-#if !defined(__x86_64__)
+#if !defined(__x86_64__) && !defined(__aarch64__)
 [[noreturn]] void unavailable() {
-    throw std::logic_error("vector_math: the kernels are AVX2 / AVX-512 (x86-64 only)");
+    throw std::logic_error("vector_math: no kernels for this architecture");
 }
 #endif
 
@@ -44,8 +44,12 @@ void tanh(const float* x, float* y, std::size_t n) {
     if (isa() == Isa::avx512) detail::tanh_avx512(x, y, n);
     else detail::tanh_avx2(x, y, n);
 }
+#elif defined(__aarch64__)
+void exp(const float* x, float* y, std::size_t n) { detail::exp_neon(x, y, n); }
+void sigmoid(const float* x, float* y, std::size_t n) { detail::sigmoid_neon(x, y, n); }
+void tanh(const float* x, float* y, std::size_t n) { detail::tanh_neon(x, y, n); }
 #else
-// Off x86-64 (isa() generic, available() false) nothing calls these.
+// Elsewhere (isa() generic, available() false) nothing calls these.
 void exp(const float*, float*, std::size_t) { unavailable(); }
 void sigmoid(const float*, float*, std::size_t) { unavailable(); }
 void tanh(const float*, float*, std::size_t) { unavailable(); }

@@ -1,6 +1,7 @@
-// exp, sigmoid and tanh written once on xsimd batches, for kernels/vector_math_avx512.cpp and
-// kernels/vector_math_avx2.cpp to compile each for its instruction set; kernels/vector_math.cpp
-// picks one at run time. Include it from those two files only.
+// exp, sigmoid and tanh written once on xsimd batches, for kernels/vector_math_avx512.cpp,
+// kernels/vector_math_avx2.cpp and kernels/vector_math_neon.cpp to compile each for its
+// instruction set; kernels/vector_math.cpp picks one at run time. Include it from those files
+// only.
 //
 // Those files are compiled with flags the CPU may not have (-mavx512f), so every inline or
 // template function they instantiate must be their own: a weak symbol such as std::min<float>
@@ -26,6 +27,9 @@ void tanh_avx512(const float* x, float* y, std::size_t n);
 void exp_avx2(const float* x, float* y, std::size_t n);
 void sigmoid_avx2(const float* x, float* y, std::size_t n);
 void tanh_avx2(const float* x, float* y, std::size_t n);
+void exp_neon(const float* x, float* y, std::size_t n);
+void sigmoid_neon(const float* x, float* y, std::size_t n);
+void tanh_neon(const float* x, float* y, std::size_t n);
 
 }  // namespace tapegrad::vector_math::detail
 
@@ -47,6 +51,18 @@ inline xsimd::batch<float, Arch> scale(xsimd::batch<float, Arch> p, xsimd::batch
             return xsimd::bitwise_cast<xsimd::batch<float, Arch>>((e + ints(127)) << 23);
         };
         return p * pow2(k1) * pow2(k2);
+    }
+}
+
+// a / b, correctly rounded. xsimd 8.1 divides float32 on NEON by a reciprocal estimate and two
+// Newton steps, up to 4 ulps off in sigmoid (tests/test_vector_math.cpp); AArch64 has a true
+// division.
+template <class Arch>
+inline xsimd::batch<float, Arch> divide(xsimd::batch<float, Arch> a, xsimd::batch<float, Arch> b) {
+    if constexpr (std::is_base_of_v<xsimd::neon64, Arch>) {
+        return vdivq_f32(a, b);
+    } else {
+        return a / b;
     }
 }
 
@@ -75,7 +91,8 @@ inline xsimd::batch<float, Arch> exp(xsimd::batch<float, Arch> x) {
 template <class Arch>
 inline xsimd::batch<float, Arch> sigmoid(xsimd::batch<float, Arch> x) {
     using floats = xsimd::batch<float, Arch>;
-    return floats(1.0f) / (floats(1.0f) + vector_math_kernels::exp(floats(0.0f) - x));
+    return vector_math_kernels::divide(floats(1.0f),
+                                       floats(1.0f) + vector_math_kernels::exp(floats(0.0f) - x));
 }
 
 // tanh: x + x z P(z), z = x², for |x| < 0.625 (Cephes' tanhf coefficients), where the form
@@ -93,7 +110,8 @@ inline xsimd::batch<float, Arch> tanh(xsimd::batch<float, Arch> x) {
     const floats ax = xsimd::abs(x);
     const floats small = xsimd::fma(x * z, p, x);  // x's sign, as 1 + z P(z) > 0; but +0 for -0
     const floats e = vector_math_kernels::exp(floats(2.0f) * ax);
-    const floats large = floats(1.0f) - floats(2.0f) / (e + floats(1.0f));  // of |x|
+    const floats large =
+        floats(1.0f) - vector_math_kernels::divide(floats(2.0f), e + floats(1.0f));  // of |x|
     // tanh has x's sign: setting it keeps -0 for -0. |x| < 0.625 is false for NaN, whose
     // `large` is NaN too.
     return xsimd::select(ax < floats(0.625f), small, large) | (x & floats(-0.0f));

@@ -53,22 +53,23 @@ struct RestoreCap {
     ~RestoreCap() { set_isa_cap(switches().isa_cap); }
 };
 
-// Runs `check` on each path the CPU offers (avx512, avx2), the cap set to each in turn.
+// Runs `check` on each path the CPU offers (avx512 and avx2, or neon), the cap set to each in
+// turn.
 template <class F>
 void on_every_path(F check) {
     RestoreCap restore;
     int paths = 0;
-    for (Isa path : {Isa::avx512, Isa::avx2}) {
-        if (cpu_isa() < path) continue;
+    for (Isa path : {Isa::avx512, Isa::avx2, Isa::neon}) {
+        if (cpu_isa() < path || (path == Isa::neon) != (cpu_isa() == Isa::neon)) continue;
         set_isa_cap(path);
-        if (!vector_math::available()) break;  // TAPEGRAD_VECTOR_MATH=0
-        const char* isa = isa_name(path);
+        if (!vector_math::available()) break;    // TAPEGRAD_VECTOR_MATH=0
+        const std::string isa = isa_name(path);  // (a char* would be logged as a pointer)
         CAPTURE(isa);
         check();
         ++paths;
     }
     if (paths == 0)
-        MESSAGE("no AVX2 here (or TAPEGRAD_VECTOR_MATH=0): xtensor's versions are used");
+        MESSAGE("no AVX2 or NEON here (or TAPEGRAD_VECTOR_MATH=0): xtensor's versions are used");
 }
 
 }  // namespace
@@ -86,7 +87,8 @@ TEST_CASE("vector math: exp, sigmoid and tanh stay within a few ulps everywhere"
     std::vector<float> y(x.size());
     on_every_path([&] {
         for (const Case& c : cases) {
-            CAPTURE(c.name);
+            const std::string function = c.name;
+            CAPTURE(function);
             c.fast(x.data(), y.data(), x.size());
             double worst = 0;
             float worst_at = 0;
@@ -116,7 +118,8 @@ TEST_CASE("vector math: special values and lengths that are not a multiple of 16
                                -104.0f, -87.5f, 1e-30f, -1e-30f, 20.0f, -20.0f};
     on_every_path([&] {
         for (const Case& c : cases) {
-            CAPTURE(c.name);
+            const std::string function = c.name;
+            CAPTURE(function);
             // every length from 1 to 13 with a 1-element offset: the tail and unaligned starts
             for (std::size_t n = 1; n <= x.size(); ++n) {
                 std::vector<float> y(n + 1, 12345.0f);
@@ -175,19 +178,33 @@ TEST_CASE("vector math: isa() honours the cap, and the cap at generic turns the 
                              ? Isa::avx2
                              : Isa::generic;
     CHECK(cpu_isa() == expected);
-#endif
-    for (Isa cap : {Isa::generic, Isa::avx2, Isa::avx512}) {
+    // a cap from the other family is generic here
+    set_isa_cap(Isa::neon);
+    CHECK(isa() == Isa::generic);
+#elif defined(__aarch64__)
+    CHECK(cpu_isa() == Isa::neon);
+    // the x86-64 caps leave NEON on
+    for (Isa cap : {Isa::neon, Isa::avx2, Isa::avx512}) {
         set_isa_cap(cap);
-        CHECK(isa() == std::min(cap, cpu_isa()));
+        CHECK(isa() == Isa::neon);
     }
+#endif
+    if (cpu_isa() != Isa::neon)
+        for (Isa cap : {Isa::generic, Isa::avx2, Isa::avx512}) {
+            set_isa_cap(cap);
+            CHECK(isa() == std::min(cap, cpu_isa()));
+        }
     set_isa_cap(Isa::generic);
+    CHECK(isa() == Isa::generic);
     CHECK_FALSE(vector_math::available());
     CHECK_FALSE(packed_gemm::available());
-    // both run on AVX2
+    // both run on every SIMD path: AVX2 (the cap's lowest) and NEON
     set_isa_cap(Isa::avx2);
-    CHECK(packed_gemm::available() == (cpu_isa() >= Isa::avx2 && switches().packed_gemm));
-    CHECK(vector_math::available() == (cpu_isa() >= Isa::avx2 && switches().vector_math));
+    const bool simd = cpu_isa() != Isa::generic;
+    CHECK(packed_gemm::available() == (simd && switches().packed_gemm));
+    CHECK(vector_math::available() == (simd && switches().vector_math));
     CHECK(std::string(isa_name(Isa::generic)) == "generic");
+    CHECK(std::string(isa_name(Isa::neon)) == "neon");
     CHECK(std::string(isa_name(Isa::avx2)) == "avx2");
     CHECK(std::string(isa_name(Isa::avx512)) == "avx512");
 }
@@ -208,6 +225,7 @@ TEST_CASE("vector math: TAPEGRAD_ISA sets the cap; another value is reported and
     for (auto [value, cap] : {std::pair<const char*, const char*>{"avx2", "avx2"},
                               {"generic", "generic"},
                               {"avx512", "avx512"},
+                              {"neon", "neon"},
                               {"sse2", "avx512"}}) {
         CAPTURE(value);
         // cross-compiled, ctest runs this binary under an emulator: the child too
@@ -222,7 +240,7 @@ TEST_CASE("vector math: TAPEGRAD_ISA sets the cap; another value is reported and
         std::ifstream in(err);
         const std::string text{std::istreambuf_iterator<char>(in), {}};
         const bool reported = text.find("TAPEGRAD_ISA='sse2'") != std::string::npos &&
-                              text.find("avx512, avx2 or generic") != std::string::npos;
+                              text.find("avx512, avx2, neon or generic") != std::string::npos;
         CHECK(reported == (std::string(value) == "sse2"));
     }
     std::remove(err.c_str());
