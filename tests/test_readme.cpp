@@ -1,5 +1,6 @@
-// The README's "From PyTorch" lines, compiled as they stand (tests/CMakeLists.txt copies them
-// into readme_from_pytorch.inc) and run on small data, with each line's result checked.
+// The "From PyTorch" lines of docs/from_pytorch.md (linked from the README), compiled as they
+// stand (tests/CMakeLists.txt copies them into readme_from_pytorch.inc) and run on small data,
+// with each line's result checked.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -12,7 +13,7 @@
 
 using namespace tapegrad;
 
-TEST_CASE("README: the PyTorch-style lines compile and do what their comments say") {
+TEST_CASE("from PyTorch: the lines of docs/from_pytorch.md compile and do what they say") {
     // What the lines assume: data, a model's pieces, a parameter and a direction.
     Generator gen(7);
     const std::size_t n = 10, T = 5, B = 3, dim = 4, H = 6;
