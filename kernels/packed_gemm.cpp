@@ -1,12 +1,9 @@
 #include "kernels/packed_gemm.hpp"
 
 #include <algorithm>
-#include <array>
-#include <cstdint>
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
-#include <utility>
 #include <vector>
 
 #include "core/config.hpp"

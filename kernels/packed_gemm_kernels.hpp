@@ -1,9 +1,9 @@
 // The packed GEMM kernels written once on xsimd batches, for kernels/packed_gemm_avx512.cpp,
 // kernels/packed_gemm_avx2.cpp and kernels/packed_gemm_neon.cpp to compile each for its
 // instruction set; kernels/packed_gemm.cpp packs and multiplies with the set isa() names when the
-// matrix is packed. Include it from those files only: the rule of kernels/vector_math_kernels.hpp
-// holds here too (everything in an anonymous namespace, no std algorithms, no weak symbol built
-// for a CPU that may lack it).
+// matrix is packed, through the Kernels table alone. The rule of kernels/vector_math_kernels.hpp
+// holds here too: the templates below are instantiated in those three files only, everything in
+// an anonymous namespace, no std algorithms, no weak symbol built for a CPU that may lack it.
 #pragma once
 
 #include <cstddef>
