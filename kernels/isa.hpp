@@ -1,8 +1,8 @@
 // Which instruction set the kernels use. The kernels (kernels/vector_math, kernels/packed_gemm)
 // have code for avx512, avx2 and neon, and run where isa() is one of them; isa() is the best the
 // CPU runs, unless a cap (TAPEGRAD_ISA, or set_isa_cap() at run time) holds it lower, so that the
-// AVX2 path can be measured and tested on an AVX-512 machine. Different paths may differ in the last bits
-// of a float32 result; one path gives the same bits on any number of threads.
+// AVX2 path can be measured and tested on an AVX-512 machine. Different paths may differ in the
+// last bits of a float32 result; one path gives the same bits on any number of threads.
 #pragma once
 
 #include "core/config.hpp"  // Isa, isa_name

@@ -22,8 +22,8 @@ namespace detail {
 struct Kernels;  // one instruction set's kernels (kernels/packed_gemm_kernels.hpp)
 }
 
-// True when isa() is not generic (kernels/isa.hpp), TAPEGRAD_PACKED_GEMM is not "0" in the environment (read
-// once per process) and set_enabled(false) is not in force.
+// True when isa() is not generic (kernels/isa.hpp), TAPEGRAD_PACKED_GEMM is not "0" in the
+// environment (read once per process) and set_enabled(false) is not in force.
 bool available();
 // Turns the packed kernel off (products go to BLAS) or back on, for the whole process; for
 // comparing the two in one run. Products from then on follow it; backward rules of earlier

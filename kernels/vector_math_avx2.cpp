@@ -1,17 +1,13 @@
-// kernels/vector_math_kernels.hpp for AVX2 + FMA, compiled with -mavx2 -mfma (CMakeLists.txt): only
-// kernels/vector_math.cpp calls these, when isa() is avx2. Nothing else goes in this file; see
+// kernels/vector_math_kernels.hpp for AVX2 + FMA, compiled with -mavx2 -mfma (CMakeLists.txt):
+// only kernels/vector_math.cpp calls these, when isa() is avx2. Nothing else goes in this file; see
 // the header for why (weak symbols built for AVX2 would be shared with the rest).
 #include "kernels/vector_math_kernels.hpp"
 
 namespace tapegrad::vector_math::detail {
 
-namespace k = vector_math_kernels;
-using arch = xsimd::fma3<xsimd::avx2>;
-
-void exp_avx2(const float* x, float* y, std::size_t n) { k::apply<arch, k::exp<arch>>(x, y, n); }
-void sigmoid_avx2(const float* x, float* y, std::size_t n) {
-    k::apply<arch, k::sigmoid<arch>>(x, y, n);
+const Functions& functions_avx2() {
+    static constexpr Functions f = vector_math_kernels::make_functions<xsimd::fma3<xsimd::avx2>>();
+    return f;
 }
-void tanh_avx2(const float* x, float* y, std::size_t n) { k::apply<arch, k::tanh<arch>>(x, y, n); }
 
 }  // namespace tapegrad::vector_math::detail

@@ -5,15 +5,9 @@
 
 namespace tapegrad::vector_math::detail {
 
-namespace k = vector_math_kernels;
-using arch = xsimd::avx512f;
-
-void exp_avx512(const float* x, float* y, std::size_t n) { k::apply<arch, k::exp<arch>>(x, y, n); }
-void sigmoid_avx512(const float* x, float* y, std::size_t n) {
-    k::apply<arch, k::sigmoid<arch>>(x, y, n);
-}
-void tanh_avx512(const float* x, float* y, std::size_t n) {
-    k::apply<arch, k::tanh<arch>>(x, y, n);
+const Functions& functions_avx512() {
+    static constexpr Functions f = vector_math_kernels::make_functions<xsimd::avx512f>();
+    return f;
 }
 
 }  // namespace tapegrad::vector_math::detail

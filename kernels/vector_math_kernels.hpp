@@ -20,16 +20,16 @@
 
 namespace tapegrad::vector_math::detail {
 
-// The entry points, one set per arch file; same contract as vector_math::exp etc.
-void exp_avx512(const float* x, float* y, std::size_t n);
-void sigmoid_avx512(const float* x, float* y, std::size_t n);
-void tanh_avx512(const float* x, float* y, std::size_t n);
-void exp_avx2(const float* x, float* y, std::size_t n);
-void sigmoid_avx2(const float* x, float* y, std::size_t n);
-void tanh_avx2(const float* x, float* y, std::size_t n);
-void exp_neon(const float* x, float* y, std::size_t n);
-void sigmoid_neon(const float* x, float* y, std::size_t n);
-void tanh_neon(const float* x, float* y, std::size_t n);
+// One instruction set's routines, each with the contract of vector_math::exp etc.; one table per
+// arch file.
+using Function = void (*)(const float* x, float* y, std::size_t n);
+struct Functions {
+    Function exp, sigmoid, tanh;
+};
+
+const Functions& functions_avx512();
+const Functions& functions_avx2();
+const Functions& functions_neon();
 
 }  // namespace tapegrad::vector_math::detail
 
@@ -131,6 +131,14 @@ inline void apply(const float* x, float* y, std::size_t n) {
         F(floats::load_aligned(buffer)).store_aligned(buffer);
         for (std::size_t j = 0; i + j < n; ++j) y[i + j] = buffer[j];
     }
+}
+
+// The table for Arch.
+template <class Arch>
+constexpr tapegrad::vector_math::detail::Functions make_functions() {
+    namespace k = vector_math_kernels;
+    return {&k::apply<Arch, k::exp<Arch>>, &k::apply<Arch, k::sigmoid<Arch>>,
+            &k::apply<Arch, k::tanh<Arch>>};
 }
 
 }  // namespace vector_math_kernels

@@ -4,13 +4,9 @@
 
 namespace tapegrad::vector_math::detail {
 
-namespace k = vector_math_kernels;
-using arch = xsimd::neon64;
-
-void exp_neon(const float* x, float* y, std::size_t n) { k::apply<arch, k::exp<arch>>(x, y, n); }
-void sigmoid_neon(const float* x, float* y, std::size_t n) {
-    k::apply<arch, k::sigmoid<arch>>(x, y, n);
+const Functions& functions_neon() {
+    static constexpr Functions f = vector_math_kernels::make_functions<xsimd::neon64>();
+    return f;
 }
-void tanh_neon(const float* x, float* y, std::size_t n) { k::apply<arch, k::tanh<arch>>(x, y, n); }
 
 }  // namespace tapegrad::vector_math::detail
