@@ -88,11 +88,14 @@ inline xsimd::batch<float, Arch> exp(xsimd::batch<float, Arch> x) {
     return vector_math_kernels::scale(p, n);
 }
 
+// sigmoid: 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below, so that e^-|x| never overflows and
+// sigmoid(x) follows e^x down through the subnormals (1 / (1 + e^-x) is 0 once e^-x is inf).
 template <class Arch>
 inline xsimd::batch<float, Arch> sigmoid(xsimd::batch<float, Arch> x) {
     using floats = xsimd::batch<float, Arch>;
-    return vector_math_kernels::divide(floats(1.0f),
-                                       floats(1.0f) + vector_math_kernels::exp(floats(0.0f) - x));
+    const floats e = vector_math_kernels::exp(floats(0.0f) - xsimd::abs(x));
+    return vector_math_kernels::divide(xsimd::select(x < floats(0.0f), e, floats(1.0f)),
+                                       floats(1.0f) + e);
 }
 
 // tanh: x + x z P(z), z = x², for |x| < 0.625 (Cephes' tanhf coefficients), where the form

@@ -106,9 +106,11 @@ Variable tanh(const Variable& x, const Loc& loc) {
 
 Variable sigmoid(const Variable& x, const Loc& loc) {
     require_defined("sigmoid", x, loc);
+    // e^x / (1 + e^x) for x < 0: 1 / (1 + e^-x) would give 0 where e^-x overflows and the
+    // true value is subnormal
     Tensor out = map_fast(x.value(), vector_math::sigmoid, [](const auto& v) {
         using T = typename std::decay_t<decltype(v)>::value_type;
-        return T(1) / (T(1) + xt::exp(-v));
+        return xt::where(v < T(0), xt::exp(-xt::abs(v)), T(1)) / (T(1) + xt::exp(-xt::abs(v)));
     });
     return record(
         "sigmoid", std::move(out), {x}, {.inputs = no_inputs, .result = true},
