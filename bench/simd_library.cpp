@@ -35,6 +35,7 @@
 #include <new>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <fmt/format.h>
@@ -119,11 +120,13 @@ constexpr std::size_t kRows = kLanes == 16 ? 8 : 6;
 struct ExpOp {
     HWY_INLINE V operator()(D d, V x) const { return hn::Exp(d, x); }
 };
-// Highway 1.0.3 has no sigmoid: 1 / (1 + e^-x), as tapegrad computes it
+// Highway 1.0.3 has no sigmoid: e = e^-|x|, then (x < 0 ? e : 1) / (1 + e), as tapegrad computes
+// it
 struct SigmoidOp {
     HWY_INLINE V operator()(D d, V x) const {
         const V one = hn::Set(d, 1.0f);
-        return hn::Div(one, hn::Add(one, hn::Exp(d, hn::Neg(x))));
+        const V e = hn::Exp(d, hn::Neg(hn::Abs(x)));
+        return hn::Div(hn::IfThenElse(hn::Lt(x, hn::Zero(d)), e, one), hn::Add(one, e));
     }
 };
 struct TanhOp {
@@ -230,6 +233,21 @@ HWY_AFTER_NAMESPACE();
 
 #if !(HWY_TARGETS & HWY_AVX2) || !(HWY_TARGETS & HWY_AVX3)
 #error "bench/simd_library needs Highway's AVX2 and AVX3 targets (x86-64)"
+#endif
+
+#ifdef TAPEGRAD_BENCH_SLEEF
+#include <sleef.h>
+// sleef.h declares its AVX-512 functions only where __AVX512F__ is defined, and this file's
+// baseline is AVX2: the two used here are declared again, and called from functions marked for
+// AVX-512.
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+extern "C" {
+__m512 Sleef_expf16_u10avx512f(__m512);
+__m512 Sleef_tanhf16_u35avx512f(__m512);
+}
+#pragma GCC pop_options
+#define SIMD_BENCH_AVX512 __attribute__((target("avx512f")))
 #endif
 
 namespace tb = tapegrad::bench;
@@ -344,6 +362,126 @@ std::vector<float> evenly(float lo, float hi, std::size_t n) {
     return x;
 }
 
+#ifdef TAPEGRAD_BENCH_SLEEF
+// ---- SLEEF 3.5, for the vector math only: its expf within 1 ulp (u10; there is no faster
+// one) and tanhf within 3.5 (u35, the faster of its two, as tapegrad's is within 3); sigmoid from
+// its exp in tapegrad's form, e = e^-|x| and then (x < 0 ? e : 1) / (1 + e)
+
+// (sleef.h's own declarations carry attributes that keep them from being template arguments)
+__m256 sleef_exp8(__m256 x) { return Sleef_expf8_u10avx2(x); }
+__m256 sleef_tanh8(__m256 x) { return Sleef_tanhf8_u35avx2(x); }
+
+__m256 sleef_sigmoid8(__m256 x) {
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    const __m256 e =
+        Sleef_expf8_u10avx2(_mm256_sub_ps(zero, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x)));
+    const __m256 above = _mm256_blendv_ps(one, e, _mm256_cmp_ps(x, zero, _CMP_LT_OQ));
+    return _mm256_div_ps(above, _mm256_add_ps(one, e));
+}
+
+SIMD_BENCH_AVX512 __m512 sleef_sigmoid16(__m512 x) {
+    const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+    const __m512 e = Sleef_expf16_u10avx512f(_mm512_sub_ps(zero, _mm512_abs_ps(x)));
+    const __mmask16 negative = _mm512_cmp_ps_mask(x, zero, _CMP_LT_OQ);
+    return _mm512_div_ps(_mm512_mask_blend_ps(negative, one, e), _mm512_add_ps(one, e));
+}
+
+// y[i] = F(x[i]); the last n % lanes through a zero-padded buffer, as tapegrad's apply()
+template <__m256 (*F)(__m256)>
+void sleef_apply8(const float* x, float* y, std::size_t n) {
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, F(_mm256_loadu_ps(x + i)));
+    if (i == n) return;
+    alignas(32) float buffer[8] = {};
+    std::copy(x + i, x + n, buffer);
+    _mm256_store_ps(buffer, F(_mm256_load_ps(buffer)));
+    std::copy(buffer, buffer + (n - i), y + i);
+}
+
+template <__m512 (*F)(__m512)>
+SIMD_BENCH_AVX512 void sleef_apply16(const float* x, float* y, std::size_t n) {
+    std::size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, F(_mm512_loadu_ps(x + i)));
+    if (i == n) return;
+    const auto rest = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, rest, F(_mm512_maskz_loadu_ps(rest, x + i)));
+}
+
+// SLEEF beside xsimd on each path: time over `x`, accuracy over `x` and at the ends of the
+// range, special inputs; one Markdown section.
+std::string sleef_section(const std::vector<float>& x, int rounds, int reps) {
+    namespace vm = tapegrad::vector_math;
+    struct Function {
+        const char* name;
+        ArrayFn sleef_avx2, sleef_avx512, tapegrad;
+        double (*ref)(double);
+        std::vector<float> far;  // the end of the range where it underflows
+    };
+    const Function functions[] = {
+        {"exp", sleef_apply8<sleef_exp8>, sleef_apply16<Sleef_expf16_u10avx512f>, vm::exp, ref_exp,
+         evenly(-110.0f, -87.0f, 1 << 20)},
+        {"sigmoid", sleef_apply8<sleef_sigmoid8>, sleef_apply16<sleef_sigmoid16>, vm::sigmoid,
+         ref_sigmoid, evenly(-200.0f, -10.0f, 1 << 20)},
+        {"tanh", sleef_apply8<sleef_tanh8>, sleef_apply16<Sleef_tanhf16_u35avx512f>, vm::tanh,
+         ref_tanh, evenly(-20.0f, 20.0f, 1 << 20)},
+    };
+    std::vector<float> y(x.size());
+    const float specials[] = {
+        std::numeric_limits<float>::quiet_NaN(), -INFINITY, INFINITY, -200.0f, 200.0f, -0.0f};
+    std::string times, accuracy_rows, special_rows;
+    for (const Function& f : functions) {
+        const std::vector<Variant> variants{
+            {"sleef avx2", Isa::avx2, [&] { f.sleef_avx2(x.data(), y.data(), x.size()); }},
+            {"xsimd avx2", Isa::avx2, [&] { f.tapegrad(x.data(), y.data(), x.size()); }},
+            {"sleef avx512", Isa::avx512, [&] { f.sleef_avx512(x.data(), y.data(), x.size()); }},
+            {"xsimd avx512", Isa::avx512, [&] { f.tapegrad(x.data(), y.data(), x.size()); }},
+        };
+        const auto r = measure(variants, rounds, reps, 1);
+        const double per = 1.0 / static_cast<double>(x.size());
+        times += fmt::format("| {} | {} | {} | {:.2f} | {} | {} | {:.2f} |\n", f.name,
+                             range_cell(r[0], per, 3), range_cell(r[1], per, 3),
+                             r[0].median / r[1].median, range_cell(r[2], per, 3),
+                             range_cell(r[3], per, 3), r[2].median / r[3].median);
+        std::string near, far;
+        std::vector<float> sx(std::begin(specials), std::end(specials)), sy(sx.size());
+        for (const auto& [fn, cap, path] :
+             {std::tuple<ArrayFn, Isa, const char*>{f.sleef_avx2, Isa::avx2, "SLEEF AVX2"},
+              {f.tapegrad, Isa::avx2, "xsimd AVX2"},
+              {f.sleef_avx512, Isa::avx512, "SLEEF AVX-512"},
+              {f.tapegrad, Isa::avx512, "xsimd AVX-512"}}) {
+            tapegrad::set_isa_cap(cap);
+            near += " " + ulp_cell(accuracy(fn, x, f.ref)) + " |";
+            const Accuracy a = accuracy(fn, f.far, f.ref);
+            far += fmt::format(" {}{} |", ulp_cell(a),
+                               a.flushed ? fmt::format("; {} flushed to 0", a.flushed) : "");
+            fn(sx.data(), sy.data(), sx.size());
+            std::string cells;
+            for (float v : sy) cells += " " + special_cell(v) + " |";
+            special_rows += fmt::format("| {} | {} |{}\n", f.name, path, cells);
+        }
+        tapegrad::set_isa_cap(Isa::avx512);
+        accuracy_rows += fmt::format("| {} on [-10, 10] |{}\n| {} on [{}, {}] |{}\n", f.name, near,
+                                     f.name, f.far.front(), f.far.back(), far);
+    }
+    return "**SLEEF against xsimd, exp / sigmoid / tanh** (SLEEF " +
+           fmt::format("{}.{}", SLEEF_VERSION_MAJOR, SLEEF_VERSION_MINOR) +
+           ": Sleef_expf8_u10avx2 and Sleef_expf16_u10avx512f, Sleef_tanhf8_u35avx2 and "
+           "Sleef_tanhf16_u35avx512f; sigmoid from its exp as tapegrad computes it), the same "
+           "10^6 floats, ns per element; ratio: SLEEF's time / xsimd's\n\n"
+           "| function | SLEEF AVX2 | xsimd AVX2 | ratio | SLEEF AVX-512 | xsimd AVX-512 | ratio "
+           "|\n|---|---|---|---|---|---|---|\n" +
+           times +
+           "\nMaximum error in float32 ulps, and the input where it occurs (flushed: results 0 "
+           "where the correctly rounded result is not)\n\n"
+           "| function, inputs | SLEEF AVX2 | xsimd AVX2 | SLEEF AVX-512 | xsimd AVX-512 |\n"
+           "|---|---|---|---|---|\n" +
+           accuracy_rows +
+           "\n| function | path | NaN | -inf | inf | -200 | 200 | -0 |\n"
+           "|---|---|---|---|---|---|---|---|\n" +
+           special_rows + "\n";
+}
+#endif
+
 }  // namespace
 }  // namespace simd_bench
 
@@ -404,7 +542,7 @@ int main(int argc, char** argv) {
     };
     body +=
         "**exp / sigmoid / tanh**, 10^6 floats uniform in [-10, 10], ns per element (Highway's "
-        "sigmoid: 1 / (1 + Exp(-x)); ratio: Highway's time / xsimd's)\n\n"
+        "sigmoid from its Exp as tapegrad computes it; ratio: Highway's time / xsimd's)\n\n"
         "| function | Highway AVX2 | xsimd AVX2 | ratio | Highway AVX-512 | xsimd AVX-512 | ratio "
         "|\n|---|---|---|---|---|---|---|\n";
     std::string accuracy_rows;
@@ -510,6 +648,9 @@ int main(int argc, char** argv) {
         "| function | path | NaN | -inf | inf | -200 | 200 | -0 |\n"
         "|---|---|---|---|---|---|---|---|\n" +
         special_rows + "\n";
+#ifdef TAPEGRAD_BENCH_SLEEF
+    body += sleef_section(x, rounds, reps);
+#endif
 
     // ---- packed GEMM, C = A B, float32
     struct Shape {
