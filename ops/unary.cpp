@@ -110,7 +110,8 @@ Variable sigmoid(const Variable& x, const Loc& loc) {
     // true value is subnormal
     Tensor out = map_fast(x.value(), vector_math::sigmoid, [](const auto& v) {
         using T = typename std::decay_t<decltype(v)>::value_type;
-        return xt::where(v < T(0), xt::exp(-xt::abs(v)), T(1)) / (T(1) + xt::exp(-xt::abs(v)));
+        const Array<T> e = xt::exp(-xt::abs(v));  // evaluated: one exp per element
+        return Array<T>(xt::where(v < T(0), e, T(1)) / (T(1) + e));
     });
     return record(
         "sigmoid", std::move(out), {x}, {.inputs = no_inputs, .result = true},
