@@ -355,6 +355,10 @@ std::string range_cell(const Result& r, double scale, int digits) {
 
 std::string special_cell(float v) { return std::isnan(v) ? "nan" : fmt::format("{}", v); }
 
+// the inputs of the special-values tables: NaN, -inf, inf, -200, 200, -0
+const std::vector<float> special_inputs{
+    std::numeric_limits<float>::quiet_NaN(), -INFINITY, INFINITY, -200.0f, 200.0f, -0.0f};
+
 std::vector<float> evenly(float lo, float hi, std::size_t n) {
     std::vector<float> x(n);
     for (std::size_t i = 0; i < n; ++i)
@@ -415,7 +419,7 @@ std::string sleef_section(const std::vector<float>& x, int rounds, int reps) {
         const char* name;
         ArrayFn sleef_avx2, sleef_avx512, tapegrad;
         double (*ref)(double);
-        std::vector<float> far;  // the end of the range where it underflows
+        std::vector<float> far;  // a second range: where it underflows (tanh: where it saturates)
     };
     const Function functions[] = {
         {"exp", sleef_apply8<sleef_exp8>, sleef_apply16<Sleef_expf16_u10avx512f>, vm::exp, ref_exp,
@@ -425,9 +429,7 @@ std::string sleef_section(const std::vector<float>& x, int rounds, int reps) {
         {"tanh", sleef_apply8<sleef_tanh8>, sleef_apply16<Sleef_tanhf16_u35avx512f>, vm::tanh,
          ref_tanh, evenly(-20.0f, 20.0f, 1 << 20)},
     };
-    std::vector<float> y(x.size());
-    const float specials[] = {
-        std::numeric_limits<float>::quiet_NaN(), -INFINITY, INFINITY, -200.0f, 200.0f, -0.0f};
+    std::vector<float> y(x.size()), sy(special_inputs.size());
     std::string times, accuracy_rows, special_rows;
     for (const Function& f : functions) {
         const std::vector<Variant> variants{
@@ -443,7 +445,6 @@ std::string sleef_section(const std::vector<float>& x, int rounds, int reps) {
                              r[0].median / r[1].median, range_cell(r[2], per, 3),
                              range_cell(r[3], per, 3), r[2].median / r[3].median);
         std::string near, far;
-        std::vector<float> sx(std::begin(specials), std::end(specials)), sy(sx.size());
         for (const auto& [fn, cap, path] :
              {std::tuple<ArrayFn, Isa, const char*>{f.sleef_avx2, Isa::avx2, "SLEEF AVX2"},
               {f.tapegrad, Isa::avx2, "xsimd AVX2"},
@@ -454,7 +455,7 @@ std::string sleef_section(const std::vector<float>& x, int rounds, int reps) {
             const Accuracy a = accuracy(fn, f.far, f.ref);
             far += fmt::format(" {}{} |", ulp_cell(a),
                                a.flushed ? fmt::format("; {} flushed to 0", a.flushed) : "");
-            fn(sx.data(), sy.data(), sx.size());
+            fn(special_inputs.data(), sy.data(), sy.size());
             std::string cells;
             for (float v : sy) cells += " " + special_cell(v) + " |";
             special_rows += fmt::format("| {} | {} |{}\n", f.name, path, cells);
@@ -618,9 +619,8 @@ int main(int argc, char** argv) {
     if (!flushed_notes.empty()) body += flushed_notes + "\n";
 
     // special inputs: what each path returns (std:: is the reference)
-    const float specials[] = {
-        std::numeric_limits<float>::quiet_NaN(), -INFINITY, INFINITY, -200.0f, 200.0f, -0.0f};
-    std::vector<float> sx(std::begin(specials), std::end(specials)), sy(sx.size());
+    const std::vector<float>& sx = special_inputs;
+    std::vector<float> sy(sx.size());
     std::string special_rows;
     for (const Function& f : functions) {
         struct Path {
