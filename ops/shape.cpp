@@ -84,11 +84,15 @@ Variable reshape(const Variable& x, const Shape& shape, const Loc& loc) {
                                      x.numel(), to_string(shape)),
                          loc);
     if (shape == x.shape()) return x;
-    Tensor out = dispatch(x.dtype(), [&]<class T>() {
-        Array<T> a = x.value().xt<T>();
-        a.reshape(shape);
-        return Tensor(std::move(a));
-    });
+    // elements that lie in one run are not moved: the result is a view of them, as in PyTorch
+    const Tensor& v = x.value();
+    const bool one_run = dispatch(v.dtype(), [&]<class T>() { return v.rows<T>().contiguous(); });
+    Tensor out = one_run ? Tensor::view(v, shape, 0, 1, v.numel(), v.numel())
+                         : dispatch(x.dtype(), [&]<class T>() {
+                               Array<T> a = v.xt<T>();
+                               a.reshape(shape);
+                               return Tensor(std::move(a));
+                           });
     return record(
         "reshape", std::move(out), {x}, {.inputs = no_inputs, .result = false},
         [](Backward& bw) { bw.add(0, reshape(bw.grad_out(), bw.input(0).shape())); }, loc);

@@ -49,6 +49,36 @@ TEST_CASE("shape ops: permute, transpose, squeeze, unsqueeze") {
     CHECK(unsqueeze(Variable(Tensor::scalar(1.0, float64)), 0).shape() == Shape{1});
 }
 
+TEST_CASE("reshape: a view of elements in one run, a copy of a strided view; never aliases") {
+    Variable x = param({2, 6});
+    Variable r = reshape(x, Shape{3, 4});
+    CHECK(r.value().is_view());
+    CHECK(r.value().shares_storage_with(x.value()));
+    CHECK(r.value().data<double>() == x.value().data<double>());  // no element moved
+    CHECK(values(r) == values(x));
+    // a contiguous piece (the second row) reshapes in place too, from its own offset
+    Variable row = chunk(x, 2, 0)[1];
+    Variable rr = reshape(row, Shape{2, 3});
+    CHECK(rr.value().data<double>() == x.value().data<double>() + 6);
+    CHECK(values(rr) == std::vector<double>{6, 7, 8, 9, 10, 11});
+    // columns 2..3 are runs 6 apart: reshaped, they are copied
+    Variable cols = chunk(x, 3, 1)[1];
+    Variable rc = reshape(cols, Shape{4});
+    CHECK_FALSE(rc.value().shares_storage_with(x.value()));
+    CHECK(values(rc) == std::vector<double>{2, 3, 8, 9});
+    // writing to either side copies first
+    Tensor w = r.value();
+    w.set_flat(0, -1.0);
+    CHECK(x.value().flat(0) == 0.0);
+    CHECK(r.value().flat(0) == 0.0);
+    // the gradient flows back through views and copies alike
+    (sum(r * r) + sum(rc)).backward();
+    std::vector<double> want(12);
+    for (std::size_t i = 0; i < 12; ++i) want[i] = 2.0 * static_cast<double>(i);
+    for (std::size_t i : {2, 3, 8, 9}) want[i] += 1.0;
+    CHECK(grad_values(x) == want);
+}
+
 TEST_CASE("slice: Python's rules for start, stop and step") {
     Variable x(iota({10}));
     CHECK(values(slice(x, 0, -3, 100)) == std::vector<double>{7, 8, 9});
