@@ -109,7 +109,13 @@ def make_step(cell, way, T, B, I, H):
 
 
 def main():
+    if len(sys.argv) != 6:
+        sys.exit(__doc__)
     cell, config, way, threads, reps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    for what, value, allowed in (("CELL", cell, ("rnn", "lstm", "gru")), ("CONFIG", config, tuple(CONFIGS)),
+                                 ("WAY", way, ("fused", "eager", "script"))):
+        if value not in allowed:
+            sys.exit(f"rnn_torch.py: {what} must be one of {', '.join(allowed)}, not {value!r}")
     torch.manual_seed(0)
     torch.set_num_threads(threads)
     T, B, I, H = CONFIGS[config]
